@@ -1,0 +1,43 @@
+# authzd — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO            ?= go
+# Local development defaults; override on the command line or in the environment.
+export AUTHZ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/authz?sslmode=disable
+export AUTHZ_ADMIN_TOKEN  ?= dev-admin-token
+export AUTHZ_LOG_FORMAT   ?= text
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Run authzd on :8080 against local Postgres with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
+	$(GO) run ./cmd/authzd
+
+.PHONY: test
+test: ## Run every test (unit, schema validation, contract, integration) against local Postgres.
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+.PHONY: bench
+bench: ## Run the benchmark suite and print the results table.
+	$(GO) run ./cmd/authzbench $(BENCHFLAGS)
+
+.PHONY: schema
+schema: ## Regenerate schema/authzd.zed from schema/core.zed and schema/modules/*.yaml.
+	$(GO) generate ./schema/...
+
+.PHONY: build
+build: ## Build authzd and authzctl into ./bin.
+	$(GO) build -o bin/authzd ./cmd/authzd
+	$(GO) build -o bin/authzctl ./cmd/authzctl
+
+.PHONY: migrate
+migrate: ## Apply the audit database migrations.
+	$(GO) run ./cmd/authzd migrate
+
+.PHONY: fmt
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')

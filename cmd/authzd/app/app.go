@@ -1,0 +1,200 @@
+// Package app wires authzd together: it is the constructor that cmd/authzd,
+// the integration suite and the benchmark all use.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/scailabs/authzd/api"
+	authzhttp "github.com/scailabs/authzd/internal/http"
+	"github.com/scailabs/authzd/internal/metrics"
+	"github.com/scailabs/authzd/internal/postgres"
+	"github.com/scailabs/authzd/internal/spicedb"
+	"github.com/scailabs/authzd/schema"
+)
+
+// Main is a running authzd.
+type Main struct {
+	cfg    Config
+	logger *slog.Logger
+
+	db       *postgres.DB
+	audit    *postgres.AuditLog
+	graph    *spicedb.Graph
+	server   *http.Server
+	listener net.Listener
+	served   chan error
+}
+
+// New returns an unopened Main.
+func New(cfg Config, logger *slog.Logger) *Main {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Main{cfg: cfg, logger: logger}
+}
+
+// postgresHelp tells an operator how to get a Postgres when none answers.
+const postgresHelp = "authzd needs Postgres for its audit log. Start one (e.g. `pg_ctlcluster 15 main start`, or " +
+	"`docker compose up -d postgres`) or point AUTHZ_DATABASE_URL at one"
+
+// Open migrates the audit database, starts or dials SpiceDB, writes the
+// schema when it differs, and starts serving HTTP. It closes what it opened
+// when a step fails.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = m.Close(context.Background())
+		}
+	}()
+	model, err := schema.Embedded()
+	if err != nil {
+		return fmt.Errorf("load permission model: %w", err)
+	}
+	if m.db, err = postgres.Open(ctx, m.cfg.DatabaseURL, m.cfg.DBMaxConns); err != nil {
+		return fmt.Errorf("%w\n%s", err, postgresHelp)
+	}
+	if err := postgres.Migrate(ctx, m.cfg.DatabaseURL); err != nil {
+		return err
+	}
+
+	met := metrics.New()
+	sc := spicedb.Config{
+		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
+		Timeout: m.cfg.SpiceDBTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
+		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
+	}
+	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {
+		if sc.Embedded.DatabaseURL, err = m.cfg.spiceDBDatabaseURL(); err != nil {
+			return err
+		}
+		if err := postgres.EnsureDatabase(ctx, sc.Embedded.DatabaseURL); err != nil {
+			return fmt.Errorf("spicedb datastore: %w", err)
+		}
+	}
+	if m.graph, err = spicedb.Open(ctx, sc, m.logger); err != nil {
+		return err
+	}
+
+	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
+		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Observe: met.AuditBatch,
+	})
+	if m.cfg.DisableAudit {
+		m.logger.Warn("AUTHZ_BENCH_DISABLE_AUDIT is set: decisions are NOT audited. Use this only to benchmark.")
+	}
+	if m.cfg.AdminToken == "" {
+		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
+	}
+	keys := make([]authzhttp.KeyInfo, len(model.Keys))
+	for i, k := range model.Keys {
+		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description}
+	}
+	handler := authzhttp.NewServer(authzhttp.Options{
+		Graph: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
+		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
+		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL,
+	})
+
+	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on %s: %w", m.cfg.HTTPAddr, err)
+	}
+	m.server = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.Serve(m.listener) }()
+	m.logger.Info("authzd serving", "addr", m.listener.Addr().String(), "spicedb", spiceDBMode(m.cfg),
+		"modules", len(model.Modules), "keys", len(model.Keys))
+	return nil
+}
+
+func spiceDBMode(c Config) string {
+	if c.SpiceDBEndpoint != "" {
+		return "external " + c.SpiceDBEndpoint
+	}
+	return "embedded/" + c.SpiceDBDatastore
+}
+
+// URL is the base URL of the HTTP server, e.g. http://127.0.0.1:41234.
+func (m *Main) URL() string {
+	if m.listener == nil {
+		return ""
+	}
+	addr := m.listener.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// Served is closed with the HTTP server's exit error when it stops serving.
+func (m *Main) Served() <-chan error { return m.served }
+
+// Close shuts down in order within the configured bound: the HTTP server
+// stops taking requests and drains those in flight, the audit writer commits
+// what is queued, then SpiceDB and the pools close.
+func (m *Main) Close(ctx context.Context) error {
+	timeout := m.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var errs []error
+	if m.server != nil {
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if m.audit != nil {
+		m.audit.Close()
+	}
+	if m.graph != nil {
+		if err := m.graph.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("spicedb: %w", err))
+		}
+	}
+	if m.db != nil {
+		m.db.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Migrate applies the audit database migrations and exits.
+func Migrate(ctx context.Context, cfg Config) error {
+	if err := postgres.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("%w\n%s", err, postgresHelp)
+	}
+	return postgres.Migrate(ctx, cfg.DatabaseURL)
+}
+
+// OpenStore opens the audit database for operator commands (token management).
+func OpenStore(ctx context.Context, cfg Config) (*postgres.DB, error) {
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, 2)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, postgresHelp)
+	}
+	if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+var (
+	_ authzhttp.Graph = (*spicedb.Graph)(nil)
+	_ authzhttp.Store = (*postgres.DB)(nil)
+	_ authzhttp.Audit = (*postgres.AuditLog)(nil)
+)

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is authzd's configuration, read from the environment. Every
+// variable is listed, with its default, in the README.
+type Config struct {
+	HTTPAddr    string `env:"AUTHZ_HTTP_ADDR" envDefault:":8080"`
+	DatabaseURL string `env:"AUTHZ_DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/authz?sslmode=disable"`
+	// AdminToken is the bootstrap bearer token holding every scope.
+	AdminToken string `env:"AUTHZ_ADMIN_TOKEN"`
+
+	SpiceDBEndpoint string        `env:"AUTHZ_SPICEDB_ENDPOINT"`
+	SpiceDBToken    string        `env:"AUTHZ_SPICEDB_TOKEN"`
+	SpiceDBInsecure bool          `env:"AUTHZ_SPICEDB_INSECURE" envDefault:"false"`
+	SpiceDBTimeout  time.Duration `env:"AUTHZ_SPICEDB_TIMEOUT" envDefault:"5s"`
+	// SpiceDBDatastore is the embedded SpiceDB's datastore: postgres or memory.
+	SpiceDBDatastore string `env:"AUTHZ_SPICEDB_DATASTORE" envDefault:"postgres"`
+	// SpiceDBDatabaseURL is the embedded datastore's database; empty derives
+	// it from DatabaseURL with "_spicedb" appended to the database name.
+	SpiceDBDatabaseURL string `env:"AUTHZ_SPICEDB_DATABASE_URL"`
+
+	DBMaxConns      int32         `env:"AUTHZ_DB_MAX_CONNS" envDefault:"16"`
+	AuditWriters    int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"2"`
+	AuditMaxBatch   int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
+	AuditTimeout    time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
+	MaxBodyBytes    int64         `env:"AUTHZ_MAX_BODY_BYTES" envDefault:"1048576"`
+	TokenCacheTTL   time.Duration `env:"AUTHZ_TOKEN_CACHE_TTL" envDefault:"10s"`
+	ShutdownTimeout time.Duration `env:"AUTHZ_SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	LogLevel        string        `env:"AUTHZ_LOG_LEVEL" envDefault:"info"`
+	LogFormat       string        `env:"AUTHZ_LOG_FORMAT" envDefault:"json"`
+
+	// DisableAudit skips audit rows. For the benchmark only, to show what the
+	// audit costs; authzd logs a warning when it is set.
+	DisableAudit bool `env:"AUTHZ_BENCH_DISABLE_AUDIT" envDefault:"false"`
+}
+
+// ConfigFromEnv reads Config from the environment.
+func ConfigFromEnv() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports configuration mistakes before anything starts.
+func (c Config) Validate() error {
+	switch c.SpiceDBDatastore {
+	case "postgres", "memory":
+	default:
+		return fmt.Errorf("AUTHZ_SPICEDB_DATASTORE must be postgres or memory, not %q", c.SpiceDBDatastore)
+	}
+	if c.SpiceDBEndpoint != "" && c.SpiceDBToken == "" {
+		return fmt.Errorf("AUTHZ_SPICEDB_TOKEN is required with AUTHZ_SPICEDB_ENDPOINT")
+	}
+	if _, err := url.Parse(c.DatabaseURL); err != nil || !strings.HasPrefix(c.DatabaseURL, "postgres") {
+		return fmt.Errorf("AUTHZ_DATABASE_URL must be a postgres:// URL")
+	}
+	return nil
+}
+
+// spiceDBDatabaseURL is the embedded datastore's database URL.
+func (c Config) spiceDBDatabaseURL() (string, error) {
+	if c.SpiceDBDatabaseURL != "" {
+		return c.SpiceDBDatabaseURL, nil
+	}
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil {
+		return "", fmt.Errorf("AUTHZ_DATABASE_URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		name = "authz"
+	}
+	u.Path = "/" + name + "_spicedb"
+	return u.String(), nil
+}

@@ -1,0 +1,152 @@
+// Command authzd serves ScaiGrid's module permissions from SpiceDB over HTTP
+// and audits every decision in Postgres.
+//
+//	authzd                      serve (configured from AUTHZ_* variables)
+//	authzd migrate              apply the audit database migrations
+//	authzd token create --name NAME --scope check [--scope provision ...]
+//	authzd token list
+//	authzd token revoke ID
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/scailabs/authzd/cmd/authzd/app"
+	"github.com/scailabs/authzd/internal/authz"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "authzd:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  authzd                    serve the HTTP API (configuration: AUTHZ_* environment variables, see README)
+  authzd migrate            apply the audit database migrations and exit
+  authzd token create --name NAME --scope SCOPE [--scope SCOPE ...]
+                            create a service token (scopes: check, provision, audit:read, admin); prints it once
+  authzd token list         list tokens (never their secrets)
+  authzd token revoke ID    revoke a token
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := app.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	if len(args) == 0 || args[0] == "serve" {
+		return serve(ctx, cfg, stderr)
+	}
+	switch args[0] {
+	case "migrate":
+		if err := app.Migrate(ctx, cfg); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "migrations applied")
+		return nil
+	case "token":
+		return token(ctx, cfg, args[1:], stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	}
+}
+
+func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func serve(ctx context.Context, cfg app.Config, stderr io.Writer) error {
+	logger := newLogger(cfg, stderr)
+	m := app.New(cfg, logger)
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-m.Served():
+		logger.Error("http server stopped", "err", err)
+	}
+	return m.Close(context.Background())
+}
+
+type scopes []string
+
+func (s *scopes) String() string     { return strings.Join(*s, ",") }
+func (s *scopes) Set(v string) error { *s = append(*s, v); return nil }
+
+func token(ctx context.Context, cfg app.Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("token: want create, list or revoke\n%s", usage)
+	}
+	db, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	switch args[0] {
+	case "create":
+		fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+		name := fs.String("name", "", "token name (who or what uses it)")
+		var sc scopes
+		fs.Var(&sc, "scope", "scope to grant; repeat for several: "+strings.Join(authz.Scopes, ", "))
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *name == "" {
+			return fmt.Errorf("token create: --name is required")
+		}
+		if err := authz.ValidateScopes(sc); err != nil {
+			return err
+		}
+		t, secret, err := db.CreateToken(ctx, *name, sc)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(map[string]any{"id": t.ID, "name": t.Name, "scopes": t.Scopes, "token": secret,
+			"note": "the token is shown only now; authzd keeps only its hash"})
+	case "list":
+		tokens, err := db.ListTokens(ctx)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(tokens)
+	case "revoke":
+		if len(args) != 2 {
+			return fmt.Errorf("token revoke: want exactly one token id")
+		}
+		if err := db.RevokeToken(ctx, args[1]); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "revoked", args[1])
+		return nil
+	default:
+		return fmt.Errorf("token: unknown command %q\n%s", args[0], usage)
+	}
+}

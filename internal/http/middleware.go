@@ -1,0 +1,187 @@
+package http
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
+
+	"github.com/scailabs/authzd/internal/authz"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	tokenKey
+)
+
+// RequestID returns the request id of ctx.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func tokenFrom(ctx context.Context) authz.Token {
+	t, _ := ctx.Value(tokenKey).(authz.Token)
+	return t
+}
+
+// requestID takes the caller's X-Request-Id when it is sane, else makes one,
+// and echoes it on the response.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if len(id) == 0 || len(id) > 128 || strings.ContainsAny(id, " \t\r\n") {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.Error(w, r, authz.Errorf(authz.EINTERNAL, "panic: %v", p))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument logs each request and records its latency by route pattern.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		d := time.Since(start)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		if s.metrics != nil {
+			s.metrics.HTTP(route, r.Method, ww.Status(), d)
+		}
+		s.logger.DebugContext(r.Context(), "request", "method", r.Method, "route", route, "status", ww.Status(),
+			"duration_ms", float64(d.Microseconds())/1000, "request_id", RequestID(r.Context()))
+	})
+}
+
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// require authenticates the bearer token and demands scope.
+func (s *Server) require(scope string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || raw == "" {
+				s.Error(w, r, authz.Errorf(authz.EUNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)"))
+				return
+			}
+			t, err := s.auth.authenticate(r.Context(), raw)
+			if err != nil {
+				s.Error(w, r, err)
+				return
+			}
+			if !t.Has(scope) {
+				s.Error(w, r, authz.Errorf(authz.EFORBIDDEN, "token lacks the %q scope", scope))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
+		})
+	}
+}
+
+// authenticator verifies bearer tokens: the bootstrap token from the
+// environment, and service tokens from Postgres behind a short cache so that
+// the check path does not pay a database round trip per request.
+type authenticator struct {
+	adminHash [32]byte
+	hasAdmin  bool
+	store     Store
+	ttl       time.Duration
+
+	mu    sync.Mutex
+	cache map[[32]byte]cachedToken
+}
+
+type cachedToken struct {
+	token   authz.Token
+	expires time.Time
+}
+
+// bootstrapToken is the identity of AUTHZ_ADMIN_TOKEN in audit rows.
+var bootstrapToken = authz.Token{ID: "bootstrap", Name: "bootstrap", Scopes: authz.Scopes}
+
+func newAuthenticator(admin string, store Store, ttl time.Duration) *authenticator {
+	if ttl <= 0 {
+		ttl = 10 * time.Second
+	}
+	a := &authenticator{store: store, ttl: ttl, cache: map[[32]byte]cachedToken{}}
+	if admin != "" {
+		a.adminHash, a.hasAdmin = sha256.Sum256([]byte(admin)), true
+	}
+	return a
+}
+
+func (a *authenticator) authenticate(ctx context.Context, raw string) (authz.Token, error) {
+	h := sha256.Sum256([]byte(raw))
+	if a.hasAdmin && subtle.ConstantTimeCompare(h[:], a.adminHash[:]) == 1 {
+		return bootstrapToken, nil
+	}
+	now := time.Now()
+	a.mu.Lock()
+	c, ok := a.cache[h]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.token, nil
+	}
+	t, err := a.store.Authenticate(ctx, raw)
+	if err != nil {
+		return authz.Token{}, err
+	}
+	a.mu.Lock()
+	if len(a.cache) > 10000 {
+		clear(a.cache)
+	}
+	a.cache[h] = cachedToken{token: t, expires: now.Add(a.ttl)}
+	a.mu.Unlock()
+	return t, nil
+}
+
+// forget drops cached entries of a revoked token.
+func (a *authenticator) forget(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for h, c := range a.cache {
+		if c.token.ID == id {
+			delete(a.cache, h)
+		}
+	}
+}
+
+// clientName identifies the calling token in audit rows, never its secret.
+func clientName(t authz.Token) string {
+	if t.ID == bootstrapToken.ID {
+		return "bootstrap"
+	}
+	return "token:" + t.ID + ":" + t.Name
+}

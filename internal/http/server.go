@@ -1,0 +1,217 @@
+// Package http is authzd's HTTP adapter: the chi router of contract v1, its
+// authentication, and the mapping of domain errors to JSON responses.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/metrics"
+)
+
+// Graph is what the server needs of SpiceDB.
+type Graph interface {
+	Validate(c authz.Check) error
+	Check(ctx context.Context, c authz.Check) (authz.Decision, error)
+	CheckBulk(ctx context.Context, checks []authz.Check) ([]authz.Decision, error)
+	ResourceTypes() []string
+	Ready(ctx context.Context) error
+
+	PutPartner(ctx context.Context, partnerID string) (string, error)
+	DeletePartner(ctx context.Context, partnerID string) (string, error)
+	PutTenant(ctx context.Context, tenantID, partnerID string) (string, error)
+	DeleteTenant(ctx context.Context, tenantID string) (string, error)
+	PutSuperAdmin(ctx context.Context, s authz.Subject) (string, error)
+	DeleteSuperAdmin(ctx context.Context, s authz.Subject) (string, error)
+	PutPartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error)
+	DeletePartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error)
+	PutRole(ctx context.Context, tenantID, roleID string, keys []authz.Key) (string, error)
+	GetRole(ctx context.Context, tenantID, roleID string) ([]authz.Key, error)
+	DeleteRole(ctx context.Context, tenantID, roleID string) (string, error)
+	SetMember(ctx context.Context, tenantID, roleID string, s authz.Subject, add bool) (string, error)
+	PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error)
+	DeleteResource(ctx context.Context, tenantID string, r authz.Resource) (string, error)
+}
+
+// Audit is the durable audit log.
+type Audit interface {
+	Record(ctx context.Context, events ...authz.Event) error
+}
+
+// Store is what the server needs of Postgres besides the audit writer.
+type Store interface {
+	Ping(ctx context.Context) error
+	ListEvents(ctx context.Context, f authz.EventFilter) ([]authz.Event, *authz.Cursor, error)
+	CreateToken(ctx context.Context, name string, scopes []string) (authz.Token, string, error)
+	ListTokens(ctx context.Context) ([]authz.Token, error)
+	RevokeToken(ctx context.Context, id string) error
+	Authenticate(ctx context.Context, raw string) (authz.Token, error)
+}
+
+// KeyInfo describes one module-permission key.
+type KeyInfo struct {
+	Key         authz.Key
+	Description string
+}
+
+// Server serves contract v1.
+type Server struct {
+	graph      Graph
+	audit      Audit
+	store      Store
+	keys       []KeyInfo
+	known      map[string]authz.Key
+	auth       *authenticator
+	logger     *slog.Logger
+	metrics    *metrics.Metrics
+	openapi    []byte
+	noAudit    bool
+	maxBody    int64
+	router     chi.Router
+	readyCheck time.Duration
+}
+
+// Options configure a Server.
+type Options struct {
+	Graph      Graph
+	Audit      Audit
+	Store      Store
+	Keys       []KeyInfo
+	AdminToken string
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics
+	OpenAPI    []byte
+	// DisableAudit skips audit rows. It exists only so the benchmark can show
+	// what the audit costs; never set it in production.
+	DisableAudit bool
+	// MaxBodyBytes caps request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// TokenCacheTTL is how long a verified service token is trusted without
+	// asking Postgres again (default 10s). Revocation through this instance
+	// takes effect at once.
+	TokenCacheTTL time.Duration
+}
+
+// NewServer builds the router.
+func NewServer(o Options) *Server {
+	s := &Server{
+		graph: o.Graph, audit: o.Audit, store: o.Store, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
+		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
+		known: map[string]authz.Key{},
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 1 << 20
+	}
+	for _, k := range o.Keys {
+		s.known[k.Key.String()] = k.Key
+	}
+	s.auth = newAuthenticator(o.AdminToken, o.Store, o.TokenCacheTTL)
+	s.router = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(requestID, middleware.RealIP, s.recoverer, s.instrument)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.Error(w, r, authz.Errorf(authz.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.Error(w, r, &authz.Error{Code: codeMethodNotAllowed, Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+	})
+
+	r.Get("/healthz", s.handleHealthz)
+	r.Get("/readyz", s.handleReadyz)
+	if s.metrics != nil {
+		r.Handle("/metrics", s.metrics.Handler())
+	}
+	r.Get("/v1/openapi.yaml", s.handleOpenAPI)
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.limitBody)
+		r.Group(func(r chi.Router) {
+			r.Use(s.require(authz.ScopeCheck))
+			r.Post("/permissions/check", s.handleCheck)
+			r.Post("/permissions/check_bulk", s.handleCheckBulk)
+			r.Get("/permissions/keys", s.handleKeys)
+			r.Get("/tenants/{tenant_id}/users/{user_id}/permissions", s.handleEffective)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.require(authz.ScopeProvision))
+			r.Put("/partners/{partner_id}", s.handlePutPartner)
+			r.Delete("/partners/{partner_id}", s.handleDeletePartner)
+			r.Put("/partners/{partner_id}/admins/{user_id}", s.handlePartnerAdmin(true))
+			r.Delete("/partners/{partner_id}/admins/{user_id}", s.handlePartnerAdmin(false))
+			r.Put("/platform/super_admins/{user_id}", s.handleSuperAdmin(true))
+			r.Delete("/platform/super_admins/{user_id}", s.handleSuperAdmin(false))
+			r.Put("/tenants/{tenant_id}", s.handlePutTenant)
+			r.Delete("/tenants/{tenant_id}", s.handleDeleteTenant)
+			r.Put("/tenants/{tenant_id}/roles/{role_id}", s.handlePutRole)
+			r.Get("/tenants/{tenant_id}/roles/{role_id}", s.handleGetRole)
+			r.Delete("/tenants/{tenant_id}/roles/{role_id}", s.handleDeleteRole)
+			r.Put("/tenants/{tenant_id}/roles/{role_id}/members/{user_id}", s.handleMember(true))
+			r.Delete("/tenants/{tenant_id}/roles/{role_id}/members/{user_id}", s.handleMember(false))
+			r.Put("/tenants/{tenant_id}/resources/{type}/{resource_id}", s.handlePutResource)
+			r.Delete("/tenants/{tenant_id}/resources/{type}/{resource_id}", s.handleDeleteResource)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.require(authz.ScopeAuditRead))
+			r.Get("/audit/events", s.handleAuditEvents)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.require(authz.ScopeAdmin))
+			r.Post("/tokens", s.handleCreateToken)
+			r.Get("/tokens", s.handleListTokens)
+			r.Delete("/tokens/{token_id}", s.handleRevokeToken)
+		})
+	})
+	return r
+}
+
+// Routes lists every route as "METHOD /pattern", for the contract test.
+func (s *Server) Routes() []string {
+	var out []string
+	_ = chi.Walk(s.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		out = append(out, method+" "+route)
+		return nil
+	})
+	return out
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.readyCheck)
+	defer cancel()
+	checks := map[string]string{"spicedb": "ok", "postgres": "ok"}
+	status := http.StatusOK
+	if err := s.graph.Ready(ctx); err != nil {
+		checks["spicedb"], status = authz.ErrorMessage(err), http.StatusServiceUnavailable
+		s.logger.WarnContext(ctx, "readiness: spicedb", "err", err, "request_id", RequestID(r.Context()))
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		checks["postgres"], status = authz.ErrorMessage(err), http.StatusServiceUnavailable
+		s.logger.WarnContext(ctx, "readiness: postgres", "err", err, "request_id", RequestID(r.Context()))
+	}
+	overall := "ok"
+	if status != http.StatusOK {
+		overall = "unavailable"
+	}
+	writeJSON(w, status, map[string]any{"status": overall, "checks": checks})
+}
+
+func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(s.openapi)
+}

@@ -1,0 +1,122 @@
+package spicedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	spicecmd "github.com/authzed/spicedb/pkg/cmd"
+	"github.com/authzed/spicedb/pkg/cmd/datastore"
+	"github.com/authzed/spicedb/pkg/cmd/server"
+	"github.com/authzed/spicedb/pkg/cmd/util"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/authzed/grpcutil"
+)
+
+// embedded is a SpiceDB server running inside this process, reached over an
+// in-memory gRPC connection.
+type embedded struct {
+	conn   *grpc.ClientConn
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// EmbeddedConfig configures the in-process SpiceDB.
+type EmbeddedConfig struct {
+	// Datastore is "memory" or "postgres".
+	Datastore string
+	// DatabaseURL is the Postgres database of the datastore (postgres only).
+	DatabaseURL string
+	// PresharedKey authenticates the in-process client; random when empty is fine.
+	PresharedKey string
+	// ReadPoolMax bounds the datastore's read connection pool (0: SpiceDB's default).
+	ReadPoolMax int
+}
+
+// migrate applies SpiceDB's own Postgres migrations in-process, through the
+// same cobra command its CLI runs.
+func migrate(ctx context.Context, uri string) error {
+	cmd := spicecmd.NewMigrateCommand("spicedb")
+	spicecmd.RegisterMigrateFlags(cmd)
+	cmd.PreRunE = nil
+	cmd.SilenceUsage = true
+	cmd.SilenceErrors = true
+	cmd.SetArgs([]string{"head", "--datastore-engine=postgres", "--datastore-conn-uri=" + uri})
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		return fmt.Errorf("migrate spicedb datastore: %w", err)
+	}
+	return nil
+}
+
+func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.DialOption) (*embedded, error) {
+	dsConfig := datastore.DefaultDatastoreConfig()
+	switch cfg.Datastore {
+	case "", datastore.MemoryEngine:
+		dsConfig.Engine = datastore.MemoryEngine
+	case datastore.PostgresEngine:
+		if err := migrate(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+		dsConfig.Engine = datastore.PostgresEngine
+		dsConfig.URI = cfg.DatabaseURL
+		// Watch is not used by authzd; without it SpiceDB does not need track_commit_timestamp.
+		dsConfig.DisableWatchSupport = true
+		if cfg.ReadPoolMax > 0 {
+			dsConfig.ReadConnPool.MaxOpenConns = cfg.ReadPoolMax
+			dsConfig.ReadConnPool.MinOpenConns = min(cfg.ReadPoolMax, 4)
+		}
+	default:
+		return nil, fmt.Errorf("unknown embedded SpiceDB datastore %q (want memory or postgres)", cfg.Datastore)
+	}
+
+	opts := []server.ConfigOption{
+		server.WithDatastoreConfig(*dsConfig),
+		server.WithPresharedSecureKey(cfg.PresharedKey),
+		server.WithGRPCServer(util.GRPCServerConfig{Network: util.BufferedNetwork, Enabled: true}),
+		server.WithHTTPGateway(util.HTTPServerConfig{HTTPEnabled: false}),
+		server.WithMetricsAPI(util.HTTPServerConfig{HTTPEnabled: false}),
+		server.WithDispatchServer(util.GRPCServerConfig{Enabled: false}),
+		server.WithSilentlyDisableTelemetry(true),
+		server.WithTelemetryEndpoint(""),
+		server.WithDisableVersionResponse(true),
+	}
+	srv, err := server.NewConfigWithOptionsAndDefaults(opts...).Complete(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("configure embedded spicedb: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e := &embedded{cancel: cancel, done: make(chan error, 1)}
+	go func() { e.done <- srv.Run(runCtx) }()
+
+	dialOpts = append(dialOpts,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpcutil.WithInsecureBearerToken(cfg.PresharedKey),
+	)
+	conn, err := srv.NewClient(dialOpts...)
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("connect to embedded spicedb: %w", err)
+	}
+	e.conn = conn
+	return e, nil
+}
+
+func (e *embedded) close() error {
+	var errs []error
+	if e.conn != nil {
+		errs = append(errs, e.conn.Close())
+	}
+	e.cancel()
+	select {
+	case err := <-e.done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+	case <-time.After(10 * time.Second):
+		errs = append(errs, errors.New("embedded spicedb did not stop within 10s"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,327 @@
+package spicedb
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	"github.com/scailabs/authzd/internal/authz"
+)
+
+func rel(resType, resID, relation string, subj *v1.SubjectReference) *v1.Relationship {
+	return &v1.Relationship{Resource: object(resType, resID), Relation: relation, Subject: subj}
+}
+
+func touch(r *v1.Relationship) *v1.RelationshipUpdate {
+	return &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: r}
+}
+
+func del(r *v1.Relationship) *v1.RelationshipUpdate {
+	return &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_DELETE, Relationship: r}
+}
+
+func platformSubject() *v1.SubjectReference {
+	return &v1.SubjectReference{Object: object(typePlatform, platformID)}
+}
+
+// exists is a precondition that the object has the given relationship.
+func exists(resType, resID, relation string) *v1.Precondition {
+	return &v1.Precondition{
+		Operation: v1.Precondition_OPERATION_MUST_MATCH,
+		Filter:    &v1.RelationshipFilter{ResourceType: resType, OptionalResourceId: resID, OptionalRelation: relation},
+	}
+}
+
+// write applies updates atomically; when a precondition fails, the caller's
+// notFound error is returned instead.
+func (g *Graph) write(ctx context.Context, updates []*v1.RelationshipUpdate, pre []*v1.Precondition, notFound error) (string, error) {
+	ctx, cancel := g.call(ctx)
+	defer cancel()
+	resp, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates, OptionalPreconditions: pre})
+	if err != nil {
+		if isFailedPrecondition(err) && notFound != nil {
+			return "", notFound
+		}
+		return "", mapError(err, "write relationships")
+	}
+	return resp.GetWrittenAt().GetToken(), nil
+}
+
+func (g *Graph) deleteWhere(ctx context.Context, f *v1.RelationshipFilter, pre []*v1.Precondition, failed error) (string, error) {
+	ctx, cancel := g.call(ctx)
+	defer cancel()
+	resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: f, OptionalPreconditions: pre})
+	if err != nil {
+		if isFailedPrecondition(err) && failed != nil {
+			return "", failed
+		}
+		return "", mapError(err, "delete relationships")
+	}
+	return resp.GetDeletedAt().GetToken(), nil
+}
+
+// read returns every relationship matching f, at full consistency so that a
+// read-modify-write sees the latest state.
+func (g *Graph) read(ctx context.Context, f *v1.RelationshipFilter) ([]*v1.Relationship, error) {
+	ctx, cancel := g.call(ctx)
+	defer cancel()
+	stream, err := g.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{
+		Consistency:        &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+		RelationshipFilter: f,
+	})
+	if err != nil {
+		return nil, mapError(err, "read relationships")
+	}
+	var out []*v1.Relationship
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, mapError(err, "read relationships")
+		}
+		out = append(out, r.GetRelationship())
+	}
+}
+
+func partnerNotFound(id string) error {
+	return authz.Errorf(authz.ENOTFOUND, "partner %q does not exist", id)
+}
+
+func tenantNotFound(id string) error {
+	return authz.Errorf(authz.ENOTFOUND, "tenant %q does not exist", id)
+}
+
+// PutPartner creates the partner (idempotent).
+func (g *Graph) PutPartner(ctx context.Context, partnerID string) (string, error) {
+	return g.write(ctx, []*v1.RelationshipUpdate{touch(rel(typePartner, partnerID, relPlatform, platformSubject()))}, nil, nil)
+}
+
+// DeletePartner removes the partner and its admins; it refuses while tenants remain under it.
+func (g *Graph) DeletePartner(ctx context.Context, partnerID string) (string, error) {
+	noTenants := &v1.Precondition{
+		Operation: v1.Precondition_OPERATION_MUST_NOT_MATCH,
+		Filter: &v1.RelationshipFilter{ResourceType: typeTenant, OptionalRelation: relPartner,
+			OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: typePartner, OptionalSubjectId: partnerID}},
+	}
+	return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typePartner, OptionalResourceId: partnerID},
+		[]*v1.Precondition{noTenants},
+		authz.Errorf(authz.ECONFLICT, "partner %q still has tenants; offboard them first", partnerID))
+}
+
+// PutTenant creates the tenant under a partner, or moves it to another partner.
+func (g *Graph) PutTenant(ctx context.Context, tenantID, partnerID string) (string, error) {
+	current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID, OptionalRelation: relPartner})
+	if err != nil {
+		return "", err
+	}
+	updates := []*v1.RelationshipUpdate{
+		touch(rel(typeTenant, tenantID, relPlatform, platformSubject())),
+		touch(rel(typeTenant, tenantID, relPartner, &v1.SubjectReference{Object: object(typePartner, partnerID)})),
+	}
+	for _, r := range current {
+		if r.GetSubject().GetObject().GetObjectId() != partnerID {
+			updates = append(updates, del(r))
+		}
+	}
+	return g.write(ctx, updates, []*v1.Precondition{exists(typePartner, partnerID, relPlatform)}, partnerNotFound(partnerID))
+}
+
+// DeleteTenant offboards the tenant: its own relationships first (which ends
+// every grant in it at once), then its custom roles and its resources, all of
+// which carry the tenant id as the prefix of their object ids.
+func (g *Graph) DeleteTenant(ctx context.Context, tenantID string) (string, error) {
+	filters := []*v1.RelationshipFilter{
+		{ResourceType: typeTenant, OptionalResourceId: tenantID},
+		{ResourceType: typeRole, OptionalResourceIdPrefix: tenantID + "/"},
+	}
+	for _, t := range g.model.resourceTypeNames() {
+		filters = append(filters, &v1.RelationshipFilter{ResourceType: t, OptionalResourceIdPrefix: tenantID + "/"})
+	}
+	var token string
+	for _, f := range filters {
+		t, err := g.deleteWhere(ctx, f, nil, nil)
+		if err != nil {
+			return "", err
+		}
+		token = t
+	}
+	return token, nil
+}
+
+// PutSuperAdmin makes the subject a platform super admin.
+func (g *Graph) PutSuperAdmin(ctx context.Context, s authz.Subject) (string, error) {
+	return g.write(ctx, []*v1.RelationshipUpdate{touch(rel(typePlatform, platformID, relSuperAdmin, subjectRef(s)))}, nil, nil)
+}
+
+// DeleteSuperAdmin revokes platform super admin.
+func (g *Graph) DeleteSuperAdmin(ctx context.Context, s authz.Subject) (string, error) {
+	return g.write(ctx, []*v1.RelationshipUpdate{del(rel(typePlatform, platformID, relSuperAdmin, subjectRef(s)))}, nil, nil)
+}
+
+// PutPartnerAdmin makes the subject an admin of the partner.
+func (g *Graph) PutPartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error) {
+	return g.write(ctx, []*v1.RelationshipUpdate{touch(rel(typePartner, partnerID, relAdmin, subjectRef(s)))},
+		[]*v1.Precondition{exists(typePartner, partnerID, relPlatform)}, partnerNotFound(partnerID))
+}
+
+// DeletePartnerAdmin revokes partner admin.
+func (g *Graph) DeletePartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error) {
+	return g.write(ctx, []*v1.RelationshipUpdate{del(rel(typePartner, partnerID, relAdmin, subjectRef(s)))}, nil, nil)
+}
+
+func roleMembers(roleObjectID string) *v1.SubjectReference {
+	return &v1.SubjectReference{Object: object(typeRole, roleObjectID), OptionalRelation: relMember}
+}
+
+func roleNotFound(tenantID, roleID string) error {
+	return authz.Errorf(authz.ENOTFOUND, "role %q does not exist in tenant %q", roleID, tenantID)
+}
+
+// grants reads the keys a custom role holds: the tenant's grant_<key>
+// relationships whose subject is the role's members.
+func (g *Graph) grants(ctx context.Context, tenantID, roleObjectID string) ([]*v1.Relationship, error) {
+	return g.read(ctx, &v1.RelationshipFilter{
+		ResourceType: typeTenant, OptionalResourceId: tenantID,
+		OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: typeRole, OptionalSubjectId: roleObjectID,
+			OptionalRelation: &v1.SubjectFilter_RelationFilter{Relation: relMember}},
+	})
+}
+
+// PutRole creates or replaces a custom role so that it holds exactly keys,
+// in one atomic write.
+func (g *Graph) PutRole(ctx context.Context, tenantID, roleID string, keys []authz.Key) (string, error) {
+	oid, err := authz.ScopedID("role_id", tenantID, roleID)
+	if err != nil {
+		return "", err
+	}
+	current, err := g.grants(ctx, tenantID, oid)
+	if err != nil {
+		return "", err
+	}
+	want := map[string]bool{}
+	for _, k := range keys {
+		want[k.GrantRelation()] = true
+	}
+	updates := []*v1.RelationshipUpdate{
+		touch(rel(typeRole, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})),
+	}
+	for r := range want {
+		updates = append(updates, touch(rel(typeTenant, tenantID, r, roleMembers(oid))))
+	}
+	for _, r := range current {
+		if !want[r.GetRelation()] {
+			updates = append(updates, del(r))
+		}
+	}
+	return g.write(ctx, updates, []*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, tenantNotFound(tenantID))
+}
+
+// GetRole returns the keys a custom role holds.
+func (g *Graph) GetRole(ctx context.Context, tenantID, roleID string) ([]authz.Key, error) {
+	oid, err := authz.ScopedID("role_id", tenantID, roleID)
+	if err != nil {
+		return nil, err
+	}
+	exist, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: oid, OptionalRelation: relTenant})
+	if err != nil {
+		return nil, err
+	}
+	if len(exist) == 0 {
+		return nil, roleNotFound(tenantID, roleID)
+	}
+	current, err := g.grants(ctx, tenantID, oid)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]authz.Key, 0, len(current))
+	for _, r := range current {
+		name := r.GetRelation()[len(authz.GrantPrefix):]
+		k, err := authz.KeyFromRelation(name)
+		if err != nil {
+			return nil, authz.Wrap(authz.EINTERNAL, err, "unreadable role grant")
+		}
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	return keys, nil
+}
+
+// DeleteRole removes a custom role: its grants first, so access ends at once,
+// then the role with its members.
+func (g *Graph) DeleteRole(ctx context.Context, tenantID, roleID string) (string, error) {
+	oid, err := authz.ScopedID("role_id", tenantID, roleID)
+	if err != nil {
+		return "", err
+	}
+	pre := []*v1.Precondition{exists(typeRole, oid, relTenant)}
+	if _, err := g.deleteWhere(ctx, &v1.RelationshipFilter{
+		ResourceType: typeTenant, OptionalResourceId: tenantID,
+		OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: typeRole, OptionalSubjectId: oid,
+			OptionalRelation: &v1.SubjectFilter_RelationFilter{Relation: relMember}},
+	}, pre, roleNotFound(tenantID, roleID)); err != nil {
+		return "", err
+	}
+	return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: oid}, nil, nil)
+}
+
+// SetMember adds (add=true) or removes a member of a built-in or custom role.
+func (g *Graph) SetMember(ctx context.Context, tenantID, roleID string, s authz.Subject, add bool) (string, error) {
+	op := del
+	if add {
+		op = touch
+	}
+	if authz.IsTenantRole(roleID) {
+		return g.write(ctx, []*v1.RelationshipUpdate{op(rel(typeTenant, tenantID, roleID, subjectRef(s)))},
+			[]*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, tenantNotFound(tenantID))
+	}
+	oid, err := authz.ScopedID("role_id", tenantID, roleID)
+	if err != nil {
+		return "", err
+	}
+	return g.write(ctx, []*v1.RelationshipUpdate{op(rel(typeRole, oid, relMember, subjectRef(s)))},
+		[]*v1.Precondition{exists(typeRole, oid, relTenant)}, roleNotFound(tenantID, roleID))
+}
+
+// PutResource records a tenant resource and its owner, replacing a previous owner.
+func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error) {
+	if _, ok := g.model.resources[r.Type]; !ok {
+		return "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", r.Type, g.model.resourceTypeNames())
+	}
+	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
+	if err != nil {
+		return "", err
+	}
+	current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: r.Type, OptionalResourceId: oid, OptionalRelation: relOwner})
+	if err != nil {
+		return "", err
+	}
+	ownerRef := subjectRef(owner)
+	updates := []*v1.RelationshipUpdate{
+		touch(rel(r.Type, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})),
+		touch(rel(r.Type, oid, relOwner, ownerRef)),
+	}
+	for _, c := range current {
+		o := c.GetSubject().GetObject()
+		if o.GetObjectType() != owner.Kind || o.GetObjectId() != owner.ID {
+			updates = append(updates, del(c))
+		}
+	}
+	return g.write(ctx, updates, []*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, tenantNotFound(tenantID))
+}
+
+// DeleteResource removes a tenant resource.
+func (g *Graph) DeleteResource(ctx context.Context, tenantID string, r authz.Resource) (string, error) {
+	if _, ok := g.model.resources[r.Type]; !ok {
+		return "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", r.Type, g.model.resourceTypeNames())
+	}
+	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
+	if err != nil {
+		return "", err
+	}
+	return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: r.Type, OptionalResourceId: oid}, nil, nil)
+}
