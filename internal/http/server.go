@@ -132,7 +132,7 @@ func (s *Server) routes() chi.Router {
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	if s.metrics != nil {
-		r.Handle("/metrics", s.metrics.Handler())
+		r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
 	}
 	r.Get("/v1/openapi.yaml", s.handleOpenAPI)
 

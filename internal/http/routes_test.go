@@ -1,0 +1,33 @@
+package http
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/scailabs/authzd/api"
+	"github.com/scailabs/authzd/internal/metrics"
+)
+
+// TestRoutesMatchOpenAPI: every route is documented in api/openapi.yaml and
+// every documented route exists.
+func TestRoutesMatchOpenAPI(t *testing.T) {
+	s := NewServer(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New()})
+	got := s.Routes()
+	slices.Sort(got)
+	want, err := api.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if !slices.Contains(want, r) {
+			t.Errorf("route %s is served but not documented in api/openapi.yaml", r)
+		}
+	}
+	for _, r := range want {
+		if !slices.Contains(got, r) {
+			t.Errorf("route %s is documented in api/openapi.yaml but not served", r)
+		}
+	}
+}
