@@ -105,4 +105,3 @@ func decode(r *http.Request, v any, emptyOK bool) error {
 	}
 	return nil
 }
-
