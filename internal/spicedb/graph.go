@@ -7,12 +7,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/authzed/grpcutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -34,6 +34,8 @@ type Config struct {
 	Timeout time.Duration
 	// Schema is the schema text authzd writes when SpiceDB's differs.
 	Schema string
+	// StartTimeout bounds how long Open waits for an unavailable SpiceDB (default 30s).
+	StartTimeout time.Duration
 	// Observe, when set, is told the duration and outcome of every SpiceDB call.
 	Observe func(method string, d time.Duration, err error)
 }
@@ -60,6 +62,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	g := &Graph{timeout: cfg.Timeout, model: m, logger: logger}
 	if g.timeout <= 0 {
 		g.timeout = 5 * time.Second
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
 	}
 	defer func() {
 		if err != nil {
@@ -100,7 +105,18 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	g.perms = v1.NewPermissionsServiceClient(g.conn)
 	g.schema = v1.NewSchemaServiceClient(g.conn)
 
-	if err := g.syncSchema(ctx, cfg.Schema); err != nil {
+	// An external SpiceDB may still be starting (compose, Kubernetes): wait for
+	// it within StartTimeout, but fail at once on anything but unavailability.
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		err := g.syncSchema(ctx, cfg.Schema)
+		if err != nil && authz.ErrorCode(err) != authz.EUNAVAILABLE {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithMaxElapsedTime(cfg.StartTimeout), backoff.WithNotify(func(err error, d time.Duration) {
+		logger.Warn("waiting for spicedb", "err", err, "retry_in", d.String())
+	}))
+	if err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -149,7 +165,3 @@ func randomKey() string {
 func (g *Graph) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, g.timeout)
 }
-
-var errNoSchema = errors.New("no schema")
-
-var _ = authz.EINVALID

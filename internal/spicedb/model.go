@@ -13,6 +13,8 @@ import (
 	"github.com/authzed/spicedb/pkg/schemadsl/compiler"
 	"github.com/authzed/spicedb/pkg/schemadsl/generator"
 	"github.com/authzed/spicedb/pkg/schemadsl/input"
+
+	"github.com/scailabs/authzd/internal/authz"
 )
 
 // Object types of the core schema that are not tenant resources.
@@ -105,7 +107,7 @@ func (g *Graph) syncSchema(ctx context.Context, text string) error {
 	defer cancel()
 	got, err := g.schema.ReadSchema(cctx, &v1.ReadSchemaRequest{})
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("read spicedb schema: %w", err)
+		return fmt.Errorf("read spicedb schema: %w", mapError(err, "read schema"))
 	}
 	if err == nil && sameSchema(got.GetSchemaText(), want) {
 		g.logger.Info("spicedb schema is current")
@@ -114,6 +116,9 @@ func (g *Graph) syncSchema(ctx context.Context, text string) error {
 	wctx, wcancel := g.call(ctx)
 	defer wcancel()
 	if _, err := g.schema.WriteSchema(wctx, &v1.WriteSchemaRequest{Schema: text}); err != nil {
+		if mapped := mapError(err, "write schema"); authz.ErrorCode(mapped) == authz.EUNAVAILABLE {
+			return fmt.Errorf("write spicedb schema: %w", mapped)
+		}
 		return fmt.Errorf("spicedb refused the schema from schema/authzd.zed: %w", err)
 	}
 	g.logger.Info("wrote spicedb schema")

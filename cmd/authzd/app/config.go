@@ -21,6 +21,8 @@ type Config struct {
 	SpiceDBToken    string        `env:"AUTHZ_SPICEDB_TOKEN"`
 	SpiceDBInsecure bool          `env:"AUTHZ_SPICEDB_INSECURE" envDefault:"false"`
 	SpiceDBTimeout  time.Duration `env:"AUTHZ_SPICEDB_TIMEOUT" envDefault:"5s"`
+	// SpiceDBStartTimeout bounds how long start-up waits for an unavailable SpiceDB.
+	SpiceDBStartTimeout time.Duration `env:"AUTHZ_SPICEDB_START_TIMEOUT" envDefault:"30s"`
 	// SpiceDBDatastore is the embedded SpiceDB's datastore: postgres or memory.
 	SpiceDBDatastore string `env:"AUTHZ_SPICEDB_DATASTORE" envDefault:"postgres"`
 	// SpiceDBDatabaseURL is the embedded datastore's database; empty derives
