@@ -1,0 +1,213 @@
+package main
+
+// These tests run authzctl in-process against a real authzd: the app's own
+// constructor with embedded SpiceDB (memory datastore) and a fresh Postgres database
+// per test. They skip when no Postgres answers (see internal/pgtest).
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scailabs/authzd/cmd/authzd/app"
+	"github.com/scailabs/authzd/internal/pgtest"
+)
+
+// MustAuthzd starts an authzd on a fresh database and returns its URL and admin token.
+func MustAuthzd(tb testing.TB) (url, adminToken string) {
+	tb.Helper()
+	adminToken = "admin-" + rand.Text()
+	cfg := app.Config{
+		HTTPAddr: "127.0.0.1:0", DatabaseURL: pgtest.MustCreate(tb), AdminToken: adminToken,
+		SpiceDBDatastore: "memory", SpiceDBTimeout: 5 * time.Second, DBMaxConns: 8, AuditWriters: 2,
+		AuditMaxBatch: 500, AuditTimeout: 3 * time.Second, MaxBodyBytes: 1 << 20, TokenCacheTTL: time.Second,
+		ShutdownTimeout: 10 * time.Second,
+	}
+	m := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.Open(context.Background()); err != nil {
+		tb.Fatalf("open authzd: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := m.Close(context.Background()); err != nil {
+			tb.Errorf("close authzd: %v", err)
+		}
+	})
+	return m.URL(), adminToken
+}
+
+func TestIntegration(t *testing.T) {
+	url, admin := MustAuthzd(t)
+	env := map[string]string{"AUTHZ_URL": url, "AUTHZ_TOKEN": admin, "AUTHZ_ACTOR": "ops-anna"}
+
+	ok := func(t *testing.T, args ...string) string { t.Helper(); return MustOK(t, env, args...) }
+	fails := func(t *testing.T, code int, want string, args ...string) {
+		t.Helper()
+		MustFail(t, env, code, want, args...)
+	}
+
+	// Provision a tenant the way docs/client.md shows.
+	ok(t, "partner", "put", "acme")
+	if zt := strings.TrimSpace(ok(t, "tenant", "put", "t1", "--partner", "acme")); zt == "" {
+		t.Fatal("tenant put printed no zed token")
+	}
+	ok(t, "member", "add", "t1", "tenant_admin", "alice")
+	ok(t, "role", "put", "t1", "operators", "--name", "Bot operators",
+		"--permission", "scaibunker:create,scaibunker:execute", "--permission", "scaibunker:files")
+	ok(t, "member", "add", "t1", "operators", "sa:ci-bot")
+	zt := strings.TrimSpace(ok(t, "resource", "put", "t1", "bunker", "b1", "--owner", "sa:ci-bot"))
+	ok(t, "admin", "super", "add", "root")
+	ok(t, "admin", "partner", "add", "acme", "pat")
+
+	t.Run("Check", func(t *testing.T) {
+		tests := []struct {
+			args []string
+			code int
+			word string
+		}{
+			{[]string{"check", "t1", "alice", "scaibunker:admin:tenant"}, exitOK, "allowed"},
+			{[]string{"check", "t1", "alice", "scaibunker:admin:platform"}, exitDenied, "denied"},
+			{[]string{"check", "t1", "root", "scaibunker:admin:platform"}, exitOK, "allowed"},
+			{[]string{"check", "t1", "pat", "scaibunker:admin:platform"}, exitOK, "allowed"},
+			{[]string{"check", "t1", "sa:ci-bot", "scaibunker:execute", "--resource", "bunker:b1", "--consistency-token", zt, "--action", "bunker.exec"}, exitOK, "allowed"},
+			{[]string{"check", "t1", "alice", "scaibunker:execute", "--resource", "bunker:b1", "--consistency-token", zt}, exitDenied, "denied"},
+			{[]string{"check", "t1", "mallory", "scaibunker:create"}, exitDenied, "denied"},
+		}
+		for _, tt := range tests {
+			code, out, errOut := MustRun(t, env, tt.args...)
+			if code != tt.code || !strings.HasPrefix(out, tt.word) {
+				t.Errorf("authzctl %s: exit %d, stdout %q, stderr %q; want %d, %q", strings.Join(tt.args, " "), code, out, errOut, tt.code, tt.word)
+			}
+		}
+		code, out, _ := MustRun(t, env, "check", "t1", "mallory", "scaibunker:create", "--json")
+		var d struct {
+			Allowed    *bool  `json:"allowed"`
+			DecisionID string `json:"decision_id"`
+		}
+		if code != exitDenied || json.Unmarshal([]byte(out), &d) != nil || d.Allowed == nil || *d.Allowed || d.DecisionID == "" {
+			t.Errorf("check --json: exit %d, stdout %s", code, out)
+		}
+	})
+
+	t.Run("Read", func(t *testing.T) {
+		if got, want := ok(t, "permissions", "t1", "sa:ci-bot", "--consistency-token", zt),
+			"scaibunker:create\nscaibunker:execute\nscaibunker:files\n"; got != want {
+			t.Errorf("permissions = %q, want %q", got, want)
+		}
+		if got := ok(t, "role", "get", "t1", "operators"); !strings.Contains(got, "scaibunker:create, scaibunker:execute, scaibunker:files") {
+			t.Errorf("role get:\n%s", got)
+		}
+		keys := ok(t, "keys", "--module", "scaiskills")
+		if !strings.HasPrefix(keys, "KEY") || !strings.Contains(keys, "scaiskills:grant") || strings.Contains(keys, "scaibunker:") {
+			t.Errorf("keys --module scaiskills:\n%s", keys)
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		fails(t, exitError, "409 conflict", "partner", "delete", "acme")
+		fails(t, exitError, "404 not_found", "tenant", "put", "t2", "--partner", "nope")
+		fails(t, exitError, "404 not_found", "role", "get", "t1", "nope")
+		fails(t, exitError, "400 invalid", "check", "t1", "alice", "scaibunker:fly")
+		fails(t, exitError, "400 invalid", "role", "put", "t1", "tenant_user", "--permission", "scaibunker:create")
+		fails(t, exitError, "401 unauthorized", "--token", "wrong", "keys")
+	})
+
+	t.Run("Audit", func(t *testing.T) {
+		table := ok(t, "audit", "--module", "scaibunker", "--tenant", "t1", "--since", "1h", "--limit", "0")
+		lines := strings.Split(strings.TrimSpace(table), "\n")
+		if !strings.HasPrefix(lines[0], "TIME") || len(lines) < 8 {
+			t.Fatalf("audit table:\n%s", table)
+		}
+		if !strings.Contains(table, "bunker.exec") || !strings.Contains(table, "bunker:b1") {
+			t.Errorf("audit table lacks the bunker.exec check on bunker:b1:\n%s", table)
+		}
+
+		// --json prints one event per line; --limit 3 stops after three, across pages.
+		out := ok(t, "audit", "--module", "scaibunker", "--decision", "denied", "--limit", "3", "--json")
+		n := 0
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			var ev struct{ Decision, Module string }
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Fatalf("line %q: %v", sc.Text(), err)
+			}
+			if ev.Decision != "denied" || ev.Module != "scaibunker" {
+				t.Errorf("event %s does not match the filters", sc.Text())
+			}
+			n++
+		}
+		if n != 3 {
+			t.Errorf("%d events with --limit 3", n)
+		}
+
+		// Provisioning is audited under module authzd with the actor from AUTHZ_ACTOR.
+		prov := ok(t, "audit", "--module", "authzd", "--actor", "ops-anna", "--limit", "0")
+		for _, action := range []string{"partner.put", "tenant.put", "role.put", "member.add", "resource.put", "super_admin.grant", "partner_admin.grant"} {
+			if !strings.Contains(prov, action) {
+				t.Errorf("no %s in the provisioning audit:\n%s", action, prov)
+			}
+		}
+		if got := ok(t, "audit", "--module", "scaibunker", "--until", "2000-01-01"); strings.Count(got, "\n") != 1 {
+			t.Errorf("audit before 2000 printed rows:\n%s", got)
+		}
+	})
+
+	t.Run("Tokens", func(t *testing.T) {
+		out := ok(t, "token", "create", "--name", "scaibunker-prod", "--scope", "check", "--json")
+		var tok struct{ ID, Token string }
+		if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.ID == "" || tok.Token == "" {
+			t.Fatalf("token create --json: %s (%v)", out, err)
+		}
+		modEnv := map[string]string{"AUTHZ_URL": url, "AUTHZ_TOKEN": tok.Token}
+		if code, _, errOut := MustRun(t, modEnv, "check", "t1", "alice", "scaibunker:create"); code != exitOK {
+			t.Errorf("check with the new token: exit %d, %s", code, errOut)
+		}
+		if code, _, errOut := MustRun(t, modEnv, "partner", "put", "p9"); code != exitError || !strings.Contains(errOut, "403 forbidden") {
+			t.Errorf("provision with a check token: exit %d, %s", code, errOut)
+		}
+		if list := ok(t, "token", "list"); !strings.Contains(list, tok.ID) || !strings.Contains(list, "scaibunker-prod") || strings.Contains(list, tok.Token) {
+			t.Errorf("token list:\n%s", list)
+		}
+		ok(t, "token", "revoke", tok.ID)
+		if code, _, errOut := MustRun(t, modEnv, "check", "t1", "alice", "scaibunker:create"); code != exitError || !strings.Contains(errOut, "401 unauthorized") {
+			t.Errorf("check with a revoked token: exit %d, %s", code, errOut)
+		}
+		fails(t, exitError, "404 not_found", "token", "revoke", "nope")
+	})
+
+	t.Run("Offboard", func(t *testing.T) {
+		ok(t, "admin", "super", "remove", "root")
+		ok(t, "admin", "partner", "remove", "acme", "pat")
+		ok(t, "member", "remove", "t1", "operators", "sa:ci-bot")
+		ok(t, "resource", "delete", "t1", "bunker", "b1")
+		ok(t, "role", "delete", "t1", "operators")
+		zt := strings.TrimSpace(ok(t, "tenant", "delete", "t1"))
+		fails(t, exitDenied, "", "check", "t1", "alice", "scaibunker:create", "--consistency-token", zt)
+		ok(t, "partner", "delete", "acme")
+	})
+}
+
+// MustOK runs a command that must succeed and returns its stdout.
+func MustOK(tb testing.TB, env map[string]string, args ...string) string {
+	tb.Helper()
+	code, out, errOut := MustRun(tb, env, args...)
+	if code != exitOK {
+		tb.Fatalf("authzctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// MustFail runs a command that must exit with code and mention want on stderr.
+func MustFail(tb testing.TB, env map[string]string, code int, want string, args ...string) {
+	tb.Helper()
+	got, out, errOut := MustRun(tb, env, args...)
+	if got != code || !strings.Contains(errOut, want) {
+		tb.Errorf("authzctl %s: exit %d, stderr %q (stdout %q); want exit %d mentioning %q",
+			strings.Join(args, " "), got, errOut, out, code, want)
+	}
+}
