@@ -25,7 +25,11 @@ func mapError(err error, op string) error {
 		return authz.Wrap(authz.EUNAVAILABLE, err, "SpiceDB did not answer in time")
 	}
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted:
+	// Unknown and Internal are how SpiceDB reports its own datastore failing
+	// (e.g. "unable to query relationships: ... i/o timeout"): SpiceDB could not
+	// answer, which for callers is the same as SpiceDB being unreachable.
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted,
+		codes.Unknown, codes.Internal:
 		return authz.Wrap(authz.EUNAVAILABLE, err, "SpiceDB is unavailable")
 	default:
 		return authz.Wrap(authz.EINTERNAL, err, op+" failed")

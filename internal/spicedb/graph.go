@@ -9,11 +9,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
-	"github.com/cenkalti/backoff/v5"
 	"github.com/authzed/grpcutil"
+	"github.com/cenkalti/backoff/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -30,8 +31,12 @@ type Config struct {
 	Insecure bool
 	// Embedded configures the in-process SpiceDB when Endpoint is empty.
 	Embedded EmbeddedConfig
-	// Timeout bounds each SpiceDB call.
+	// Timeout bounds each SpiceDB read and check.
 	Timeout time.Duration
+	// WriteTimeout bounds a relationship write including authzd's retries of it
+	// (default 15s). Concurrent writes to the Postgres datastore conflict under
+	// SERIALIZABLE isolation; SpiceDB and then authzd retry them.
+	WriteTimeout time.Duration
 	// Schema is the schema text authzd writes when SpiceDB's differs.
 	Schema string
 	// StartTimeout bounds how long Open waits for an unavailable SpiceDB (default 30s).
@@ -47,8 +52,13 @@ type Graph struct {
 	perms    v1.PermissionsServiceClient
 	schema   v1.SchemaServiceClient
 	timeout  time.Duration
-	model    *model
-	logger   *slog.Logger
+	wtimeout time.Duration
+	// writeMu serialises writes on the embedded memory datastore, whose
+	// revisions can otherwise commit out of order under concurrent writers and
+	// break read-your-writes with zed tokens. Nil for every other datastore.
+	writeMu *sync.Mutex
+	model   *model
+	logger  *slog.Logger
 }
 
 // Open connects to SpiceDB (starting it in-process when no endpoint is
@@ -62,6 +72,13 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	g := &Graph{timeout: cfg.Timeout, model: m, logger: logger}
 	if g.timeout <= 0 {
 		g.timeout = 5 * time.Second
+	}
+	g.wtimeout = cfg.WriteTimeout
+	if g.wtimeout <= 0 {
+		g.wtimeout = 15 * time.Second
+	}
+	if cfg.Endpoint == "" && (cfg.Embedded.Datastore == "" || cfg.Embedded.Datastore == "memory") {
+		g.writeMu = &sync.Mutex{}
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second

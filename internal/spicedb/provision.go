@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"sort"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/scailabs/authzd/internal/authz"
 )
@@ -35,32 +37,59 @@ func exists(resType, resID, relation string) *v1.Precondition {
 	}
 }
 
+// retryWrite runs an idempotent write (TOUCH, DELETE, DeleteRelationships)
+// until it succeeds, fails for a reason other than unavailability, or the
+// write timeout passes. Serialization conflicts between concurrent writers
+// surface as unavailability once SpiceDB's own retries run out.
+func (g *Graph) retryWrite(ctx context.Context, call func(ctx context.Context) (string, error)) (string, error) {
+	if g.writeMu != nil {
+		g.writeMu.Lock()
+		defer g.writeMu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.wtimeout)
+	defer cancel()
+	return backoff.Retry(ctx, func() (string, error) {
+		cctx, ccancel := g.call(ctx)
+		defer ccancel()
+		token, err := call(cctx)
+		if err == nil {
+			return token, nil
+		}
+		if authz.ErrorCode(err) != authz.EUNAVAILABLE || ctx.Err() != nil {
+			return "", backoff.Permanent(err)
+		}
+		return "", err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
+		InitialInterval: 20 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second,
+	}), backoff.WithMaxElapsedTime(g.wtimeout))
+}
+
 // write applies updates atomically; when a precondition fails, the caller's
 // notFound error is returned instead.
 func (g *Graph) write(ctx context.Context, updates []*v1.RelationshipUpdate, pre []*v1.Precondition, notFound error) (string, error) {
-	ctx, cancel := g.call(ctx)
-	defer cancel()
-	resp, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates, OptionalPreconditions: pre})
-	if err != nil {
-		if isFailedPrecondition(err) && notFound != nil {
-			return "", notFound
+	return g.retryWrite(ctx, func(ctx context.Context) (string, error) {
+		resp, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates, OptionalPreconditions: pre})
+		if err != nil {
+			if isFailedPrecondition(err) && notFound != nil {
+				return "", notFound
+			}
+			return "", mapError(err, "write relationships")
 		}
-		return "", mapError(err, "write relationships")
-	}
-	return resp.GetWrittenAt().GetToken(), nil
+		return resp.GetWrittenAt().GetToken(), nil
+	})
 }
 
 func (g *Graph) deleteWhere(ctx context.Context, f *v1.RelationshipFilter, pre []*v1.Precondition, failed error) (string, error) {
-	ctx, cancel := g.call(ctx)
-	defer cancel()
-	resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: f, OptionalPreconditions: pre})
-	if err != nil {
-		if isFailedPrecondition(err) && failed != nil {
-			return "", failed
+	return g.retryWrite(ctx, func(ctx context.Context) (string, error) {
+		resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: f, OptionalPreconditions: pre})
+		if err != nil {
+			if isFailedPrecondition(err) && failed != nil {
+				return "", failed
+			}
+			return "", mapError(err, "delete relationships")
 		}
-		return "", mapError(err, "delete relationships")
-	}
-	return resp.GetDeletedAt().GetToken(), nil
+		return resp.GetDeletedAt().GetToken(), nil
+	})
 }
 
 // read returns every relationship matching f, at full consistency so that a

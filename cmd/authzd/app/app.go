@@ -67,7 +67,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	met := metrics.New()
 	sc := spicedb.Config{
 		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
-		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
+		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
+		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
 		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
 	}
 	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {

@@ -21,6 +21,9 @@ type Config struct {
 	SpiceDBToken    string        `env:"AUTHZ_SPICEDB_TOKEN"`
 	SpiceDBInsecure bool          `env:"AUTHZ_SPICEDB_INSECURE" envDefault:"false"`
 	SpiceDBTimeout  time.Duration `env:"AUTHZ_SPICEDB_TIMEOUT" envDefault:"5s"`
+	// SpiceDBWriteTimeout bounds a relationship write including retries of
+	// serialization conflicts between concurrent writers.
+	SpiceDBWriteTimeout time.Duration `env:"AUTHZ_SPICEDB_WRITE_TIMEOUT" envDefault:"15s"`
 	// SpiceDBStartTimeout bounds how long start-up waits for an unavailable SpiceDB.
 	SpiceDBStartTimeout time.Duration `env:"AUTHZ_SPICEDB_START_TIMEOUT" envDefault:"30s"`
 	// SpiceDBDatastore is the embedded SpiceDB's datastore: postgres or memory.
