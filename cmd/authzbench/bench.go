@@ -1,0 +1,629 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/authzed/authzed-go/v1"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scailabs/authzd/cmd/authzd/app"
+	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/schema"
+)
+
+// bench holds what the phases share.
+type bench struct {
+	cfg  config
+	log  io.Writer // progress, on stderr
+	keys []authz.Key
+
+	spice     *spicedbServer
+	direct    *authzed.Client
+	audited   *apiClient // authzd with durable audit
+	unaudited *apiClient // authzd with DisableAudit, same SpiceDB and data
+	auditDB   *pgxpool.Pool
+	spiceURL  string // SpiceDB's datastore
+	cpu       *cpuMeter
+	appCfg    app.Config
+
+	report report
+}
+
+// run runs every phase and writes the report to out. It returns an error
+// when setup fails or when any run's audit rows differ from its answers
+// (after the report is written).
+func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
+	b := &bench{cfg: cfg, log: log}
+	b.report.started = time.Now()
+	b.report.loadStart = loadAvg()
+	model, err := schema.Embedded()
+	if err != nil {
+		return err
+	}
+	for _, k := range model.Keys {
+		b.keys = append(b.keys, k.Key)
+	}
+
+	bin, err := spicedbBinary(ctx, log)
+	if err != nil {
+		return err
+	}
+	if b.report.spicedbVersion, err = spicedbVersion(ctx); err != nil {
+		return err
+	}
+	dbs, err := newDatabases(ctx, cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, dbs.drop(context.WithoutCancel(ctx))) }()
+	b.report.pgVersion = dbs.serverVersion
+
+	// What the machine does before the benchmark adds to it.
+	idle := &cpuMeter{}
+	s0 := idle.sample()
+	time.Sleep(map[bool]time.Duration{true: 200 * time.Millisecond, false: time.Second}[cfg.Smoke])
+	b.report.background = idle.use(s0, idle.sample()).cores()
+
+	fmt.Fprintln(log, "starting spicedb on", dbs.name("spicedb"))
+	b.spiceURL = dbs.url("spicedb")
+	opts := spicedbOptions{Profile: cfg.ProfileDir != "", Extra: cfg.SpiceDBArgs}
+	if cfg.Smoke {
+		opts.QuantizationInterval = 100 * time.Millisecond
+	}
+	if b.spice, err = startSpiceDB(ctx, bin, dbs.url("spicedb"), opts); err != nil {
+		return err
+	}
+	defer b.spice.Stop()
+	if b.spice.MetricsAddr != "" {
+		fmt.Fprintf(log, "spicedb metrics and pprof on http://%s/\n", b.spice.MetricsAddr)
+	}
+	b.cpu = &cpuMeter{spicedbPid: b.spice.Pid(), pgPrefix: dbs.prefix}
+	if b.direct, err = b.spice.Client(); err != nil {
+		return err
+	}
+	defer b.direct.Close()
+
+	adminToken := "bench-admin-" + randomHex(16)
+	maxConc := 256
+	for _, c := range cfg.Concurrency {
+		maxConc = max(maxConc, c)
+	}
+	httpClient := newHTTPClient(maxConc)
+	for _, disable := range []bool{false, true} {
+		m, err := b.openApp(ctx, dbs.url("audit"), adminToken, disable)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, closeApp(m)) }()
+		c := &apiClient{base: m.URL(), http: httpClient, adminToken: adminToken}
+		if disable {
+			b.unaudited = c
+		} else {
+			b.audited = c
+		}
+	}
+	// Service tokens, as modules would hold them; both instances share the token table.
+	for _, t := range []struct {
+		dst   *string
+		scope string
+	}{{&b.audited.checkToken, authz.ScopeCheck}, {&b.audited.provisionToken, authz.ScopeProvision}, {&b.audited.auditToken, authz.ScopeAuditRead}} {
+		if *t.dst, err = b.audited.createToken(ctx, "bench-"+t.scope, t.scope); err != nil {
+			return err
+		}
+	}
+	b.unaudited.checkToken, b.unaudited.provisionToken, b.unaudited.auditToken = b.audited.checkToken, b.audited.provisionToken, b.audited.auditToken
+	if b.auditDB, err = pgxpool.New(ctx, dbs.url("audit")); err != nil {
+		return err
+	}
+	defer b.auditDB.Close()
+	if q := os.Getenv("XXX_AUDIT_SQL"); q != "" { // TEMPORARY experiment hook
+		if _, err := b.auditDB.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+
+	// A failing phase ends the run, but what was measured is still reported.
+	var phaseErr error
+	if cfg.Phases[1] || cfg.Phases[2] || cfg.Phases[3] {
+		phaseErr = b.phaseChecks(ctx)
+	}
+	if phaseErr == nil && cfg.Phases[4] {
+		phaseErr = b.phaseLarge(ctx)
+	}
+	if phaseErr == nil && cfg.Phases[5] {
+		phaseErr = b.phaseAuditQuery(ctx)
+	}
+	b.report.loadEnd = loadAvg()
+	b.report.finished = time.Now()
+	b.report.failure = phaseErr
+	b.report.write(out, b)
+	return errors.Join(phaseErr, b.report.completenessError())
+}
+
+// openApp starts authzd in-process through cmd/authzd/app, in external mode
+// against the benchmark's SpiceDB. Knobs not set here (pool size, audit
+// writers and batch) come from the AUTHZ_* environment or their defaults, so
+// they can be tried without code changes.
+func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disableAudit bool) (*app.Main, error) {
+	cfg, err := app.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.DatabaseURL = auditURL
+	cfg.AdminToken = adminToken
+	cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = b.spice.Addr, b.spice.Key, true
+	cfg.DisableAudit = disableAudit
+	cfg.LogLevel = "warn"
+	if !disableAudit {
+		b.appCfg = cfg
+	}
+	logger := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m := app.New(cfg, logger)
+	if err := m.Open(ctx); err != nil {
+		return nil, fmt.Errorf("open authzd (audit disabled: %v): %w", disableAudit, err)
+	}
+	return m, nil
+}
+
+func closeApp(m *app.Main) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return m.Close(ctx)
+}
+
+// auditRows counts the committed audit rows.
+func (b *bench) auditRows(ctx context.Context) (int, error) {
+	var n int
+	err := b.auditDB.QueryRow(ctx, "SELECT count(*) FROM audit_events").Scan(&n)
+	return n, err
+}
+
+// expect says how many audit rows a run must leave.
+type expect int
+
+const (
+	rowsPerAnswer expect = iota // one row per decision answered
+	noRows                      // audit disabled or SpiceDB direct
+)
+
+// measure runs one measurement and checks the audit rows it left.
+func (b *bench) measure(ctx context.Context, r row, want expect, extraRows int, fn func() stats) (row, error) {
+	fmt.Fprintf(b.log, "  %s %s (%s)\n", r.phase, r.scenario, r.load)
+	before, err := b.auditRows(ctx)
+	if err != nil {
+		return r, err
+	}
+	var m0 facadeMetrics
+	if r.via != nil {
+		if m0, err = r.via.scrape(ctx); err != nil {
+			return r, err
+		}
+	}
+	r.st = fn()
+	after, err := b.auditRows(ctx)
+	if err != nil {
+		return r, err
+	}
+	if r.via != nil {
+		m1, err := r.via.scrape(ctx)
+		if err != nil {
+			return r, err
+		}
+		r.internals = m1.sub(m0).String()
+	}
+	if ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	got := after - before
+	c := completeness{run: r.phase + " " + r.scenario + " " + r.load, rows: got}
+	switch want {
+	case rowsPerAnswer:
+		c.want = r.st.Answers + extraRows
+		c.ok = got == c.want
+		r.audit = fmt.Sprintf("%d = %d", got, c.want)
+		if !c.ok {
+			r.audit = fmt.Sprintf("**%d ≠ %d**", got, c.want)
+		}
+	case noRows:
+		c.ok = got == 0
+		r.audit = "none (0 rows)"
+		if !c.ok {
+			r.audit = fmt.Sprintf("**%d rows**", got)
+		}
+	}
+	b.report.completeness = append(b.report.completeness, c)
+	b.report.rows = append(b.report.rows, r)
+	if r.st.FirstErr != nil {
+		fmt.Fprintf(b.log, "    %d errors, first: %v\n", r.st.Errors, r.st.FirstErr)
+	}
+	return r, nil
+}
+
+// profiled runs fn while recording CPU profiles of this process and of SpiceDB, when -profile-dir is set.
+func (b *bench) profiled(ctx context.Context, name string, fn func() stats) func() stats {
+	if b.cfg.ProfileDir == "" {
+		return fn
+	}
+	return func() stats {
+		if err := os.MkdirAll(b.cfg.ProfileDir, 0o755); err != nil {
+			fmt.Fprintln(b.log, "profile:", err)
+			return fn()
+		}
+		f, err := os.Create(filepath.Join(b.cfg.ProfileDir, name+".authzbench.pprof"))
+		if err != nil {
+			fmt.Fprintln(b.log, "profile:", err)
+			return fn()
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(b.log, "profile:", err)
+			return fn()
+		}
+		done := make(chan error, 1)
+		go func() {
+			done <- b.spice.Profile(ctx, b.cfg.Warmup+b.cfg.Duration, filepath.Join(b.cfg.ProfileDir, name+".spicedb.pprof"))
+		}()
+		st := fn()
+		pprof.StopCPUProfile()
+		if err := <-done; err != nil {
+			fmt.Fprintln(b.log, "spicedb profile:", err)
+		}
+		return st
+	}
+}
+
+// provision writes a data set through the audited facade, then waits until
+// SpiceDB answers from a revision that holds all of it.
+func (b *bench) provision(ctx context.Context, d *dataset, phase string) (stats, error) {
+	p := provisioner{d: d, api: b.audited}
+	var total stats
+	var elapsed time.Duration
+	r, err := b.measure(ctx, row{phase: phase, scenario: fmt.Sprintf("provision %s: %d tenants / %d partners through the API", d.prefix, d.tenants, d.partners),
+		load: fmt.Sprintf("%d tenants at once", b.cfg.ProvisionC), allowed: allowedNone, via: b.audited}, rowsPerAnswer, 1, func() stats {
+		start := time.Now()
+		plat := p.platform(ctx, b.cfg.ProvisionC, b.cpu)
+		ten := p.tenants(ctx, b.cfg.ProvisionC, b.cpu)
+		total = combine(plat, ten)
+		if err := b.sentinel(ctx, d); err != nil {
+			total.Errors++
+			total.FirstErr = err
+		}
+		elapsed = time.Since(start)
+		total.Elapsed = elapsed
+		return total
+	})
+	if err != nil {
+		return r.st, err
+	}
+	if r.st.Errors > 0 {
+		return r.st, fmt.Errorf("provisioning %s: %d of %d writes failed; first: %v", d.prefix, r.st.Errors, r.st.Ops, r.st.FirstErr)
+	}
+	if r.st.Ops != d.writes() {
+		return r.st, fmt.Errorf("provisioning %s: %d writes, want %d", d.prefix, r.st.Ops, d.writes())
+	}
+	return r.st, nil
+}
+
+// sentinel adds one more member after all other writes and waits until a
+// check sees it: checks use minimize_latency, which may answer from a
+// revision up to the quantization interval old, and every write before the
+// sentinel is in any revision that holds it.
+func (b *bench) sentinel(ctx context.Context, d *dataset) error {
+	user := d.prefix + "-sentinel"
+	if _, err := b.audited.do(ctx, "PUT", "/v1/tenants/"+d.tenant(0)+"/roles/"+d.role(0)+"/members/"+user, b.audited.provisionToken, ""); err != nil {
+		return err
+	}
+	key := d.keys[d.roleKeys(0, 0)[0]]
+	body := fmt.Sprintf(`{"tenant_id":%q,"user_id":%q,"permission":%q}`, d.tenant(0), user, key.String())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The unaudited instance, so that waiting leaves no audit rows.
+		ans, err := b.unaudited.do(ctx, "POST", "/v1/permissions/check", b.unaudited.checkToken, body)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(ans), `"allowed":true`) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("provisioned data not visible to checks after 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func combine(a, b stats) stats {
+	s := stats{Ops: a.Ops + b.Ops, Errors: a.Errors + b.Errors, Answers: a.Answers + b.Answers, Retries: a.Retries + b.Retries,
+		Lat: append(append([]time.Duration{}, a.Lat...), b.Lat...), FirstErr: a.FirstErr, CPU: a.CPU}
+	if s.FirstErr == nil {
+		s.FirstErr = b.FirstErr
+	}
+	s.CPU.Wall += b.CPU.Wall
+	s.CPU.Self += b.CPU.Self
+	s.CPU.SpiceDB += b.CPU.SpiceDB
+	s.CPU.Other += b.CPU.Other
+	s.CPU.OK = a.CPU.OK && b.CPU.OK
+	slices.Sort(s.Lat)
+	return s
+}
+
+// phaseChecks: phases 1-3 on the small data set.
+func (b *bench) phaseChecks(ctx context.Context) error {
+	fmt.Fprintln(b.log, "phase 1-3: small data set")
+	small := newDataset("small", b.cfg.SmallTenants, max(1, b.cfg.SmallTenants/10), b.keys)
+	b.report.small = small
+	if _, err := b.provision(ctx, small, "0"); err != nil {
+		return err
+	}
+	mix := small.checkMix(8192, 1)
+	direct, facade, bare := directCheck(b.direct, mix), b.audited.facadeCheck(mix), b.unaudited.facadeCheck(mix)
+	top := b.cfg.Concurrency[len(b.cfg.Concurrency)-1]
+	b.report.topConc = top
+	for _, c := range b.cfg.Concurrency {
+		load := fmt.Sprintf("c=%d", c)
+		closed := func(o op) func() stats {
+			return func() stats { return closedLoop(ctx, c, b.cfg.Warmup, b.cfg.Duration, b.cpu, o) }
+		}
+		prof := func(name string, fn func() stats) func() stats {
+			if c != top {
+				return fn
+			}
+			return b.profiled(ctx, fmt.Sprintf("%s-c%d", name, c), fn)
+		}
+		var res concResult
+		res.c = c
+		var d, f, n row
+		var err error
+		// Phase 4 compares against the facade at each concurrency, so it runs for phase 4 as well.
+		if b.cfg.Phases[1] || b.cfg.Phases[2] || b.cfg.Phases[4] {
+			if d, err = b.measure(ctx, row{phase: "1", scenario: "check, SpiceDB direct (gRPC CheckPermission)", load: load}, noRows, 0, prof("direct", closed(direct))); err != nil {
+				return err
+			}
+			if f, err = b.measure(ctx, row{phase: "1", scenario: "check, facade POST /v1/permissions/check, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0, prof("facade", closed(facade))); err != nil {
+				return err
+			}
+			res.direct, res.facade = d.st, f.st
+		}
+		if b.cfg.Phases[2] {
+			if n, err = b.measure(ctx, row{phase: "2", scenario: "check, facade, audit disabled", load: load, via: b.unaudited}, noRows, 0, prof("facade-noaudit", closed(bare))); err != nil {
+				return err
+			}
+			res.noAudit = n.st
+		}
+		b.report.byConc = append(b.report.byConc, res)
+	}
+	if !b.cfg.Phases[1] {
+		return b.phaseEffective(ctx, small, facade)
+	}
+
+	// Half the facade's peak, at a fixed rate.
+	peak := 0.0
+	for _, r := range b.report.byConc {
+		peak = max(peak, r.facade.Throughput())
+	}
+	rate := max(1, peak/2)
+	h, err := b.measure(ctx, row{phase: "1", scenario: "check, facade, durable audit, fixed rate = half its peak", load: fmt.Sprintf("%.0f/s", rate), via: b.audited},
+		rowsPerAnswer, 0, func() stats { return openLoop(ctx, rate, b.cfg.Duration, b.cpu, facade) })
+	if err != nil {
+		return err
+	}
+	b.report.halfPeak, b.report.peak = h.st, peak
+	// The same rate without audit and straight to SpiceDB, to tell where the tail comes from.
+	if b.cfg.Phases[2] {
+		if _, err := b.measure(ctx, row{phase: "2", scenario: "check, facade, audit disabled, same fixed rate", load: fmt.Sprintf("%.0f/s", rate), via: b.unaudited},
+			noRows, 0, func() stats { return openLoop(ctx, rate, b.cfg.Duration, b.cpu, bare) }); err != nil {
+			return err
+		}
+	}
+	if _, err := b.measure(ctx, row{phase: "1", scenario: "check, SpiceDB direct, same fixed rate", load: fmt.Sprintf("%.0f/s", rate)},
+		noRows, 0, func() stats { return openLoop(ctx, rate, b.cfg.Duration, b.cpu, direct) }); err != nil {
+		return err
+	}
+
+	return b.phaseEffective(ctx, small, facade)
+}
+
+// phaseEffective: phase 3, effective permissions against single checks, one request at a time.
+func (b *bench) phaseEffective(ctx context.Context, small *dataset, facade op) error {
+	if !b.cfg.Phases[3] {
+		return nil
+	}
+	users := small.users(4096, 3)
+	c1 := func(o op) func() stats {
+		return func() stats { return closedLoop(ctx, 1, b.cfg.Warmup, b.cfg.Duration, b.cpu, o) }
+	}
+	one, err := b.measure(ctx, row{phase: "3", scenario: "one single check (facade, audit)", load: "c=1", via: b.audited}, rowsPerAnswer, 0, c1(facade))
+	if err != nil {
+		return err
+	}
+	eff, err := b.measure(ctx, row{phase: "3", scenario: fmt.Sprintf("effective permissions, all %d keys in one call", len(b.keys)), load: "c=1", allowed: allowedPerOp, via: b.audited}, rowsPerAnswer, 0, c1(b.audited.effective(users)))
+	if err != nil {
+		return err
+	}
+	many, err := b.measure(ctx, row{phase: "3", scenario: fmt.Sprintf("%d single checks one after another (same question)", len(b.keys)), load: "c=1", allowed: allowedPerOp, via: b.audited}, rowsPerAnswer, 0, c1(b.audited.singles(users, small.allChecks)))
+	if err != nil {
+		return err
+	}
+	b.report.single, b.report.effective, b.report.singles = one.st, eff.st, many.st
+	return nil
+}
+
+// phaseLarge: phase 4, provisioning the large data set and checking on it.
+func (b *bench) phaseLarge(ctx context.Context) error {
+	fmt.Fprintln(b.log, "phase 4: large data set")
+	large := newDataset("large", b.cfg.Tenants, max(1, b.cfg.Tenants/10), b.keys)
+	b.report.large = large
+	st, err := b.provision(ctx, large, "4")
+	if err != nil {
+		return err
+	}
+	b.report.provision = st
+	if os.Getenv("AUTHZBENCH_NO_ANALYZE") == "" {
+		start := time.Now()
+		if err := analyze(ctx, b.spiceURL); err != nil {
+			return err
+		}
+		fmt.Fprintln(b.log, "  analyzed the spicedb datastore in", time.Since(start))
+	}
+	mix := large.checkMix(65536, 5)
+	direct, facade := directCheck(b.direct, mix), b.audited.facadeCheck(mix)
+	top := b.cfg.Concurrency[len(b.cfg.Concurrency)-1]
+	for _, c := range b.cfg.Concurrency {
+		load := fmt.Sprintf("c=%d", c)
+		closed := func(o op) func() stats {
+			return func() stats { return closedLoop(ctx, c, b.cfg.Warmup, b.cfg.Duration, b.cpu, o) }
+		}
+		fn := closed(facade)
+		if c == top {
+			fn = b.profiled(ctx, fmt.Sprintf("large-facade-c%d", c), fn)
+		}
+		f, err := b.measure(ctx, row{phase: "4", scenario: "check on large data, facade, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0, fn)
+		if err != nil {
+			return err
+		}
+		d, err := b.measure(ctx, row{phase: "4", scenario: "check on large data, SpiceDB direct", load: load}, noRows, 0, closed(direct))
+		if err != nil {
+			return err
+		}
+		b.report.large4 = append(b.report.large4, concResult{c: c, direct: d.st, facade: f.st})
+	}
+	return nil
+}
+
+// phaseAuditQuery: phase 5, audit queries over a seeded audit_events.
+func (b *bench) phaseAuditQuery(ctx context.Context) error {
+	fmt.Fprintf(b.log, "phase 5: seeding %d audit rows\n", b.cfg.AuditRows)
+	seed := newAuditSeed(b.cfg.AuditRows, max(b.cfg.Tenants, 10), b.keys, time.Now())
+	b.report.seed = seed
+	start := time.Now()
+	before, err := b.auditRows(ctx)
+	if err != nil {
+		return err
+	}
+	if err := seedAudit(ctx, b.auditDB, seed); err != nil {
+		return err
+	}
+	b.report.seedTime = time.Since(start)
+	// An append-only table is vacuumed and analysed by autovacuum as it
+	// grows; do it now rather than measure a table no planner has seen.
+	start = time.Now()
+	if _, err := b.auditDB.Exec(ctx, "VACUUM (ANALYZE) audit_events"); err != nil {
+		return err
+	}
+	b.report.vacuumTime = time.Since(start)
+	after, err := b.auditRows(ctx)
+	if err != nil {
+		return err
+	}
+	b.report.completeness = append(b.report.completeness, completeness{run: "5 seed", rows: after - before, want: seed.rows, ok: after-before == seed.rows})
+	b.report.totalAuditRows = after
+	for _, withTenant := range []bool{false, true} {
+		name := "audit query module+since, limit 100"
+		if withTenant {
+			name = "audit query module+tenant+since, limit 100"
+		}
+		r, err := b.measure(ctx, row{phase: "5", scenario: name, load: "c=1", allowed: allowedNone}, noRows, 0, func() stats {
+			return closedLoop(ctx, 1, b.cfg.Warmup, b.cfg.Duration, b.cpu, b.audited.auditQuery(seed, withTenant))
+		})
+		if err != nil {
+			return err
+		}
+		if withTenant {
+			b.report.auditTenant = r.st
+		} else {
+			b.report.audit = r.st
+		}
+	}
+	return nil
+}
+
+// analyze updates the planner statistics of every table in the database at url.
+func analyze(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "ANALYZE")
+	return err
+}
+
+// databases are the benchmark's own databases on the Postgres server.
+type databases struct {
+	server        *url.URL
+	prefix        string
+	created       []string
+	serverVersion string
+}
+
+func newDatabases(ctx context.Context, serverURL string) (*databases, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return nil, fmt.Errorf("-postgres: %w", err)
+	}
+	d := &databases{server: u, prefix: "authzbench_" + randomHex(4)}
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return nil, fmt.Errorf("authzbench needs Postgres (-postgres %s): %w", redact(u), err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&d.serverVersion); err != nil {
+		return nil, err
+	}
+	for _, n := range []string{"spicedb", "audit"} {
+		name := d.prefix + "_" + n
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			_ = d.drop(ctx)
+			return nil, fmt.Errorf("create database %s: %w", name, err)
+		}
+		d.created = append(d.created, name)
+	}
+	return d, nil
+}
+
+func (d *databases) name(n string) string { return d.prefix + "_" + n }
+
+func (d *databases) url(n string) string {
+	u := *d.server
+	u.Path = "/" + d.name(n)
+	return u.String()
+}
+
+// drop removes the databases, disconnecting whatever still holds them.
+func (d *databases) drop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d.server.String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var errs []error
+	for _, n := range d.created {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{n}.Sanitize()+" WITH (FORCE)"); err != nil {
+			errs = append(errs, fmt.Errorf("drop database %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func redact(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User(c.User.Username())
+	}
+	return c.String()
+}

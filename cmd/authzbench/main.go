@@ -1,0 +1,200 @@
+// Command authzbench measures authzd against the SpiceDB behind it and
+// prints the results as markdown tables; its last line is the
+// facade/direct check throughput ratio.
+//
+// It builds and starts a SpiceDB server (the version go.mod pins) on a fresh
+// Postgres database, starts authzd in-process through cmd/authzd/app in
+// external mode against it with its own audit database, and then measures:
+//
+//  1. checks straight to SpiceDB (gRPC) against checks through
+//     POST /v1/permissions/check with durable audit, at each concurrency,
+//     plus a fixed-rate run at half the facade's peak;
+//  2. the same facade checks with audit disabled;
+//  3. effective permissions (all keys in one call) against single checks;
+//  4. provisioning a large data set through the API, then checks on it;
+//  5. audit queries over a seeded audit_events table;
+//  6. after every run: audit rows committed = decisions answered.
+//
+// Run it with `make bench` or `go run ./cmd/authzbench -h`. It needs Postgres
+// (-postgres; it creates and drops its own databases) and the go tool (to
+// build the spicedb binary once into the user cache directory).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is the benchmark's command line.
+type config struct {
+	Tenants      int           // tenants of the large data set (phase 4)
+	SmallTenants int           // tenants of the small data set (phases 1-3)
+	Duration     time.Duration // measured time of each run
+	Warmup       time.Duration // unmeasured time before each closed-loop run
+	Concurrency  []int
+	AuditRows    int // rows seeded for phase 5
+	ProvisionC   int // concurrent tenants while provisioning
+	Smoke        bool
+	PostgresURL  string   // a database on the server where the benchmark creates its own
+	ProfileDir   string   // where to write CPU profiles; empty: none
+	SpiceDBArgs  []string // extra `spicedb serve` flags, to try SpiceDB settings
+	Phases       map[int]bool
+}
+
+func defaultConfig() config {
+	return config{
+		Tenants:      1000,
+		SmallTenants: 10,
+		Duration:     3 * time.Second,
+		Warmup:       time.Second,
+		Concurrency:  []int{1, 8, 32},
+		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true},
+		AuditRows:    1_000_000,
+		ProvisionC:   32,
+		PostgresURL:  envOr("AUTHZ_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+	}
+}
+
+// smokeConfig shrinks everything to a seconds-long run that exercises every
+// phase; its numbers mean nothing.
+func smokeConfig(c config) config {
+	c.Smoke = true
+	c.Tenants, c.SmallTenants = 12, 3
+	c.Duration, c.Warmup = 300*time.Millisecond, 100*time.Millisecond
+	c.Concurrency = []int{1, 4}
+	c.AuditRows = 5000
+	c.ProvisionC = 4
+	return c
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	c := defaultConfig()
+	fs := flag.NewFlagSet("authzbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./cmd/authzbench [flags]   (or: make bench BENCHFLAGS='...')\n\n"+
+			"Benchmarks authzd against a SpiceDB it starts, prints markdown tables, and ends with\n"+
+			"'facade/direct check throughput ratio: X.XX'. See docs/performance.md.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	conc := fs.String("concurrency", joinInts(c.Concurrency), "comma-separated concurrency levels of the check runs")
+	fs.IntVar(&c.Tenants, "tenants", c.Tenants, "tenants of the large data set (phase 4), under tenants/10 partners; 10000 for the full-size run")
+	fs.IntVar(&c.SmallTenants, "small-tenants", c.SmallTenants, "tenants of the small data set used by phases 1-3")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration of each run")
+	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured warm-up before each closed-loop run")
+	fs.IntVar(&c.AuditRows, "audit-rows", c.AuditRows, "audit rows to seed for the audit query run (the goal is stated for 5000000)")
+	fs.IntVar(&c.ProvisionC, "provision-concurrency", c.ProvisionC, "tenants provisioned concurrently")
+	fs.StringVar(&c.PostgresURL, "postgres", c.PostgresURL, "URL of a database on the Postgres server to use; the benchmark creates and drops its own databases there (env AUTHZ_BENCH_POSTGRES_URL)")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write CPU profiles (this process and SpiceDB) of the top-concurrency runs to this directory")
+	spiceArgs := fs.String("spicedb-args", "", "extra space-separated flags for `spicedb serve`, to try its settings (e.g. \"--datastore-conn-pool-write-max-open 20\")")
+	phases := fs.String("phases", "1,2,3,4,5", "phases to run, to iterate on one of them; the report covers all five only when all run")
+	smoke := fs.Bool("smoke", false, "seconds-long run on tiny data, to check that everything works; its numbers mean nothing")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if *smoke {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		s := smokeConfig(c)
+		// Flags given explicitly win over the smoke sizes.
+		if !set["tenants"] {
+			c.Tenants = s.Tenants
+		}
+		if !set["small-tenants"] {
+			c.SmallTenants = s.SmallTenants
+		}
+		if !set["duration"] {
+			c.Duration = s.Duration
+		}
+		if !set["warmup"] {
+			c.Warmup = s.Warmup
+		}
+		if !set["concurrency"] {
+			*conc = joinInts(s.Concurrency)
+		}
+		if !set["audit-rows"] {
+			c.AuditRows = s.AuditRows
+		}
+		if !set["provision-concurrency"] {
+			c.ProvisionC = s.ProvisionC
+		}
+		c.Smoke = true
+	}
+	c.SpiceDBArgs = strings.Fields(*spiceArgs)
+	ph, err := parseInts(*phases)
+	if err != nil {
+		return c, fmt.Errorf("-phases: %w", err)
+	}
+	c.Phases = map[int]bool{}
+	for _, p := range ph {
+		if p > 5 {
+			return c, fmt.Errorf("-phases: there is no phase %d", p)
+		}
+		c.Phases[p] = true
+	}
+	if c.Concurrency, err = parseInts(*conc); err != nil {
+		return c, fmt.Errorf("-concurrency: %w", err)
+	}
+	switch {
+	case c.Tenants < 1 || c.SmallTenants < 1:
+		return c, fmt.Errorf("-tenants and -small-tenants must be at least 1")
+	case c.Duration <= 0:
+		return c, fmt.Errorf("-duration must be positive")
+	case c.AuditRows < 1:
+		return c, fmt.Errorf("-audit-rows must be at least 1")
+	case c.ProvisionC < 1:
+		return c, fmt.Errorf("-provision-concurrency must be at least 1")
+	}
+	return c, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a list of positive numbers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err == flag.ErrHelp {
+		return
+	}
+	if err != nil {
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "authzbench:", err)
+		os.Exit(1)
+	}
+}

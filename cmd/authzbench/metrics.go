@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// facadeMetrics is what authzd's own /metrics says about a run: how the
+// audit group commit batched and how long SpiceDB took from the facade's side.
+type facadeMetrics struct {
+	batches, batchRows     float64 // audit commits and the rows they held
+	commits, commitSeconds float64 // audit commit count and total latency
+	calls, callSeconds     float64 // SpiceDB calls and their total latency
+}
+
+// scrape reads the counters of authzd's Prometheus endpoint.
+func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
+	b, err := c.do(ctx, "GET", "/metrics", "", "")
+	if err != nil {
+		return facadeMetrics{}, err
+	}
+	var m facadeMetrics
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			if j := strings.LastIndexByte(line, '}'); j >= 0 {
+				name, rest = line[:i], strings.TrimSpace(line[j+1:])
+			}
+		}
+		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "authzd_audit_batch_rows_count":
+			m.batches += v
+		case "authzd_audit_batch_rows_sum":
+			m.batchRows += v
+		case "authzd_audit_commit_seconds_count":
+			m.commits += v
+		case "authzd_audit_commit_seconds_sum":
+			m.commitSeconds += v
+		case "authzd_spicedb_call_duration_seconds_count":
+			m.calls += v
+		case "authzd_spicedb_call_duration_seconds_sum":
+			m.callSeconds += v
+		}
+	}
+	return m, sc.Err()
+}
+
+func (m facadeMetrics) sub(o facadeMetrics) facadeMetrics {
+	return facadeMetrics{m.batches - o.batches, m.batchRows - o.batchRows, m.commits - o.commits,
+		m.commitSeconds - o.commitSeconds, m.calls - o.calls, m.callSeconds - o.callSeconds}
+}
+
+// String summarises the run's audit batching and SpiceDB latency as authzd saw them.
+func (m facadeMetrics) String() string {
+	var parts []string
+	if m.batches > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f audit commits, %.1f rows each", m.batches, m.batchRows/m.batches))
+	}
+	if m.commits > 0 {
+		parts = append(parts, fmt.Sprintf("commit %.2f ms", 1000*m.commitSeconds/m.commits))
+	}
+	if m.calls > 0 {
+		parts = append(parts, fmt.Sprintf("SpiceDB call %.2f ms", 1000*m.callSeconds/m.calls))
+	}
+	return strings.Join(parts, "; ")
+}

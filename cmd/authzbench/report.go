@@ -1,0 +1,248 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// row is one line of the results table.
+type row struct {
+	phase, scenario, load string
+	st                    stats
+	audit                 string
+	allowed               allowedAs
+	via                   *apiClient // the authzd instance the run went through, if any
+	internals             string     // what that instance's /metrics says about the run
+}
+
+// allowedAs says how the allowed column reads for a row.
+type allowedAs int
+
+const (
+	allowedShare allowedAs = iota // share of decisions allowed
+	allowedPerOp                  // keys held per operation (several decisions per request)
+	allowedNone                   // not a decision
+)
+
+// completeness is the audit check of one run.
+type completeness struct {
+	run        string
+	rows, want int
+	ok         bool
+}
+
+// concResult pairs the check runs at one concurrency.
+type concResult struct {
+	c                       int
+	direct, facade, noAudit stats
+}
+
+type report struct {
+	started, finished         time.Time
+	loadStart, loadEnd        string
+	background                float64
+	spicedbVersion, pgVersion string
+	small, large              *dataset
+
+	rows         []row
+	completeness []completeness
+
+	byConc                     []concResult
+	topConc                    int
+	peak                       float64
+	halfPeak                   stats
+	single, effective, singles stats
+	provision                  stats
+	large4                     []concResult
+	seed                       auditSeed
+	seedTime, vacuumTime       time.Duration
+	totalAuditRows             int
+	audit, auditTenant         stats
+	failure                    error
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (r *report) ratio() float64 {
+	for _, c := range r.byConc {
+		if c.c == r.topConc && c.direct.Throughput() > 0 {
+			return c.facade.Throughput() / c.direct.Throughput()
+		}
+	}
+	return 0
+}
+
+func (r *report) completenessError() error {
+	var bad []string
+	for _, c := range r.completeness {
+		if !c.ok {
+			bad = append(bad, fmt.Sprintf("%s: %d audit rows, want %d", c.run, c.rows, c.want))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("audit completeness failed:\n  %s", strings.Join(bad, "\n  "))
+	}
+	return nil
+}
+
+func (r *report) write(w io.Writer, b *bench) {
+	cfg := b.cfg
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	p("# authzbench")
+	p("")
+	if cfg.Smoke {
+		p("**SMOKE MODE: tiny data, sub-second runs, SpiceDB quantization 100ms. The numbers mean nothing.**")
+		p("")
+	}
+	p("- %s, %s; %d CPUs (GOMAXPROCS %d), %s %s/%s", r.started.UTC().Format(time.RFC3339), "run took "+r.finished.Sub(r.started).Round(time.Second).String(),
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	p("- machine load: load average %s at start, %s at end; %.2f cores busy before the benchmark started (other work on the machine)", r.loadStart, r.loadEnd, r.background)
+	p("- SpiceDB %s as a separate process on 127.0.0.1, Postgres %s datastore; authzd in this process (cmd/authzd/app, external mode) with audit in its own database", r.spicedbVersion, r.pgVersion)
+	p("- authzd knobs: DB max conns %d, audit writers %d, audit max batch %d (AUTHZ_* environment or defaults)", b.appCfg.DBMaxConns, b.appCfg.AuditWriters, b.appCfg.AuditMaxBatch)
+	p("- small data set: %s; large data set: %s", describe(r.small), describe(r.large))
+	p("- each run: %s measured after %s warm-up (closed loop: each worker sends its next request when the last is answered); check mix: random user of a random tenant asks for a key its role grants or one it does not, half and half", cfg.Duration, cfg.Warmup)
+	if cfg.Phases[5] {
+		p("- audit table: %s rows seeded with COPY (%s, then VACUUM ANALYZE %s), %s rows in total%s", thousands(r.seed.rows), r.seedTime.Round(100*time.Millisecond), r.vacuumTime.Round(100*time.Millisecond),
+			thousands(r.totalAuditRows), map[bool]string{true: "", false: "; the goal is stated for 5,000,000: run with -audit-rows 5000000"}[r.seed.rows >= 5_000_000])
+	}
+	p("- columns: latency in ms; *wrong* = answers that differ from what the data set implies; *audit* = rows committed in audit_events during the run vs decisions answered with 200; *CPU µs/op* = CPU time per operation of this process (load generator + authzd) / the spicedb process / the Postgres backends of the benchmark's databases / everything else on the machine (other work, kernel, Postgres background writers)")
+	p("")
+	p("## Results")
+	p("")
+	p("| # | scenario | load | ops | ops/s | p50 | p95 | p99 | errors | allowed | wrong | audit rows = answers | CPU µs/op |")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	for _, x := range r.rows {
+		allowed := fmt.Sprintf("%.0f%%", 100*x.st.AllowedShare())
+		switch x.allowed {
+		case allowedNone:
+			allowed = "—"
+		case allowedPerOp:
+			allowed = fmt.Sprintf("%.1f keys", float64(x.st.Allowed)/float64(max(1, len(x.st.Lat))))
+		}
+		errs := fmt.Sprint(x.st.Errors)
+		if x.st.Retries > 0 {
+			errs += fmt.Sprintf(" (%d retried 503s)", x.st.Retries)
+		}
+		p("| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %d | %s | %s |", x.phase, x.scenario, x.load, thousands(x.st.Ops), x.st.Throughput(),
+			ms(x.st.Quantile(.50)), ms(x.st.Quantile(.95)), ms(x.st.Quantile(.99)), errs, allowed, x.st.Wrong, x.audit, x.st.CPU.perOp(len(x.st.Lat)))
+	}
+	p("")
+	p("## Inside authzd during each run (from its /metrics)")
+	p("")
+	p("| # | scenario | load | audit group commit and SpiceDB calls as authzd saw them |")
+	p("|---|---|---|---|")
+	for _, x := range r.rows {
+		if x.internals != "" {
+			p("| %s | %s | %s | %s |", x.phase, x.scenario, x.load, x.internals)
+		}
+	}
+	p("")
+	p("## Facade against SpiceDB direct, and what the audit costs (small data set)")
+	p("")
+	p("| concurrency | direct ops/s | facade ops/s | facade/direct | facade without audit ops/s | no-audit/direct | p50 direct / facade / no audit | p99 direct / facade / no audit |")
+	p("|---:|---:|---:|---:|---:|---:|---|---|")
+	for _, c := range r.byConc {
+		d, f, n := c.direct, c.facade, c.noAudit
+		p("| %d | %.0f | %.0f | %.2f | %.0f | %.2f | %s / %s / %s | %s / %s / %s |", c.c, d.Throughput(), f.Throughput(), f.Throughput()/nonzero(d.Throughput()),
+			n.Throughput(), n.Throughput()/nonzero(d.Throughput()), ms(d.Quantile(.5)), ms(f.Quantile(.5)), ms(n.Quantile(.5)), ms(d.Quantile(.99)), ms(f.Quantile(.99)), ms(n.Quantile(.99)))
+	}
+	p("")
+	p("## Large data set against small (facade, durable audit)")
+	p("")
+	p("| concurrency | small ops/s | large ops/s | small p50 / p99 | large p50 / p99 | large/small p50 | large direct ops/s |")
+	p("|---:|---:|---:|---|---|---:|---:|")
+	for i, l := range r.large4 {
+		if i >= len(r.byConc) {
+			break
+		}
+		s := r.byConc[i].facade
+		p("| %d | %.0f | %.0f | %s / %s | %s / %s | %.2f | %.0f |", l.c, s.Throughput(), l.facade.Throughput(), ms(s.Quantile(.5)), ms(s.Quantile(.99)),
+			ms(l.facade.Quantile(.5)), ms(l.facade.Quantile(.99)), float64(l.facade.Quantile(.5))/nonzero(float64(s.Quantile(.5))), l.direct.Throughput())
+	}
+	p("")
+	p("## Goals")
+	p("")
+	p("| goal | target | measured | met |")
+	p("|---|---|---|---|")
+	goal := func(name, target, measured string, ok bool) {
+		p("| %s | %s | %s | %s |", name, target, measured, map[bool]string{true: "yes", false: "**no**"}[ok])
+	}
+	ratio := r.ratio()
+	ph := cfg.Phases
+	if ph[1] {
+		goal("facade/direct check throughput", "≥ 0.90", fmt.Sprintf("%.2f at c=%d", ratio, r.topConc), ratio >= 0.9)
+		hp := r.halfPeak.Quantile(.99)
+		goal("facade p99 at half its peak rate", "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (peak %.0f/s)", ms(hp), r.peak/2, r.peak), hp > 0 && hp <= 10*time.Millisecond && r.halfPeak.Errors == 0)
+	}
+	if ph[3] {
+		e, s := r.effective.Quantile(.5), r.single.Quantile(.5)
+		goal(fmt.Sprintf("effective permissions (%d keys, one call) vs one check", len(b.keys)), "≤ 2x", fmt.Sprintf("%.2fx (p50 %s vs %s ms; %d checks in a row: %s ms)", float64(e)/nonzero(float64(s)), ms(e), ms(s), len(b.keys), ms(r.singles.Quantile(.5))), e > 0 && float64(e) <= 2*float64(s))
+	}
+	if ph[4] && r.large != nil {
+		goal(fmt.Sprintf("provisioning %s tenants through the API", thousands(r.large.tenants)), "time taken", fmt.Sprintf("%s for %s writes (%.0f writes/s, %s relationships)",
+			r.provision.Elapsed.Round(100*time.Millisecond), thousands(r.provision.Ops), float64(r.provision.Ops)/nonzero(r.provision.Elapsed.Seconds()), thousands(r.large.relationships())), r.provision.Errors == 0 && r.provision.Ops > 0)
+		bestLarge, worst, worstC := 0.0, 0.0, 0
+		for i, l := range r.large4 {
+			bestLarge = max(bestLarge, l.facade.Throughput())
+			if i < len(r.byConc) {
+				if q := float64(l.facade.Quantile(.5)) / nonzero(float64(r.byConc[i].facade.Quantile(.5))); q > worst {
+					worst, worstC = q, l.c
+				}
+			}
+		}
+		goal("checks/s on the large data set, durable audit", "≥ 1,800/s", fmt.Sprintf("%.0f/s (best of c=%s)", bestLarge, joinInts(cfg.Concurrency)), bestLarge >= 1800)
+		goal("check latency on large data vs small", "within 20%", fmt.Sprintf("p50 %+.0f%% at c=%d (worst)", 100*(worst-1), worstC), worst > 0 && worst <= 1.2)
+	}
+	if ph[5] {
+		a := r.audit.Quantile(.95)
+		goal("audit query p95 (module+since, limit 100)", "≤ 20 ms", fmt.Sprintf("%s ms over %s rows (with tenant_id too: %s ms)", ms(a), thousands(r.totalAuditRows), ms(r.auditTenant.Quantile(.95))), a > 0 && a <= 20*time.Millisecond && r.audit.Errors == 0)
+	}
+	bad := 0
+	for _, c := range r.completeness {
+		if !c.ok {
+			bad++
+		}
+	}
+	goal("audit completeness after every run", "rows = answers", fmt.Sprintf("%d of %d runs", len(r.completeness)-bad, len(r.completeness)), bad == 0)
+	p("")
+	if r.failure != nil {
+		p("**The run stopped early: %s**", strings.ReplaceAll(r.failure.Error(), "\n", " "))
+		p("")
+	}
+	// The last line, which scripts read.
+	if ratio == 0 {
+		p("facade/direct check throughput ratio: n/a (phase 1 did not run)")
+		return
+	}
+	p("facade/direct check throughput ratio: %.2f", ratio)
+}
+
+func describe(d *dataset) string {
+	if d == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%s tenants under %s partners, %d custom roles per tenant of %d keys and %d members each (%s API writes, %s relationships)",
+		thousands(d.tenants), thousands(d.partners), d.rolesPerTenant, d.keysPerRole, d.usersPerRole, thousands(d.writes()), thousands(d.relationships()))
+}
+
+func nonzero(f float64) float64 {
+	if f == 0 {
+		return 1e-12
+	}
+	return f
+}
