@@ -112,43 +112,32 @@ func (c *apiClient) createToken(ctx context.Context, name string, scopes ...stri
 
 var allowedTrue = []byte(`"allowed":true`)
 
-// checkBodies renders the mix as POST /v1/permissions/check bodies once, so
-// the load generator spends no time on JSON while measuring.
-func checkBodies(mix []checkCase) [][]byte {
-	out := make([][]byte, len(mix))
-	for i, c := range mix {
-		out[i] = fmt.Appendf(nil, `{"tenant_id":%q,"user_id":%q,"permission":%q}`, c.tenant, c.user, c.key.String())
-	}
-	return out
+func checkBody(c checkCase) []byte {
+	return fmt.Appendf(nil, `{"tenant_id":%q,"user_id":%q,"permission":%q}`, c.tenant, c.user, c.key.String())
 }
 
-// facadeCheck is one POST /v1/permissions/check from the mix.
-func (c *apiClient) facadeCheck(mix []checkCase) op {
-	bodies := checkBodies(mix)
+// facadeCheck is one POST /v1/permissions/check of a check drawn from the mix.
+func (c *apiClient) facadeCheck(draw func(*rand.Rand) checkCase) op {
 	return func(ctx context.Context, rng *rand.Rand) (outcome, error) {
-		i := rng.IntN(len(mix))
+		cc := draw(rng)
 		buf := bufPool.Get().(*bytes.Buffer)
 		defer bufPool.Put(buf)
-		if err := c.send(ctx, "POST", "/v1/permissions/check", c.checkToken, bodies[i], buf); err != nil {
+		if err := c.send(ctx, "POST", "/v1/permissions/check", c.checkToken, checkBody(cc), buf); err != nil {
 			return outcome{}, err
 		}
-		return judge(mix[i], bytes.Contains(buf.Bytes(), allowedTrue)), nil
+		return judge(cc, bytes.Contains(buf.Bytes(), allowedTrue)), nil
 	}
 }
 
-// directCheck is the same check sent straight to SpiceDB's CheckPermission.
-func directCheck(client v1.PermissionsServiceClient, mix []checkCase) op {
-	reqs := make([]*v1.CheckPermissionRequest, len(mix))
-	for i, c := range mix {
-		reqs[i] = directRequest(c)
-	}
+// directCheck is the same kind of check sent straight to SpiceDB's CheckPermission.
+func directCheck(client v1.PermissionsServiceClient, draw func(*rand.Rand) checkCase) op {
 	return func(ctx context.Context, rng *rand.Rand) (outcome, error) {
-		i := rng.IntN(len(mix))
-		resp, err := client.CheckPermission(ctx, reqs[i])
+		cc := draw(rng)
+		resp, err := client.CheckPermission(ctx, directRequest(cc))
 		if err != nil {
 			return outcome{}, err
 		}
-		o := judge(mix[i], resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION)
+		o := judge(cc, resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION)
 		o.answers = 0 // SpiceDB audits nothing
 		return o, nil
 	}
@@ -196,8 +185,7 @@ func (c *apiClient) singles(cases []effectiveCase, mixOf func(effectiveCase) []c
 		buf := bufPool.Get().(*bytes.Buffer)
 		defer bufPool.Put(buf)
 		for _, cc := range mixOf(cases[rng.IntN(len(cases))]) {
-			body := fmt.Appendf(nil, `{"tenant_id":%q,"user_id":%q,"permission":%q}`, cc.tenant, cc.user, cc.key.String())
-			if err := c.send(ctx, "POST", "/v1/permissions/check", c.checkToken, body, buf); err != nil {
+			if err := c.send(ctx, "POST", "/v1/permissions/check", c.checkToken, checkBody(cc), buf); err != nil {
 				return total, err
 			}
 			o := judge(cc, bytes.Contains(buf.Bytes(), allowedTrue))

@@ -143,7 +143,15 @@ func (u cpuUse) perOp(ops int) string {
 	return us(u.Self) + "/" + us(u.SpiceDB) + "/" + us(u.PG) + "/" + us(u.Other)
 }
 
-// busy is the share of the machine's CPUs in use, in cores.
+// total renders all CPU time per operation in microseconds.
+func (u cpuUse) total(ops int) string {
+	if !u.OK || ops == 0 {
+		return "n/a"
+	}
+	return strconv.Itoa(int((u.Self + u.SpiceDB + u.PG + u.Other).Microseconds() / int64(ops)))
+}
+
+// cores is the share of the machine's CPUs in use, in cores.
 func (u cpuUse) cores() float64 {
 	if !u.OK || u.Wall <= 0 {
 		return 0

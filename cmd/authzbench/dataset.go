@@ -145,27 +145,33 @@ type checkCase struct {
 	allowed      bool
 }
 
-// checkMix draws n checks: a random user of a random tenant asks for a key
-// its role grants (allowed) or one it does not (denied), half and half.
+// draw picks one check of the mix: a random user of a random tenant asks
+// for a key its role grants (allowed) or one it does not (denied), half and
+// half. Checks are drawn from the whole space, not from a precomputed
+// sample, so SpiceDB's cache sees as many distinct checks as real traffic
+// spread evenly over every tenant would make.
+func (d *dataset) draw(rng *rand.Rand) checkCase {
+	t, r, m := rng.IntN(d.tenants), rng.IntN(d.rolesPerTenant), rng.IntN(d.usersPerRole)
+	granted := d.roleKeys(t, r)
+	c := checkCase{tenant: d.tenant(t), user: d.user(t, r, m)}
+	if rng.IntN(2) == 0 {
+		c.key, c.allowed = d.keys[granted[rng.IntN(len(granted))]], true
+		return c
+	}
+	for {
+		if k := rng.IntN(len(d.keys)); !containsInt(granted, k) {
+			c.key = d.keys[k]
+			return c
+		}
+	}
+}
+
+// checkMix draws n checks with a seeded source.
 func (d *dataset) checkMix(n int, seed uint64) []checkCase {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	out := make([]checkCase, n)
 	for i := range out {
-		t, r, m := rng.IntN(d.tenants), rng.IntN(d.rolesPerTenant), rng.IntN(d.usersPerRole)
-		granted := d.roleKeys(t, r)
-		c := checkCase{tenant: d.tenant(t), user: d.user(t, r, m)}
-		if rng.IntN(2) == 0 {
-			c.key, c.allowed = d.keys[granted[rng.IntN(len(granted))]], true
-		} else {
-			for {
-				k := rng.IntN(len(d.keys))
-				if !containsInt(granted, k) {
-					c.key = d.keys[k]
-					break
-				}
-			}
-		}
-		out[i] = c
+		out[i] = d.draw(rng)
 	}
 	return out
 }

@@ -39,6 +39,7 @@ type config struct {
 	SmallTenants int           // tenants of the small data set (phases 1-3)
 	Duration     time.Duration // measured time of each run
 	Warmup       time.Duration // unmeasured time before each closed-loop run
+	FixedRun     time.Duration // least duration of a fixed-rate run
 	Concurrency  []int
 	AuditRows    int // rows seeded for phase 5
 	ProvisionC   int // concurrent tenants while provisioning
@@ -46,6 +47,8 @@ type config struct {
 	PostgresURL  string   // a database on the server where the benchmark creates its own
 	ProfileDir   string   // where to write CPU profiles; empty: none
 	SpiceDBArgs  []string // extra `spicedb serve` flags, to try SpiceDB settings
+	SpiceDBEnv   []string // extra NAME=value environment of the SpiceDB server
+	DatastoreQS  string   // extra query parameters of SpiceDB's datastore URI
 	Phases       map[int]bool
 }
 
@@ -55,6 +58,7 @@ func defaultConfig() config {
 		SmallTenants: 10,
 		Duration:     3 * time.Second,
 		Warmup:       time.Second,
+		FixedRun:     10 * time.Second,
 		Concurrency:  []int{1, 8, 32},
 		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true},
 		AuditRows:    1_000_000,
@@ -90,11 +94,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.SmallTenants, "small-tenants", c.SmallTenants, "tenants of the small data set used by phases 1-3")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration of each run")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured warm-up before each closed-loop run")
+	fs.DurationVar(&c.FixedRun, "fixed-duration", c.FixedRun, "least duration of the fixed-rate runs; keep it at two SpiceDB quantization intervals or more, since each interval starts its cache afresh")
 	fs.IntVar(&c.AuditRows, "audit-rows", c.AuditRows, "audit rows to seed for the audit query run (the goal is stated for 5000000)")
 	fs.IntVar(&c.ProvisionC, "provision-concurrency", c.ProvisionC, "tenants provisioned concurrently")
 	fs.StringVar(&c.PostgresURL, "postgres", c.PostgresURL, "URL of a database on the Postgres server to use; the benchmark creates and drops its own databases there (env AUTHZ_BENCH_POSTGRES_URL)")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write CPU profiles (this process and SpiceDB) of the top-concurrency runs to this directory")
-	spiceArgs := fs.String("spicedb-args", "", "extra space-separated flags for `spicedb serve`, to try its settings (e.g. \"--datastore-conn-pool-write-max-open 20\")")
+	spiceArgs := fs.String("spicedb-args", "", "extra space-separated flags for spicedb serve, to try its settings (e.g. \"--datastore-conn-pool-write-max-open 20\")")
+	spiceEnv := fs.String("spicedb-env", "", "extra space-separated NAME=value environment for the SpiceDB server (e.g. GOGC=400)")
+	fs.StringVar(&c.DatastoreQS, "spicedb-datastore-params", "", "extra query parameters for SpiceDB's datastore URI (e.g. default_query_exec_mode=cache_describe)")
 	phases := fs.String("phases", "1,2,3,4,5", "phases to run, to iterate on one of them; the report covers all five only when all run")
 	smoke := fs.Bool("smoke", false, "seconds-long run on tiny data, to check that everything works; its numbers mean nothing")
 	if err := fs.Parse(args); err != nil {
@@ -126,9 +133,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["provision-concurrency"] {
 			c.ProvisionC = s.ProvisionC
 		}
+		if !set["fixed-duration"] {
+			c.FixedRun = 0
+		}
 		c.Smoke = true
 	}
 	c.SpiceDBArgs = strings.Fields(*spiceArgs)
+	c.SpiceDBEnv = strings.Fields(*spiceEnv)
 	ph, err := parseInts(*phases)
 	if err != nil {
 		return c, fmt.Errorf("-phases: %w", err)

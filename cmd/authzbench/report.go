@@ -112,10 +112,15 @@ func (r *report) write(w io.Writer, b *bench) {
 	p("- %s, %s; %d CPUs (GOMAXPROCS %d), %s %s/%s", r.started.UTC().Format(time.RFC3339), "run took "+r.finished.Sub(r.started).Round(time.Second).String(),
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	p("- machine load: load average %s at start, %s at end; %.2f cores busy before the benchmark started (other work on the machine)", r.loadStart, r.loadEnd, r.background)
-	p("- SpiceDB %s as a separate process on 127.0.0.1, Postgres %s datastore; authzd in this process (cmd/authzd/app, external mode) with audit in its own database", r.spicedbVersion, r.pgVersion)
+	p("- SpiceDB %s as a separate process on 127.0.0.1 with its datastore on Postgres %s; authzd in this process (cmd/authzd/app, external mode) with audit in its own database", r.spicedbVersion, r.pgVersion)
+	if len(cfg.SpiceDBArgs)+len(cfg.SpiceDBEnv) > 0 || cfg.DatastoreQS != "" {
+		p("- SpiceDB settings changed for this run: %s %s", strings.Join(append(append([]string{}, cfg.SpiceDBEnv...), cfg.SpiceDBArgs...), " "), cfg.DatastoreQS)
+	} else {
+		p("- SpiceDB settings: defaults (revision quantization 5s, dispatch cache on)")
+	}
 	p("- authzd knobs: DB max conns %d, audit writers %d, audit max batch %d (AUTHZ_* environment or defaults)", b.appCfg.DBMaxConns, b.appCfg.AuditWriters, b.appCfg.AuditMaxBatch)
-	p("- small data set: %s; large data set: %s", describe(r.small), describe(r.large))
-	p("- each run: %s measured after %s warm-up (closed loop: each worker sends its next request when the last is answered); check mix: random user of a random tenant asks for a key its role grants or one it does not, half and half", cfg.Duration, cfg.Warmup)
+	p("- small data set: %s; large data set: %s; the SpiceDB datastore is ANALYZEd after provisioning each, as autovacuum would", describe(r.small), describe(r.large))
+	p("- each run: %s measured after %s warm-up (closed loop: each worker sends its next request when the last is answered; fixed-rate runs last at least %s); check mix: random user of a random tenant asks for a key its role grants or one it does not, half and half", cfg.Duration, cfg.Warmup, max(cfg.Duration, cfg.FixedRun))
 	if cfg.Phases[5] {
 		p("- audit table: %s rows seeded with COPY (%s, then VACUUM ANALYZE %s), %s rows in total%s", thousands(r.seed.rows), r.seedTime.Round(100*time.Millisecond), r.vacuumTime.Round(100*time.Millisecond),
 			thousands(r.totalAuditRows), map[bool]string{true: "", false: "; the goal is stated for 5,000,000: run with -audit-rows 5000000"}[r.seed.rows >= 5_000_000])
@@ -154,13 +159,16 @@ func (r *report) write(w io.Writer, b *bench) {
 	p("")
 	p("## Facade against SpiceDB direct, and what the audit costs (small data set)")
 	p("")
-	p("| concurrency | direct ops/s | facade ops/s | facade/direct | facade without audit ops/s | no-audit/direct | p50 direct / facade / no audit | p99 direct / facade / no audit |")
-	p("|---:|---:|---:|---:|---:|---:|---|---|")
+	p("| concurrency | direct ops/s | facade ops/s | facade/direct | facade without audit ops/s | no-audit/direct | p50 direct / facade / no audit | p99 direct / facade / no audit | CPU µs per check direct / facade / no audit |")
+	p("|---:|---:|---:|---:|---:|---:|---|---|---|")
 	for _, c := range r.byConc {
 		d, f, n := c.direct, c.facade, c.noAudit
-		p("| %d | %.0f | %.0f | %.2f | %.0f | %.2f | %s / %s / %s | %s / %s / %s |", c.c, d.Throughput(), f.Throughput(), f.Throughput()/nonzero(d.Throughput()),
-			n.Throughput(), n.Throughput()/nonzero(d.Throughput()), ms(d.Quantile(.5)), ms(f.Quantile(.5)), ms(n.Quantile(.5)), ms(d.Quantile(.99)), ms(f.Quantile(.99)), ms(n.Quantile(.99)))
+		p("| %d | %.0f | %.0f | %.2f | %.0f | %.2f | %s / %s / %s | %s / %s / %s | %s / %s / %s |", c.c, d.Throughput(), f.Throughput(), f.Throughput()/nonzero(d.Throughput()),
+			n.Throughput(), n.Throughput()/nonzero(d.Throughput()), ms(d.Quantile(.5)), ms(f.Quantile(.5)), ms(n.Quantile(.5)), ms(d.Quantile(.99)), ms(f.Quantile(.99)), ms(n.Quantile(.99)),
+			d.CPU.total(len(d.Lat)), f.CPU.total(len(f.Lat)), n.CPU.total(len(n.Lat)))
 	}
+	p("")
+	p("When the machine's CPUs are the limit (they are at high concurrency on 2 cores), throughput is inversely proportional to the CPU each check costs across all processes, so the last column bounds the ratio.")
 	p("")
 	p("## Large data set against small (facade, durable audit)")
 	p("")
@@ -191,7 +199,9 @@ func (r *report) write(w io.Writer, b *bench) {
 	}
 	if ph[3] {
 		e, s := r.effective.Quantile(.5), r.single.Quantile(.5)
-		goal(fmt.Sprintf("effective permissions (%d keys, one call) vs one check", len(b.keys)), "≤ 2x", fmt.Sprintf("%.2fx (p50 %s vs %s ms; %d checks in a row: %s ms)", float64(e)/nonzero(float64(s)), ms(e), ms(s), len(b.keys), ms(r.singles.Quantile(.5))), e > 0 && float64(e) <= 2*float64(s))
+		e99, s99 := r.effective.Quantile(.99), r.single.Quantile(.99)
+		goal(fmt.Sprintf("effective permissions (%d keys, one call) vs one check, p50", len(b.keys)), "≤ 2x", fmt.Sprintf("%.2fx (p50 %s vs %s ms; at p99 %.2fx, %s vs %s ms; %d checks in a row: p50 %s ms)",
+			float64(e)/nonzero(float64(s)), ms(e), ms(s), float64(e99)/nonzero(float64(s99)), ms(e99), ms(s99), len(b.keys), ms(r.singles.Quantile(.5))), e > 0 && float64(e) <= 2*float64(s))
 	}
 	if ph[4] && r.large != nil {
 		goal(fmt.Sprintf("provisioning %s tenants through the API", thousands(r.large.tenants)), "time taken", fmt.Sprintf("%s for %s writes (%.0f writes/s, %s relationships)",
