@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	spicecmd "github.com/authzed/spicedb/pkg/cmd"
@@ -61,7 +62,7 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 			return nil, err
 		}
 		dsConfig.Engine = datastore.PostgresEngine
-		dsConfig.URI = cfg.DatabaseURL
+		dsConfig.URI = withStatementCache(cfg.DatabaseURL)
 		// Watch is not used by authzd; without it SpiceDB does not need track_commit_timestamp.
 		dsConfig.DisableWatchSupport = true
 		if cfg.ReadPoolMax > 0 {
@@ -119,4 +120,23 @@ func (e *embedded) close() error {
 		errs = append(errs, errors.New("embedded spicedb did not stop within 10s"))
 	}
 	return errors.Join(errs...)
+}
+
+// withStatementCache asks pgx to prepare and cache SpiceDB's statements.
+// SpiceDB defaults to unprepared statements so that it works behind a
+// transaction-mode pgbouncer; the embedded datastore talks to Postgres
+// directly, and the benchmark measured Postgres CPU per check falling from
+// 677 to 227 µs with the cache (docs/performance.md). An explicit setting in
+// the URL wins.
+func withStatementCache(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return uri
+	}
+	q := u.Query()
+	if q.Get("default_query_exec_mode") == "" {
+		q.Set("default_query_exec_mode", "cache_statement")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
