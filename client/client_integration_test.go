@@ -6,7 +6,6 @@ package client_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -21,30 +20,14 @@ import (
 
 	"github.com/scailabs/authzd/client"
 	"github.com/scailabs/authzd/client/middleware"
-	"github.com/scailabs/authzd/cmd/authzd/app"
-	"github.com/scailabs/authzd/internal/pgtest"
+	"github.com/scailabs/authzd/cmd/authzd/app/apptest"
 )
 
 // MustAuthzd starts an authzd on a fresh database and returns its URL and admin token.
 func MustAuthzd(tb testing.TB) (url, adminToken string) {
 	tb.Helper()
-	adminToken = "admin-" + rand.Text()
-	cfg := app.Config{
-		HTTPAddr: "127.0.0.1:0", DatabaseURL: pgtest.MustCreate(tb), AdminToken: adminToken,
-		SpiceDBDatastore: "memory", SpiceDBTimeout: 5 * time.Second, DBMaxConns: 8, AuditWriters: 2,
-		AuditMaxBatch: 500, AuditTimeout: 3 * time.Second, MaxBodyBytes: 1 << 20, TokenCacheTTL: time.Second,
-		ShutdownTimeout: 10 * time.Second,
-	}
-	m := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := m.Open(context.Background()); err != nil {
-		tb.Fatalf("open authzd: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Close(context.Background()); err != nil {
-			tb.Errorf("close authzd: %v", err)
-		}
-	})
-	return m.URL(), adminToken
+	a := apptest.MustStart(tb, "memory")
+	return a.URL, a.AdminToken
 }
 
 // MustNew is client.New that fails the test on error.

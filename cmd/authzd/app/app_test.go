@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,40 +12,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/scailabs/authzd/cmd/authzd/app"
-	"github.com/scailabs/authzd/internal/pgtest"
+	"github.com/scailabs/authzd/cmd/authzd/app/apptest"
 )
-
-const adminToken = "test-admin-token"
 
 // harness is one authzd on a fresh audit database and embedded SpiceDB.
 type harness struct {
-	t     *testing.T
-	url   string
-	dbURL string
+	t          *testing.T
+	url        string
+	dbURL      string
+	adminToken string
 }
 
 func mustStart(t *testing.T, datastore string) *harness {
 	t.Helper()
-	cfg := app.Config{
-		HTTPAddr: "127.0.0.1:0", DatabaseURL: pgtest.MustCreate(t), AdminToken: adminToken,
-		SpiceDBDatastore: datastore, SpiceDBTimeout: 5 * time.Second, DBMaxConns: 8, AuditWriters: 2,
-		AuditMaxBatch: 500, AuditTimeout: 3 * time.Second, MaxBodyBytes: 1 << 16, TokenCacheTTL: time.Second,
-		ShutdownTimeout: 10 * time.Second,
-	}
-	if datastore == "postgres" {
-		cfg.SpiceDBDatabaseURL = pgtest.MustCreate(t)
-	}
-	m := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(context.Background()); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return &harness{t: t, url: m.URL(), dbURL: cfg.DatabaseURL}
+	a := apptest.MustStart(t, datastore)
+	return &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
 }
 
 type response struct {
@@ -85,7 +65,7 @@ func (h *harness) do(method, path, token, body string, headers ...string) respon
 // admin calls with the bootstrap token and demands the status.
 func (h *harness) admin(method, path, body string, want int) response {
 	h.t.Helper()
-	r := h.do(method, path, adminToken, body)
+	r := h.do(method, path, h.adminToken, body)
 	if r.status != want {
 		h.t.Fatalf("%s %s %s: status %d, want %d: %s", method, path, body, r.status, want, r.raw)
 	}
@@ -311,7 +291,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.do(tc.method, tc.path, adminToken, tc.body)
+			r := h.do(tc.method, tc.path, h.adminToken, tc.body)
 			e, _ := r.body["error"].(map[string]any)
 			if r.status != tc.status || e == nil {
 				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.raw)
