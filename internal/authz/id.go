@@ -34,12 +34,6 @@ func ScopedID(field, tenantID, localID string) (string, error) {
 	return id, nil
 }
 
-// LocalID returns the tenant-local part of a scoped id.
-func LocalID(scoped string) string {
-	_, local, _ := strings.Cut(scoped, "/")
-	return local
-}
-
 func truncate(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "..."

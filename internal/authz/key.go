@@ -53,9 +53,6 @@ func MustParseKey(s string) Key {
 // String returns the key as written, e.g. "scaibunker:create".
 func (k Key) String() string { return k.s }
 
-// IsZero reports whether k is the zero Key.
-func (k Key) IsZero() bool { return k.s == "" }
-
 // Module is the key's first segment, e.g. "scaibunker".
 func (k Key) Module() string {
 	m, _, _ := strings.Cut(k.s, ":")

@@ -82,7 +82,7 @@ func TestParseSubject(t *testing.T) {
 }
 
 func TestScopedID(t *testing.T) {
-	if id, err := ScopedID("role_id", "t1", "ops"); err != nil || id != "t1/ops" || LocalID(id) != "ops" {
+	if id, err := ScopedID("role_id", "t1", "ops"); err != nil || id != "t1/ops" {
 		t.Errorf("ScopedID = %q, %v", id, err)
 	}
 	if _, err := ScopedID("role_id", strings.Repeat("t", 600), strings.Repeat("r", 600)); ErrorCode(err) != EINVALID {

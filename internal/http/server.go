@@ -17,7 +17,6 @@ import (
 
 // Graph is what the server needs of SpiceDB.
 type Graph interface {
-	Validate(c authz.Check) error
 	Check(ctx context.Context, c authz.Check) (authz.Decision, error)
 	CheckBulk(ctx context.Context, checks []authz.Check) ([]authz.Decision, error)
 	ResourceTypes() []string
