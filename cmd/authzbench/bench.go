@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -79,6 +80,7 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 		time.Sleep(time.Second)
 	}
 	b.report.background = idle.use(s0, idle.sample()).cores()
+	whole := idle.sample()
 
 	fmt.Fprintln(log, "starting spicedb on", dbs.name("spicedb"))
 	b.spiceURL = dbs.url("spicedb")
@@ -150,6 +152,7 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 		phaseErr = b.phaseAuditQuery(ctx)
 	}
 	b.report.loadEnd = loadAvg()
+	b.report.steal = idle.use(whole, idle.sample()).stealShare(runtime.NumCPU())
 	b.report.finished = time.Now()
 	b.report.failure = phaseErr
 	b.report.write(out, b)
@@ -371,6 +374,7 @@ func combine(a, b stats) stats {
 	s.CPU.SpiceDB += b.CPU.SpiceDB
 	s.CPU.PG += b.CPU.PG
 	s.CPU.Other += b.CPU.Other
+	s.CPU.Steal += b.CPU.Steal
 	s.CPU.OK = a.CPU.OK && b.CPU.OK
 	slices.Sort(s.Lat)
 	return s

@@ -22,7 +22,8 @@ type cpuMeter struct {
 
 type cpuSample struct {
 	at      time.Time
-	machine time.Duration // busy time of all CPUs
+	machine time.Duration // busy time of all CPUs, steal included
+	steal   time.Duration // time the hypervisor gave this VM's CPUs to someone else
 	self    time.Duration
 	spicedb time.Duration
 	pg      map[int]time.Duration // per backend serving the benchmark's databases
@@ -33,7 +34,10 @@ type cpuSample struct {
 type cpuUse struct {
 	Wall                     time.Duration
 	Self, SpiceDB, PG, Other time.Duration
-	OK                       bool
+	// Steal is CPU time the hypervisor took from this VM: the machine's
+	// cores were not ours for that long. Not part of Other.
+	Steal time.Duration
+	OK    bool
 }
 
 // clockTick is USER_HZ, the unit of /proc's CPU times; 100 on every Linux platform Go supports.
@@ -63,6 +67,9 @@ func (m *cpuMeter) sample() cpuSample {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		if i != 3 && i != 4 { // idle, iowait
 			busy += n
+		}
+		if i == 7 {
+			s.steal = time.Duration(n) * clockTick
 		}
 	}
 	s.machine = time.Duration(busy) * clockTick
@@ -130,17 +137,18 @@ func (m *cpuMeter) use(a, b cpuSample) cpuUse {
 	for pid, t := range b.pg {
 		u.PG += t - a.pg[pid] // a backend started during the run counts from zero
 	}
-	u.Other = max(0, b.machine-a.machine-u.Self-u.SpiceDB-u.PG)
+	u.Steal = b.steal - a.steal
+	u.Other = max(0, b.machine-a.machine-u.Steal-u.Self-u.SpiceDB-u.PG)
 	return u
 }
 
-// perOp renders CPU microseconds per operation as self/spicedb/postgres/other.
+// perOp renders CPU microseconds per operation as self/spicedb/postgres/other/steal.
 func (u cpuUse) perOp(ops int) string {
 	if !u.OK || ops == 0 {
 		return "n/a"
 	}
 	us := func(d time.Duration) string { return strconv.Itoa(int(d.Microseconds() / int64(ops))) }
-	return us(u.Self) + "/" + us(u.SpiceDB) + "/" + us(u.PG) + "/" + us(u.Other)
+	return us(u.Self) + "/" + us(u.SpiceDB) + "/" + us(u.PG) + "/" + us(u.Other) + "/" + us(u.Steal)
 }
 
 // total renders all CPU time per operation in microseconds.
@@ -149,6 +157,14 @@ func (u cpuUse) total(ops int) string {
 		return "n/a"
 	}
 	return strconv.Itoa(int((u.Self + u.SpiceDB + u.PG + u.Other).Microseconds() / int64(ops)))
+}
+
+// stealShare is the share of the CPUs' time the hypervisor took, of cores × wall time.
+func (u cpuUse) stealShare(cores int) float64 {
+	if !u.OK || u.Wall <= 0 || cores <= 0 {
+		return 0
+	}
+	return float64(u.Steal) / (float64(u.Wall) * float64(cores))
 }
 
 // cores is the share of the machine's CPUs in use, in cores.

@@ -33,6 +33,10 @@ import (
 	"time"
 )
 
+// defaultDatastoreQS gives the benchmark's SpiceDB the datastore setting
+// authzd deploys it with (docker-compose.yml, embedded): prepared statements.
+const defaultDatastoreQS = "default_query_exec_mode=cache_statement"
+
 // config is the benchmark's command line.
 type config struct {
 	Tenants      int           // tenants of the large data set (phase 4)
@@ -101,11 +105,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write CPU profiles (this process and SpiceDB) of the top-concurrency runs to this directory")
 	spiceArgs := fs.String("spicedb-args", "", "extra space-separated flags for spicedb serve, to try its settings (e.g. \"--datastore-conn-pool-write-max-open 20\")")
 	spiceEnv := fs.String("spicedb-env", "", "extra space-separated NAME=value environment for the SpiceDB server (e.g. GOGC=400)")
-	fs.StringVar(&c.DatastoreQS, "spicedb-datastore-params", "", "extra query parameters for SpiceDB's datastore URI (e.g. default_query_exec_mode=cache_describe)")
+	fs.StringVar(&c.DatastoreQS, "spicedb-datastore-params", defaultDatastoreQS, "query parameters for SpiceDB's datastore URI; the default is what docker-compose.yml and the embedded SpiceDB use (pass \"\" for SpiceDB's own default, exec mode)")
+	slots := fs.String("check-slots", "", "authzd's AUTHZ_SPICEDB_CHECK_SLOTS for this run (-1: no coalescing)")
+	memoWindow := fs.String("memo-window", "", "authzd's AUTHZ_CHECK_MEMO_WINDOW for this run (e.g. 500ms; 0: off)")
 	phases := fs.String("phases", "1,2,3,4,5", "phases to run, to iterate on one of them; the report covers all five only when all run")
 	smoke := fs.Bool("smoke", false, "seconds-long run on tiny data, to check that everything works; its numbers mean nothing")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	// authzd reads its knobs from the environment; the flags are shorthands.
+	for name, v := range map[string]string{"AUTHZ_SPICEDB_CHECK_SLOTS": *slots, "AUTHZ_CHECK_MEMO_WINDOW": *memoWindow} {
+		if v != "" {
+			if err := os.Setenv(name, v); err != nil {
+				return c, err
+			}
+		}
 	}
 	if *smoke {
 		set := map[string]bool{}

@@ -15,6 +15,8 @@ type facadeMetrics struct {
 	batches, batchRows     float64 // audit commits and the rows they held
 	commits, commitSeconds float64 // audit commit count and total latency
 	calls, callSeconds     float64 // SpiceDB calls and their total latency
+	checkCalls, checkItems float64 // coalesced check calls and the single checks they answered
+	memoHits, memoMisses   float64 // checks answered from the revision memo, and not
 }
 
 // scrape reads the counters of authzd's Prometheus endpoint.
@@ -57,6 +59,14 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 			m.calls += v
 		case "authzd_spicedb_call_duration_seconds_sum":
 			m.callSeconds += v
+		case "authzd_spicedb_check_batch_items_count":
+			m.checkCalls += v
+		case "authzd_spicedb_check_batch_items_sum":
+			m.checkItems += v
+		case "authzd_check_memo_hits_total":
+			m.memoHits += v
+		case "authzd_check_memo_misses_total":
+			m.memoMisses += v
 		}
 	}
 	return m, sc.Err()
@@ -64,7 +74,8 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 
 func (m facadeMetrics) sub(o facadeMetrics) facadeMetrics {
 	return facadeMetrics{m.batches - o.batches, m.batchRows - o.batchRows, m.commits - o.commits,
-		m.commitSeconds - o.commitSeconds, m.calls - o.calls, m.callSeconds - o.callSeconds}
+		m.commitSeconds - o.commitSeconds, m.calls - o.calls, m.callSeconds - o.callSeconds,
+		m.checkCalls - o.checkCalls, m.checkItems - o.checkItems, m.memoHits - o.memoHits, m.memoMisses - o.memoMisses}
 }
 
 // String summarises the run's audit batching and SpiceDB latency as authzd saw them.
@@ -78,6 +89,12 @@ func (m facadeMetrics) String() string {
 	}
 	if m.calls > 0 {
 		parts = append(parts, fmt.Sprintf("SpiceDB call %.2f ms", 1000*m.callSeconds/m.calls))
+	}
+	if m.memoHits+m.memoMisses > 0 {
+		parts = append(parts, fmt.Sprintf("revision memo answered %.0f%% of checks", 100*m.memoHits/(m.memoHits+m.memoMisses)))
+	}
+	if m.checkCalls > 0 {
+		parts = append(parts, fmt.Sprintf("%.1f single checks per coalesced SpiceDB call", m.checkItems/m.checkCalls))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -44,6 +44,7 @@ type report struct {
 	started, finished         time.Time
 	loadStart, loadEnd        string
 	background                float64
+	steal                     float64 // share of the CPUs' time the hypervisor took during the run
 	spicedbVersion, pgVersion string
 	small, large              *dataset
 
@@ -111,21 +112,23 @@ func (r *report) write(w io.Writer, b *bench) {
 	}
 	p("- %s, %s; %d CPUs (GOMAXPROCS %d), %s %s/%s", r.started.UTC().Format(time.RFC3339), "run took "+r.finished.Sub(r.started).Round(time.Second).String(),
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	p("- machine load: load average %s at start, %s at end; %.2f cores busy before the benchmark started (other work on the machine)", r.loadStart, r.loadEnd, r.background)
+	p("- machine load: load average %s at start, %s at end; %.2f cores busy before the benchmark started (other work on the machine); the hypervisor took %.1f%% of the CPUs' time during the run (steal)", r.loadStart, r.loadEnd, r.background, 100*r.steal)
 	p("- SpiceDB %s as a separate process on 127.0.0.1 with its datastore on Postgres %s; authzd in this process (cmd/authzd/app, external mode) with audit in its own database", r.spicedbVersion, r.pgVersion)
-	if len(cfg.SpiceDBArgs)+len(cfg.SpiceDBEnv) > 0 || cfg.DatastoreQS != "" {
+	if len(cfg.SpiceDBArgs)+len(cfg.SpiceDBEnv) > 0 || cfg.DatastoreQS != defaultDatastoreQS {
 		p("- SpiceDB settings changed for this run: %s %s", strings.Join(append(append([]string{}, cfg.SpiceDBEnv...), cfg.SpiceDBArgs...), " "), cfg.DatastoreQS)
 	} else {
-		p("- SpiceDB settings: defaults (revision quantization 5s, dispatch cache on)")
+		p("- SpiceDB settings: defaults (revision quantization 5s, dispatch cache on) and, as docker-compose.yml and the embedded SpiceDB run it, prepared statements (%s)", defaultDatastoreQS)
 	}
-	p("- authzd knobs: DB max conns %d, audit writers %d, audit max batch %d (AUTHZ_* environment or defaults)", b.appCfg.DBMaxConns, b.appCfg.AuditWriters, b.appCfg.AuditMaxBatch)
+	p("- authzd knobs: DB max conns %d, audit writers %d, audit max batch %d, SpiceDB check slots %d (coalescing %s), revision memo %s (AUTHZ_* environment or defaults)",
+		b.appCfg.DBMaxConns, b.appCfg.AuditWriters, b.appCfg.AuditMaxBatch, b.appCfg.SpiceDBCheckSlots,
+		map[bool]string{true: "on", false: "off"}[b.appCfg.SpiceDBCheckSlots > 0], memoState(b.appCfg.CheckMemoWindow))
 	p("- small data set: %s; large data set: %s; the SpiceDB datastore is ANALYZEd after provisioning each, as autovacuum would", describe(r.small), describe(r.large))
 	p("- each run: %s measured after %s warm-up (closed loop: each worker sends its next request when the last is answered; fixed-rate runs last at least %s); check mix: random user of a random tenant asks for a key its role grants or one it does not, half and half", cfg.Duration, cfg.Warmup, max(cfg.Duration, cfg.FixedRun))
 	if cfg.Phases[5] {
 		p("- audit table: %s rows seeded with COPY (%s, then VACUUM ANALYZE %s), %s rows in total%s", thousands(r.seed.rows), r.seedTime.Round(100*time.Millisecond), r.vacuumTime.Round(100*time.Millisecond),
 			thousands(r.totalAuditRows), map[bool]string{true: "", false: "; the goal is stated for 5,000,000: run with -audit-rows 5000000"}[r.seed.rows >= 5_000_000])
 	}
-	p("- columns: latency in ms; *wrong* = answers that differ from what the data set implies; *audit* = rows committed in audit_events during the run vs decisions answered with 200; *CPU µs/op* = CPU time per operation of this process (load generator + authzd) / the spicedb process / the Postgres backends of the benchmark's databases / everything else on the machine (other work, kernel, Postgres background writers)")
+	p("- columns: latency in ms; *wrong* = answers that differ from what the data set implies; *audit* = rows committed in audit_events during the run vs decisions answered with 200; *CPU µs/op* = CPU time per operation of this process (load generator + authzd) / the spicedb process / the Postgres backends of the benchmark's databases / everything else on the machine (other work, kernel, Postgres background writers) / stolen by the hypervisor (this VM's CPUs were not ours for that long: the higher, the less the run's numbers say about this code)")
 	p("")
 	p("## Results")
 	p("")
@@ -255,4 +258,11 @@ func nonzero(f float64) float64 {
 		return 1e-12
 	}
 	return f
+}
+
+func memoState(window time.Duration) string {
+	if window <= 0 {
+		return "off"
+	}
+	return "on, window " + window.String()
 }

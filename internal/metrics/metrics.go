@@ -20,6 +20,7 @@ type Metrics struct {
 	auditRows   prometheus.Histogram
 	auditCommit *prometheus.HistogramVec
 	spicedb     *prometheus.HistogramVec
+	checkBatch  prometheus.Histogram
 }
 
 // latencyBuckets resolve the sub-millisecond to 10 ms range where checks live.
@@ -48,8 +49,12 @@ func New() *Metrics {
 			Name: "authzd_spicedb_call_duration_seconds", Help: "SpiceDB call latency by method and gRPC code.",
 			Buckets: latencyBuckets,
 		}, []string{"method", "code"}),
+		checkBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "authzd_spicedb_check_batch_items", Help: "Single checks answered per coalesced SpiceDB call.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		}),
 	}
-	m.registry.MustRegister(m.httpLatency, m.decisions, m.auditRows, m.auditCommit, m.spicedb,
+	m.registry.MustRegister(m.httpLatency, m.decisions, m.auditRows, m.auditCommit, m.spicedb, m.checkBatch,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -89,4 +94,19 @@ func (m *Metrics) SpiceDB(method string, d time.Duration, err error) {
 		method = method[i+1:]
 	}
 	m.spicedb.WithLabelValues(method, status.Code(err).String()).Observe(d.Seconds())
+}
+
+// CheckBatch records the size of one coalesced SpiceDB check call.
+func (m *Metrics) CheckBatch(items int) { m.checkBatch.Observe(float64(items)) }
+
+// CheckMemo exports the revision memo's hit and miss counts, read at scrape time.
+func (m *Metrics) CheckMemo(stats func() (hits, misses uint64)) {
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authzd_check_memo_hits_total", Help: "Checks answered from the revision memo (same revision, no SpiceDB call).",
+		}, func() float64 { h, _ := stats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authzd_check_memo_misses_total", Help: "Minimize-latency checks the revision memo could not answer.",
+		}, func() float64 { _, mi := stats(); return float64(mi) }),
+	)
 }

@@ -41,8 +41,20 @@ type Config struct {
 	Schema string
 	// StartTimeout bounds how long Open waits for an unavailable SpiceDB (default 30s).
 	StartTimeout time.Duration
+	// CheckSlots bounds the single checks in flight to SpiceDB; checks that
+	// arrive while every slot is busy are coalesced into one
+	// CheckBulkPermissions call (see coalescer). 0 means 4; a negative value
+	// turns coalescing off (one unbounded call per check).
+	CheckSlots int
+	// MemoWindow turns on the revision memo (see memo) and bounds how long it
+	// trusts the last revision SpiceDB answered at; 0 turns it off.
+	MemoWindow time.Duration
+	// MemoEntries bounds the answers the memo holds per revision (default 131072).
+	MemoEntries int
 	// Observe, when set, is told the duration and outcome of every SpiceDB call.
 	Observe func(method string, d time.Duration, err error)
+	// ObserveCheckBatch, when set, is told the size of every coalesced check call.
+	ObserveCheckBatch func(items int)
 }
 
 // Graph is the SpiceDB adapter.
@@ -59,6 +71,8 @@ type Graph struct {
 	writeMu *sync.Mutex
 	model   *model
 	logger  *slog.Logger
+	checks  *coalescer // nil when coalescing is off
+	memo    *memo      // nil when off
 }
 
 // Open connects to SpiceDB (starting it in-process when no endpoint is
@@ -121,6 +135,18 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	}
 	g.perms = v1.NewPermissionsServiceClient(g.conn)
 	g.schema = v1.NewSchemaServiceClient(g.conn)
+	if cfg.CheckSlots == 0 {
+		cfg.CheckSlots = 4
+	}
+	if cfg.CheckSlots > 0 {
+		g.checks = newCoalescer(g, cfg.CheckSlots, cfg.ObserveCheckBatch)
+	}
+	if cfg.MemoWindow > 0 {
+		if cfg.MemoEntries <= 0 {
+			cfg.MemoEntries = 1 << 17
+		}
+		g.memo = newMemo(cfg.MemoWindow, cfg.MemoEntries)
+	}
 
 	// An external SpiceDB may still be starting (compose, Kubernetes): wait for
 	// it within StartTimeout, but fail at once on anything but unavailability.
@@ -141,6 +167,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 
 // Close releases the connection and stops an embedded SpiceDB.
 func (g *Graph) Close() error {
+	if g.checks != nil {
+		g.checks.close()
+	}
 	if g.embedded != nil {
 		return g.embedded.close()
 	}
@@ -156,6 +185,14 @@ func (g *Graph) Ready(ctx context.Context) error {
 	defer cancel()
 	_, err := g.schema.ReadSchema(ctx, &v1.ReadSchemaRequest{})
 	return mapError(err, "read schema")
+}
+
+// MemoStats reports the revision memo's hits and misses (zeros when it is off).
+func (g *Graph) MemoStats() (hits, misses uint64) {
+	if g.memo == nil {
+		return 0, 0
+	}
+	return g.memo.stats()
 }
 
 // ResourceTypes lists the resource types the schema knows.

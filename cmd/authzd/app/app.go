@@ -69,6 +69,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
 		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
 		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
+		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
 		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
 	}
 	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {
@@ -82,6 +83,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.graph, err = spicedb.Open(ctx, sc, m.logger); err != nil {
 		return err
 	}
+	met.CheckMemo(m.graph.MemoStats)
 
 	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
 		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Observe: met.AuditBatch,

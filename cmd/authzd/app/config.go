@@ -26,6 +26,15 @@ type Config struct {
 	SpiceDBWriteTimeout time.Duration `env:"AUTHZ_SPICEDB_WRITE_TIMEOUT" envDefault:"15s"`
 	// SpiceDBStartTimeout bounds how long start-up waits for an unavailable SpiceDB.
 	SpiceDBStartTimeout time.Duration `env:"AUTHZ_SPICEDB_START_TIMEOUT" envDefault:"30s"`
+	// SpiceDBCheckSlots bounds single checks in flight to SpiceDB; checks
+	// arriving while all slots are busy go out together as one bulk call.
+	// A negative value sends every check on its own.
+	SpiceDBCheckSlots int `env:"AUTHZ_SPICEDB_CHECK_SLOTS" envDefault:"4"`
+	// CheckMemoWindow enables the revision memo: a check without a zed token
+	// is answered from memory when SpiceDB already answered it at the revision
+	// it currently hands out, confirmed by a call started within this window.
+	// 0 (the default) turns the memo off; 500ms is a sensible value.
+	CheckMemoWindow time.Duration `env:"AUTHZ_CHECK_MEMO_WINDOW" envDefault:"0s"`
 	// SpiceDBDatastore is the embedded SpiceDB's datastore: postgres or memory.
 	SpiceDBDatastore string `env:"AUTHZ_SPICEDB_DATASTORE" envDefault:"postgres"`
 	// SpiceDBDatabaseURL is the embedded datastore's database; empty derives

@@ -1,0 +1,163 @@
+package spicedb
+
+import (
+	"context"
+	"sync"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	"github.com/scailabs/authzd/internal/authz"
+)
+
+// maxCoalesced bounds the items of one coalesced CheckBulkPermissions call.
+const maxCoalesced = 100
+
+// coalescer turns concurrent single checks into fewer SpiceDB calls. At most
+// `slots` calls are in flight; a check that arrives while all of them are busy
+// waits in the queue, and the next free slot sends everything queued as one
+// CheckBulkPermissions. An idle service therefore adds no latency (a lone
+// check takes a free slot at once and goes out as a plain CheckPermission),
+// while a busy one pays SpiceDB's per-request cost (gRPC, middleware,
+// validation, revision selection) once per batch instead of once per check.
+//
+// Only minimize_latency checks are coalesced: they all read the same
+// quantized revision, so answering them together changes nothing about what
+// each one sees. Checks carrying a zed token go to SpiceDB on their own.
+type coalescer struct {
+	g     *Graph
+	queue chan *queuedCheck
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	// observe, when set, is told the size of every call.
+	observe func(items int)
+}
+
+type queuedCheck struct {
+	item *v1.CheckBulkPermissionsRequestItem
+	done chan checkResult // buffered: the slot never blocks on a caller that gave up
+}
+
+type checkResult struct {
+	d   authz.Decision
+	err error
+}
+
+func newCoalescer(g *Graph, slots int, observe func(int)) *coalescer {
+	c := &coalescer{g: g, queue: make(chan *queuedCheck, 4*maxCoalesced), stop: make(chan struct{}), observe: observe}
+	for range slots {
+		c.wg.Add(1)
+		go c.run()
+	}
+	return c
+}
+
+// check queues one item and waits for its answer or the caller's context.
+func (c *coalescer) check(ctx context.Context, item *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
+	q := &queuedCheck{item: item, done: make(chan checkResult, 1)}
+	select {
+	case c.queue <- q:
+	case <-c.stop:
+		return authz.Decision{}, authz.Errorf(authz.EUNAVAILABLE, "authzd is shutting down")
+	case <-ctx.Done():
+		return authz.Decision{}, authz.Wrap(authz.EUNAVAILABLE, ctx.Err(), "spicedb did not take the check in time")
+	}
+	select {
+	case r := <-q.done:
+		return r.d, r.err
+	case <-ctx.Done():
+		return authz.Decision{}, authz.Wrap(authz.EUNAVAILABLE, ctx.Err(), "spicedb did not answer in time")
+	}
+}
+
+func (c *coalescer) close() {
+	close(c.stop)
+	c.wg.Wait()
+	// Answer whatever is still queued: callers must never wait forever.
+	for {
+		select {
+		case q := <-c.queue:
+			q.done <- checkResult{err: authz.Errorf(authz.EUNAVAILABLE, "authzd is shutting down")}
+		default:
+			return
+		}
+	}
+}
+
+func (c *coalescer) run() {
+	defer c.wg.Done()
+	batch := make([]*queuedCheck, 0, maxCoalesced)
+	for {
+		var first *queuedCheck
+		select {
+		case first = <-c.queue:
+		case <-c.stop:
+			return
+		}
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < maxCoalesced {
+			select {
+			case q := <-c.queue:
+				batch = append(batch, q)
+			default:
+				break gather
+			}
+		}
+		if c.observe != nil {
+			c.observe(len(batch))
+		}
+		c.send(batch)
+	}
+}
+
+// send answers a batch with one SpiceDB call. Every failure, of the call or
+// of one item, reaches the callers concerned as an error: never as a yes.
+func (c *coalescer) send(batch []*queuedCheck) {
+	ctx, cancel := c.g.call(context.Background())
+	defer cancel()
+	if len(batch) == 1 {
+		d, err := c.g.checkOne(ctx, batch[0].item)
+		batch[0].done <- checkResult{d: d, err: err}
+		return
+	}
+	items := make([]*v1.CheckBulkPermissionsRequestItem, len(batch))
+	for i, q := range batch {
+		items[i] = q.item
+	}
+	resp, err := c.g.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: consistency(""), Items: items})
+	if err == nil && len(resp.GetPairs()) != len(batch) {
+		err = authz.Errorf(authz.EINTERNAL, "spicedb answered %d of %d coalesced checks", len(resp.GetPairs()), len(batch))
+	}
+	if err != nil {
+		err = mapCheckError(err, false)
+		for _, q := range batch {
+			q.done <- checkResult{err: err}
+		}
+		return
+	}
+	checkedAt := resp.GetCheckedAt().GetToken()
+	for i, p := range resp.GetPairs() {
+		if !sameItem(p.GetRequest(), batch[i].item) {
+			batch[i].done <- checkResult{err: authz.Errorf(authz.EINTERNAL, "spicedb answered coalesced checks out of order")}
+			continue
+		}
+		if p.GetError() != nil {
+			batch[i].done <- checkResult{err: authz.Errorf(authz.EUNAVAILABLE, "spicedb could not answer this check")}
+			continue
+		}
+		batch[i].done <- checkResult{d: authz.Decision{
+			Allowed:   p.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
+			CheckedAt: checkedAt,
+		}}
+	}
+}
+
+// sameItem guards the positional pairing of a bulk answer: an answer matched
+// to the wrong question would be a wrong decision.
+func sameItem(got, want *v1.CheckBulkPermissionsRequestItem) bool {
+	return got.GetPermission() == want.GetPermission() &&
+		got.GetResource().GetObjectId() == want.GetResource().GetObjectId() &&
+		got.GetResource().GetObjectType() == want.GetResource().GetObjectType() &&
+		got.GetSubject().GetObject().GetObjectId() == want.GetSubject().GetObject().GetObjectId() &&
+		got.GetSubject().GetObject().GetObjectType() == want.GetSubject().GetObject().GetObjectType()
+}
