@@ -33,6 +33,7 @@ type appSettings struct {
 	spicedb    string // "" (the world's default), "memory" or "external"
 	external   spicedbServer
 	auditProxy string // host:port authzd reaches the audit database through
+	tune       []func(*app.Config)
 }
 
 type appOption func(*appSettings)
@@ -49,6 +50,11 @@ func withExternalSpiceDB(srv spicedbServer) appOption {
 // withAuditProxy makes authzd reach its audit database through the proxy at hostport.
 func withAuditProxy(hostport string) appOption {
 	return func(s *appSettings) { s.auditProxy = hostport }
+}
+
+// withConfig adjusts authzd's configuration before it opens.
+func withConfig(f func(*app.Config)) appOption {
+	return func(s *appSettings) { s.tune = append(s.tune, f) }
 }
 
 // startApp opens authzd with a fresh audit database and closes it when tb ends. By default SpiceDB is
@@ -82,6 +88,9 @@ func startApp(tb testing.TB, opts ...appOption) *testApp {
 	default:
 		cfg.SpiceDBDatastore = "postgres"
 		cfg.SpiceDBDatabaseURL, _ = w.newDatabase(tb, "spicedb")
+	}
+	for _, f := range s.tune {
+		f(&cfg)
 	}
 	logs := newTestLogWriter(tb)
 	tb.Cleanup(logs.stop) // registered before Close, so it runs after it

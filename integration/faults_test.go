@@ -3,15 +3,20 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scailabs/authzd/cmd/authzd/app"
 )
 
 // outcome is what one request under load got back.
@@ -224,6 +229,31 @@ func waitRecovered(a *api, req checkRequest, max time.Duration) {
 	}
 }
 
+// metricValue reads one unlabelled sample from authzd's /metrics (-1 when absent).
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read /metrics: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
 func readyzStatus(base string) int {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	resp, err := hc.Get(base + "/readyz")
@@ -240,7 +270,10 @@ func TestFaultSpiceDBUnreachable(t *testing.T) {
 	w := mustWorld(t)
 	srv := w.startSpiceDB(t)
 	proxy := newTCPProxy(t, srv.Endpoint)
-	a := startApp(t, withExternalSpiceDB(spicedbServer{Endpoint: proxy.Addr(), Token: srv.Token}))
+	// The revision memo is on here (it is off by default): remembered answers
+	// must not outlive an unreachable SpiceDB either.
+	a := startApp(t, withExternalSpiceDB(spicedbServer{Endpoint: proxy.Addr(), Token: srv.Token}),
+		withConfig(func(c *app.Config) { c.CheckMemoWindow = 500 * time.Millisecond }))
 	ops := a.as("ops-admin")
 	ops.mustPartner(t, "p")
 	ops.mustTenant(t, "t", "p")
@@ -287,6 +320,10 @@ func TestFaultSpiceDBUnreachable(t *testing.T) {
 		}
 	}
 	faultReport(t, outs, cutAt, restoreAt, time.Second, 10*time.Second)
+	// The memo must have been answering, or this run says nothing about it.
+	if hits := metricValue(t, a.URL, "authzd_check_memo_hits_total"); hits <= 0 {
+		t.Errorf("the revision memo answered no check during the run (authzd_check_memo_hits_total = %v)", hits)
+	}
 	if readyDuring != http.StatusServiceUnavailable {
 		t.Errorf("/readyz answered %d while SpiceDB was unreachable, want 503", readyDuring)
 	}
