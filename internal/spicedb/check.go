@@ -57,24 +57,11 @@ func (g *Graph) Check(ctx context.Context, c authz.Check) (authz.Decision, error
 	if err != nil {
 		return authz.Decision{}, err
 	}
+	it := &v1.CheckBulkPermissionsRequestItem{Resource: obj, Permission: perm, Subject: subjectRef(c.Subject)}
 	if c.ConsistencyToken == "" && (g.checks != nil || g.memo != nil) {
-		return g.checkLatest(ctx, &v1.CheckBulkPermissionsRequestItem{Resource: obj, Permission: perm, Subject: subjectRef(c.Subject)})
+		return g.checkLatest(ctx, it)
 	}
-	ctx, cancel := g.call(ctx)
-	defer cancel()
-	resp, err := g.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
-		Consistency: consistency(c.ConsistencyToken),
-		Resource:    obj,
-		Permission:  perm,
-		Subject:     subjectRef(c.Subject),
-	})
-	if err != nil {
-		return authz.Decision{}, mapCheckError(err, c.ConsistencyToken != "")
-	}
-	return authz.Decision{
-		Allowed:   resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
-		CheckedAt: resp.GetCheckedAt().GetToken(),
-	}, nil
+	return g.checkOne(ctx, it, c.ConsistencyToken)
 }
 
 // checkLatest answers a minimize_latency check: from the memo when SpiceDB's
@@ -94,7 +81,7 @@ func (g *Graph) checkLatest(ctx context.Context, it *v1.CheckBulkPermissionsRequ
 	if g.checks != nil {
 		d, err = g.checks.check(ctx, it)
 	} else {
-		d, err = g.checkOne(ctx, it)
+		d, err = g.checkOne(ctx, it, "")
 	}
 	if g.memo != nil {
 		if err != nil {
@@ -106,15 +93,16 @@ func (g *Graph) checkLatest(ctx context.Context, it *v1.CheckBulkPermissionsRequ
 	return d, err
 }
 
-// checkOne sends one minimize_latency CheckPermission.
-func (g *Graph) checkOne(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
+// checkOne sends one CheckPermission: minimize_latency without a token, at
+// least as fresh as the token with one.
+func (g *Graph) checkOne(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem, token string) (authz.Decision, error) {
 	ctx, cancel := g.call(ctx)
 	defer cancel()
 	resp, err := g.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
-		Consistency: consistency(""), Resource: it.Resource, Permission: it.Permission, Subject: it.Subject,
+		Consistency: consistency(token), Resource: it.Resource, Permission: it.Permission, Subject: it.Subject,
 	})
 	if err != nil {
-		return authz.Decision{}, mapCheckError(err, false)
+		return authz.Decision{}, mapCheckError(err, token != "")
 	}
 	return authz.Decision{
 		Allowed:   resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
@@ -150,21 +138,41 @@ func (g *Graph) CheckBulk(ctx context.Context, checks []authz.Check) ([]authz.De
 	if err != nil {
 		return nil, mapCheckError(err, token != "")
 	}
+	return bulkDecisions(resp, items)
+}
+
+// bulkDecisions pairs a CheckBulkPermissions answer with the items asked, in
+// order. An item SpiceDB could not answer, or whose echoed question is not
+// the one asked, gets its own error (Decision.Err): an answer matched to the
+// wrong question would be a wrong decision.
+func bulkDecisions(resp *v1.CheckBulkPermissionsResponse, items []*v1.CheckBulkPermissionsRequestItem) ([]authz.Decision, error) {
 	pairs := resp.GetPairs()
-	if len(pairs) != len(checks) {
-		return nil, authz.Errorf(authz.EINTERNAL, "spicedb answered %d of %d bulk items", len(pairs), len(checks))
+	if len(pairs) != len(items) {
+		return nil, authz.Errorf(authz.EINTERNAL, "spicedb answered %d of %d bulk items", len(pairs), len(items))
 	}
-	out := make([]authz.Decision, len(checks))
+	out := make([]authz.Decision, len(items))
 	checkedAt := resp.GetCheckedAt().GetToken()
 	for i, p := range pairs {
-		out[i].CheckedAt = checkedAt
-		if e := p.GetError(); e != nil {
+		switch {
+		case !sameItem(p.GetRequest(), items[i]):
+			out[i].Err = authz.Errorf(authz.EINTERNAL, "spicedb answered bulk items out of order")
+		case p.GetError() != nil:
 			out[i].Err = authz.Errorf(authz.EUNAVAILABLE, "spicedb could not answer this item")
-			continue
+		default:
+			out[i].CheckedAt = checkedAt
+			out[i].Allowed = p.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
 		}
-		out[i].Allowed = p.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
 	}
 	return out, nil
+}
+
+// sameItem compares the question SpiceDB echoes in a bulk pair with the one asked.
+func sameItem(got, want *v1.CheckBulkPermissionsRequestItem) bool {
+	return got.GetPermission() == want.GetPermission() &&
+		got.GetResource().GetObjectId() == want.GetResource().GetObjectId() &&
+		got.GetResource().GetObjectType() == want.GetResource().GetObjectType() &&
+		got.GetSubject().GetObject().GetObjectId() == want.GetSubject().GetObject().GetObjectId() &&
+		got.GetSubject().GetObject().GetObjectType() == want.GetSubject().GetObject().GetObjectType()
 }
 
 // mapCheckError recognises a malformed consistency token, the one caller

@@ -116,7 +116,7 @@ func (c *coalescer) send(batch []*queuedCheck) {
 	ctx, cancel := c.g.call(context.Background())
 	defer cancel()
 	if len(batch) == 1 {
-		d, err := c.g.checkOne(ctx, batch[0].item)
+		d, err := c.g.checkOne(ctx, batch[0].item, "")
 		batch[0].done <- checkResult{d: d, err: err}
 		return
 	}
@@ -125,39 +125,17 @@ func (c *coalescer) send(batch []*queuedCheck) {
 		items[i] = q.item
 	}
 	resp, err := c.g.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: consistency(""), Items: items})
-	if err == nil && len(resp.GetPairs()) != len(batch) {
-		err = authz.Errorf(authz.EINTERNAL, "spicedb answered %d of %d coalesced checks", len(resp.GetPairs()), len(batch))
-	}
-	if err != nil {
+	var ds []authz.Decision
+	if err == nil {
+		ds, err = bulkDecisions(resp, items)
+	} else {
 		err = mapCheckError(err, false)
-		for _, q := range batch {
+	}
+	for i, q := range batch {
+		if err != nil {
 			q.done <- checkResult{err: err}
-		}
-		return
-	}
-	checkedAt := resp.GetCheckedAt().GetToken()
-	for i, p := range resp.GetPairs() {
-		if !sameItem(p.GetRequest(), batch[i].item) {
-			batch[i].done <- checkResult{err: authz.Errorf(authz.EINTERNAL, "spicedb answered coalesced checks out of order")}
 			continue
 		}
-		if p.GetError() != nil {
-			batch[i].done <- checkResult{err: authz.Errorf(authz.EUNAVAILABLE, "spicedb could not answer this check")}
-			continue
-		}
-		batch[i].done <- checkResult{d: authz.Decision{
-			Allowed:   p.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
-			CheckedAt: checkedAt,
-		}}
+		q.done <- checkResult{d: ds[i], err: ds[i].Err}
 	}
-}
-
-// sameItem guards the positional pairing of a bulk answer: an answer matched
-// to the wrong question would be a wrong decision.
-func sameItem(got, want *v1.CheckBulkPermissionsRequestItem) bool {
-	return got.GetPermission() == want.GetPermission() &&
-		got.GetResource().GetObjectId() == want.GetResource().GetObjectId() &&
-		got.GetResource().GetObjectType() == want.GetResource().GetObjectType() &&
-		got.GetSubject().GetObject().GetObjectId() == want.GetSubject().GetObject().GetObjectId() &&
-		got.GetSubject().GetObject().GetObjectType() == want.GetSubject().GetObject().GetObjectType()
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/genproto/googleapis/rpc/status"
+
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/schema"
 )
@@ -191,5 +194,53 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 15s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBulkDecisionsPairing: an answer is only ever given to the question it
+// answers; a swapped, missing or failed pair becomes an error for that item.
+func TestBulkDecisionsPairing(t *testing.T) {
+	item := func(sub string) *v1.CheckBulkPermissionsRequestItem {
+		return &v1.CheckBulkPermissionsRequestItem{Resource: object("tenant", "t1"), Permission: "scaibunker__create",
+			Subject: &v1.SubjectReference{Object: object("user", sub)}}
+	}
+	answer := func(it *v1.CheckBulkPermissionsRequestItem, allowed bool) *v1.CheckBulkPermissionsPair {
+		p := v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
+		if allowed {
+			p = v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+		}
+		return &v1.CheckBulkPermissionsPair{Request: it, Response: &v1.CheckBulkPermissionsPair_Item{
+			Item: &v1.CheckBulkPermissionsResponseItem{Permissionship: p}}}
+	}
+	alice, bob, carol := item("alice"), item("bob"), item("carol")
+	asked := []*v1.CheckBulkPermissionsRequestItem{alice, bob, carol}
+	resp := &v1.CheckBulkPermissionsResponse{CheckedAt: &v1.ZedToken{Token: "rev"}, Pairs: []*v1.CheckBulkPermissionsPair{
+		answer(bob, true), answer(alice, false), // swapped
+		{Request: carol, Response: &v1.CheckBulkPermissionsPair_Error{Error: &status.Status{Code: 14}}},
+	}}
+	ds, err := bulkDecisions(resp, asked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{authz.EINTERNAL, authz.EINTERNAL, authz.EUNAVAILABLE} {
+		if ds[i].Allowed || authz.ErrorCode(ds[i].Err) != want {
+			t.Errorf("item %d: allowed=%v err=%v, want denied with %s", i, ds[i].Allowed, ds[i].Err, want)
+		}
+	}
+
+	resp.Pairs = []*v1.CheckBulkPermissionsPair{answer(alice, true), answer(bob, false), answer(carol, true)}
+	ds, err = bulkDecisions(resp, asked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, true} {
+		if ds[i].Err != nil || ds[i].Allowed != want || ds[i].CheckedAt != "rev" {
+			t.Errorf("item %d: %+v, want allowed=%v at rev", i, ds[i], want)
+		}
+	}
+
+	resp.Pairs = resp.Pairs[:2]
+	if _, err := bulkDecisions(resp, asked); authz.ErrorCode(err) != authz.EINTERNAL {
+		t.Errorf("2 answers for 3 items: err = %v, want internal", err)
 	}
 }
