@@ -69,9 +69,9 @@ func (g *Graph) Check(ctx context.Context, c authz.Check) (authz.Decision, error
 // call of its own when coalescing is off).
 func (g *Graph) checkLatest(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
 	var k memoKey
-	start := time.Now()
+	var start time.Time
 	if g.memo != nil {
-		k = keyOf(it)
+		k, start = keyOf(it), time.Now()
 		if allowed, rev, ok := g.memo.get(k, start); ok {
 			return authz.Decision{Allowed: allowed, CheckedAt: rev}, nil
 		}
