@@ -12,6 +12,10 @@ export AUTHZ_LOG_FORMAT   ?= text
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+.PHONY: setup
+setup: ## Install (Debian packages) and start the local PostgreSQL the other targets use; idempotent.
+	./scripts/setup-postgres.sh
+
 .PHONY: run
 run: ## Run authzd on :8080 against local Postgres with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
 	$(GO) run ./cmd/authzd

@@ -44,6 +44,10 @@ type model struct {
 	compiled  *compiler.CompiledSchema
 	resources map[string]map[string]bool // type -> permission names
 	tenant    map[string]bool            // tenant permission names
+	// grants lists every grant_<key> relation of the tenant definition: the
+	// whole catalogue a custom role can hold, so that replacing a role's keys is
+	// one write that needs no read (see PutRole).
+	grants []string
 }
 
 func parseModel(text string) (*model, error) {
@@ -68,6 +72,12 @@ func parseModel(text string) (*model, error) {
 		switch {
 		case def.GetName() == typeTenant:
 			m.tenant = perms
+			for r := range rels {
+				if strings.HasPrefix(r, authz.GrantPrefix) {
+					m.grants = append(m.grants, r)
+				}
+			}
+			sort.Strings(m.grants)
 		case def.GetName() == typeRole:
 		case rels[relTenant] && rels[relOwner]:
 			// A resource type is any definition that belongs to a tenant and has an owner.

@@ -37,6 +37,83 @@ func exists(resType, resID, relation string) *v1.Precondition {
 	}
 }
 
+// absent is a precondition that the object has no relationship of the given relation.
+func absent(resType, resID, relation string) *v1.Precondition {
+	return &v1.Precondition{
+		Operation: v1.Precondition_OPERATION_MUST_NOT_MATCH,
+		Filter:    &v1.RelationshipFilter{ResourceType: resType, OptionalResourceId: resID, OptionalRelation: relation},
+	}
+}
+
+// unchanged pins a value read before a write: the single relationship in
+// current must still exist, or, when current is empty, the relation must still
+// be empty. Together with an invariant that every writer keeps (at most one
+// such relationship), this makes the write apply only to the exact state that
+// was read, so two concurrent replacements can never leave two values.
+func unchanged(resType, resID, relation string, current []*v1.Relationship) []*v1.Precondition {
+	if len(current) == 0 {
+		return []*v1.Precondition{absent(resType, resID, relation)}
+	}
+	pre := make([]*v1.Precondition, 0, len(current))
+	for _, r := range current {
+		s := r.GetSubject()
+		f := &v1.SubjectFilter{SubjectType: s.GetObject().GetObjectType(), OptionalSubjectId: s.GetObject().GetObjectId()}
+		if s.GetOptionalRelation() != "" {
+			f.OptionalRelation = &v1.SubjectFilter_RelationFilter{Relation: s.GetOptionalRelation()}
+		}
+		pre = append(pre, &v1.Precondition{
+			Operation: v1.Precondition_OPERATION_MUST_MATCH,
+			Filter: &v1.RelationshipFilter{ResourceType: resType, OptionalResourceId: resID,
+				OptionalRelation: relation, OptionalSubjectFilter: f},
+		})
+	}
+	return pre
+}
+
+// errStale is what a conditional write returns when the state it read changed
+// before it landed (SpiceDB answered FAILED_PRECONDITION).
+var errStale = errors.New("provisioning state changed since it was read")
+
+// readModifyWrite runs attempt (read the current value, then write conditioned
+// on it; see unchanged) until the write lands, starting from a fresh read each
+// time another writer got there first. Before each new attempt, gone reports
+// whether the parent object disappeared meanwhile (its not-found error), so a
+// write racing a delete answers 404 instead of retrying until the timeout.
+func (g *Graph) readModifyWrite(ctx context.Context, gone func(context.Context) error, attempt func(context.Context) (string, error)) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.wtimeout)
+	defer cancel()
+	wait := backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 200 * time.Millisecond}
+	wait.Reset()
+	for {
+		token, err := attempt(ctx)
+		if !errors.Is(err, errStale) {
+			return token, err
+		}
+		if err := gone(ctx); err != nil {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", authz.Wrap(authz.EUNAVAILABLE, ctx.Err(), "concurrent writes to the same object did not settle in time")
+		case <-time.After(wait.NextBackOff()):
+		}
+	}
+}
+
+// mustExist returns notFound when the object has no relationship of relation.
+func (g *Graph) mustExist(resType, resID, relation string, notFound error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		rs, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: resType, OptionalResourceId: resID, OptionalRelation: relation})
+		if err != nil {
+			return err
+		}
+		if len(rs) == 0 {
+			return notFound
+		}
+		return nil
+	}
+}
+
 // retryWrite runs an idempotent write (TOUCH, DELETE, DeleteRelationships)
 // until it succeeds, fails for a reason other than unavailability, or the
 // write timeout passes. Serialization conflicts between concurrent writers
@@ -142,45 +219,80 @@ func (g *Graph) DeletePartner(ctx context.Context, partnerID string) (string, er
 		authz.Errorf(authz.ECONFLICT, "partner %q still has tenants; offboard them first", partnerID))
 }
 
-// PutTenant creates the tenant under a partner, or moves it to another partner.
+// PutTenant creates the tenant under a partner, or moves it to another
+// partner. A tenant has exactly one partner, so a move replaces a value and is
+// written conditioned on the partner it read (see unchanged); concurrent moves
+// end with exactly one of them.
+//
+// Creating a tenant first removes whatever an interrupted or racing offboarding
+// left under its id (custom roles, resources), so a tenant re-created under the
+// same id never inherits a member, grant or owner of the old one. No write can
+// add anything under a tenant id while the tenant does not exist (every such
+// write requires it), so that purge cannot miss a late arrival.
 func (g *Graph) PutTenant(ctx context.Context, tenantID, partnerID string) (string, error) {
-	current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID, OptionalRelation: relPartner})
-	if err != nil {
-		return "", err
-	}
-	updates := []*v1.RelationshipUpdate{
-		touch(rel(typeTenant, tenantID, relPlatform, platformSubject())),
-		touch(rel(typeTenant, tenantID, relPartner, &v1.SubjectReference{Object: object(typePartner, partnerID)})),
-	}
-	for _, r := range current {
-		if r.GetSubject().GetObject().GetObjectId() != partnerID {
-			updates = append(updates, del(r))
-		}
-	}
-	return g.write(ctx, updates, []*v1.Precondition{exists(typePartner, partnerID, relPlatform)}, partnerNotFound(partnerID))
-}
-
-// DeleteTenant offboards the tenant: its own relationships first (which ends
-// every grant in it at once), then its custom roles and its resources, all of
-// which carry the tenant id as the prefix of their object ids.
-func (g *Graph) DeleteTenant(ctx context.Context, tenantID string) (string, error) {
-	filters := []*v1.RelationshipFilter{
-		{ResourceType: typeTenant, OptionalResourceId: tenantID},
-		{ResourceType: typeRole, OptionalResourceIdPrefix: tenantID + "/"},
-	}
-	for _, t := range g.model.resourceTypeNames() {
-		filters = append(filters, &v1.RelationshipFilter{ResourceType: t, OptionalResourceIdPrefix: tenantID + "/"})
-	}
-	var token string
-	for _, f := range filters {
-		t, err := g.deleteWhere(ctx, f, nil, nil)
+	partnerMissing := g.mustExist(typePartner, partnerID, relPlatform, partnerNotFound(partnerID))
+	return g.readModifyWrite(ctx, partnerMissing, func(ctx context.Context) (string, error) {
+		current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID, OptionalRelation: relPartner})
 		if err != nil {
 			return "", err
 		}
-		token = t
+		pre := append(unchanged(typeTenant, tenantID, relPartner, current), exists(typePartner, partnerID, relPlatform))
+		if len(current) == 0 {
+			pre = append(pre, absent(typeTenant, tenantID, relPlatform))
+			if err := g.purgeTenantObjects(ctx, tenantID); err != nil {
+				return "", err
+			}
+		}
+		updates := []*v1.RelationshipUpdate{
+			touch(rel(typeTenant, tenantID, relPlatform, platformSubject())),
+			touch(rel(typeTenant, tenantID, relPartner, &v1.SubjectReference{Object: object(typePartner, partnerID)})),
+		}
+		for _, r := range current {
+			if r.GetSubject().GetObject().GetObjectId() != partnerID {
+				updates = append(updates, del(r))
+			}
+		}
+		return g.write(ctx, updates, pre, errStale)
+	})
+}
+
+// DeleteTenant offboards the tenant. Its own relationships go first, in one
+// call: that ends every grant in it at once and makes every later write to the
+// tenant fail. Its custom roles and resources (object ids prefixed by the
+// tenant id) follow. A tenant re-created meanwhile keeps its new objects: the
+// purge only runs while the tenant does not exist, and PutTenant repeats it
+// before re-creating, so nothing of the old tenant survives either way.
+func (g *Graph) DeleteTenant(ctx context.Context, tenantID string) (string, error) {
+	token, err := g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID}, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := g.purgeTenantObjects(ctx, tenantID); err != nil {
+		return "", err
 	}
 	return token, nil
 }
+
+// purgeTenantObjects deletes the custom roles and resources under a tenant id,
+// each deletion conditioned on the tenant not existing (so that it never
+// touches a re-created tenant's objects).
+func (g *Graph) purgeTenantObjects(ctx context.Context, tenantID string) error {
+	filters := []*v1.RelationshipFilter{{ResourceType: typeRole, OptionalResourceIdPrefix: tenantID + "/"}}
+	for _, t := range g.model.resourceTypeNames() {
+		filters = append(filters, &v1.RelationshipFilter{ResourceType: t, OptionalResourceIdPrefix: tenantID + "/"})
+	}
+	pre := []*v1.Precondition{absent(typeTenant, tenantID, relPlatform)}
+	for _, f := range filters {
+		if _, err := g.deleteWhere(ctx, f, pre, errSkipped); err != nil && !errors.Is(err, errSkipped) {
+			return err
+		}
+	}
+	return nil
+}
+
+// errSkipped marks a conditional clean-up that did not run because its
+// condition no longer held; callers treat it as done.
+var errSkipped = errors.New("skipped: condition no longer holds")
 
 // PutSuperAdmin makes the subject a platform super admin.
 func (g *Graph) PutSuperAdmin(ctx context.Context, s authz.Subject) (string, error) {
@@ -221,14 +333,12 @@ func (g *Graph) grants(ctx context.Context, tenantID, roleObjectID string) ([]*v
 	})
 }
 
-// PutRole creates or replaces a custom role so that it holds exactly keys,
-// in one atomic write.
+// PutRole creates or replaces a custom role so that it holds exactly keys.
+// It is one write that needs no read: it adds the wanted grants and deletes
+// every other grant the schema's catalogue knows, so concurrent replacements
+// end with exactly one caller's key set, never a union.
 func (g *Graph) PutRole(ctx context.Context, tenantID, roleID string, keys []authz.Key) (string, error) {
 	oid, err := authz.ScopedID("role_id", tenantID, roleID)
-	if err != nil {
-		return "", err
-	}
-	current, err := g.grants(ctx, tenantID, oid)
 	if err != nil {
 		return "", err
 	}
@@ -236,16 +346,18 @@ func (g *Graph) PutRole(ctx context.Context, tenantID, roleID string, keys []aut
 	for _, k := range keys {
 		want[k.GrantRelation()] = true
 	}
-	updates := []*v1.RelationshipUpdate{
-		touch(rel(typeRole, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})),
-	}
-	for r := range want {
-		updates = append(updates, touch(rel(typeTenant, tenantID, r, roleMembers(oid))))
-	}
-	for _, r := range current {
-		if !want[r.GetRelation()] {
-			updates = append(updates, del(r))
+	updates := make([]*v1.RelationshipUpdate, 0, 1+len(g.model.grants))
+	updates = append(updates, touch(rel(typeRole, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})))
+	for _, r := range g.model.grants {
+		op := del
+		if want[r] {
+			op = touch
+			delete(want, r)
 		}
+		updates = append(updates, op(rel(typeTenant, tenantID, r, roleMembers(oid))))
+	}
+	if len(want) > 0 {
+		return "", authz.Errorf(authz.EINTERNAL, "role grants %v are not in the schema", want)
 	}
 	return g.write(ctx, updates, []*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, tenantNotFound(tenantID))
 }
@@ -280,22 +392,29 @@ func (g *Graph) GetRole(ctx context.Context, tenantID, roleID string) ([]authz.K
 	return keys, nil
 }
 
-// DeleteRole removes a custom role: its grants first, so access ends at once,
-// then the role with its members.
+// DeleteRole removes a custom role. The role with its members goes first, in
+// one call, so access through it ends at once and no member can be added
+// after it; its grants follow unless the role was re-created meanwhile (then
+// they are the new role's). Grants left by an interrupted delete grant nobody
+// anything (the role has no members) and PutRole replaces them.
 func (g *Graph) DeleteRole(ctx context.Context, tenantID, roleID string) (string, error) {
 	oid, err := authz.ScopedID("role_id", tenantID, roleID)
 	if err != nil {
 		return "", err
 	}
-	pre := []*v1.Precondition{exists(typeRole, oid, relTenant)}
+	token, err := g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: oid},
+		[]*v1.Precondition{exists(typeRole, oid, relTenant)}, roleNotFound(tenantID, roleID))
+	if err != nil {
+		return "", err
+	}
 	if _, err := g.deleteWhere(ctx, &v1.RelationshipFilter{
 		ResourceType: typeTenant, OptionalResourceId: tenantID,
 		OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: typeRole, OptionalSubjectId: oid,
 			OptionalRelation: &v1.SubjectFilter_RelationFilter{Relation: relMember}},
-	}, pre, roleNotFound(tenantID, roleID)); err != nil {
+	}, []*v1.Precondition{absent(typeRole, oid, relTenant)}, errSkipped); err != nil && !errors.Is(err, errSkipped) {
 		return "", err
 	}
-	return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: oid}, nil, nil)
+	return token, nil
 }
 
 // SetMember adds (add=true) or removes a member of a built-in or custom role.
@@ -312,11 +431,15 @@ func (g *Graph) SetMember(ctx context.Context, tenantID, roleID string, s authz.
 	if err != nil {
 		return "", err
 	}
+	// The tenant must exist too: during offboarding its roles outlive it for a
+	// moment, and a member added then would outlive the offboarding.
 	return g.write(ctx, []*v1.RelationshipUpdate{op(rel(typeRole, oid, relMember, subjectRef(s)))},
-		[]*v1.Precondition{exists(typeRole, oid, relTenant)}, roleNotFound(tenantID, roleID))
+		[]*v1.Precondition{exists(typeTenant, tenantID, relPlatform), exists(typeRole, oid, relTenant)}, roleNotFound(tenantID, roleID))
 }
 
-// PutResource records a tenant resource and its owner, replacing a previous owner.
+// PutResource records a tenant resource and its owner, replacing a previous
+// owner. A resource has exactly one owner, so the write is conditioned on the
+// owner it read (see unchanged); concurrent writes end with exactly one owner.
 func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error) {
 	if _, ok := g.model.resources[r.Type]; !ok {
 		return "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", r.Type, g.model.resourceTypeNames())
@@ -325,22 +448,26 @@ func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resour
 	if err != nil {
 		return "", err
 	}
-	current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: r.Type, OptionalResourceId: oid, OptionalRelation: relOwner})
-	if err != nil {
-		return "", err
-	}
 	ownerRef := subjectRef(owner)
-	updates := []*v1.RelationshipUpdate{
-		touch(rel(r.Type, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})),
-		touch(rel(r.Type, oid, relOwner, ownerRef)),
-	}
-	for _, c := range current {
-		o := c.GetSubject().GetObject()
-		if o.GetObjectType() != owner.Kind || o.GetObjectId() != owner.ID {
-			updates = append(updates, del(c))
+	tenantMissing := g.mustExist(typeTenant, tenantID, relPlatform, tenantNotFound(tenantID))
+	return g.readModifyWrite(ctx, tenantMissing, func(ctx context.Context) (string, error) {
+		current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: r.Type, OptionalResourceId: oid, OptionalRelation: relOwner})
+		if err != nil {
+			return "", err
 		}
-	}
-	return g.write(ctx, updates, []*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, tenantNotFound(tenantID))
+		updates := []*v1.RelationshipUpdate{
+			touch(rel(r.Type, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})),
+			touch(rel(r.Type, oid, relOwner, ownerRef)),
+		}
+		for _, c := range current {
+			o := c.GetSubject().GetObject()
+			if o.GetObjectType() != owner.Kind || o.GetObjectId() != owner.ID {
+				updates = append(updates, del(c))
+			}
+		}
+		pre := append(unchanged(r.Type, oid, relOwner, current), exists(typeTenant, tenantID, relPlatform))
+		return g.write(ctx, updates, pre, errStale)
+	})
 }
 
 // DeleteResource removes a tenant resource.

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs (from Debian's packages) and starts the local PostgreSQL that `make run` and `make test` use:
+# 127.0.0.1:5432, user postgres with trust auth on loopback, track_commit_timestamp=on (SpiceDB's Watch API
+# on Postgres needs it). Idempotent: a machine that already has it running with these settings is left as is.
+# Meant for development and CI machines only: trust auth on loopback is not a production setting.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v pg_ctlcluster >/dev/null 2>&1 || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+  echo "setup-postgres: installing PostgreSQL from Debian's packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+ver=$(ls /etc/postgresql | sort -V | tail -n1)
+conf=/etc/postgresql/$ver/main
+changed=0
+
+want_conf="# written by authzd scripts/setup-postgres.sh
+listen_addresses = '127.0.0.1'
+track_commit_timestamp = on
+max_connections = 400
+fsync = on"
+if [ "$(cat "$conf/conf.d/authzd.conf" 2>/dev/null)" != "$want_conf" ]; then
+  printf '%s\n' "$want_conf" | as_root tee "$conf/conf.d/authzd.conf" >/dev/null
+  changed=1
+fi
+
+want_hba="# written by authzd scripts/setup-postgres.sh: trust on loopback (development and CI only)
+local   all all                 trust
+host    all all 127.0.0.1/32    trust
+host    all all ::1/128         trust"
+if [ "$(head -n 4 "$conf/pg_hba.conf")" != "$want_hba" ]; then
+  { printf '%s\n' "$want_hba"; grep -v 'authzd scripts/setup-postgres.sh' "$conf/pg_hba.conf"; } > /tmp/pg_hba.$$
+  as_root install -o postgres -g postgres -m 640 /tmp/pg_hba.$$ "$conf/pg_hba.conf"
+  rm -f /tmp/pg_hba.$$
+  changed=1
+fi
+
+if pg_isready -h 127.0.0.1 -p 5432 -q; then
+  if [ "$changed" = 1 ]; then
+    echo "setup-postgres: restarting PostgreSQL $ver with the new settings"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main restart
+  fi
+else
+  echo "setup-postgres: starting PostgreSQL $ver"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+fi
+for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+got=$(psql -h 127.0.0.1 -U postgres -tAc 'show track_commit_timestamp')
+if [ "$got" != "on" ]; then
+  echo "setup-postgres: track_commit_timestamp is '$got', want on" >&2
+  exit 1
+fi
+echo "setup-postgres: PostgreSQL $ver ready on 127.0.0.1:5432 (track_commit_timestamp=on)"
