@@ -5,6 +5,8 @@
 # docker-compose.yml builds this file and runs it against Postgres and SpiceDB.
 
 FROM golang:1.26 AS build
+# SpiceDB v1.57.1 needs Go >= 1.26.9: the go command fetches the pinned toolchain (go.mod's toolchain line).
+ENV GOTOOLCHAIN=go1.27.3
 WORKDIR /src
 # Dependencies first, so source edits do not invalidate the module download layer.
 COPY go.mod go.sum ./

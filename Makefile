@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO            ?= go
+# SpiceDB v1.57.1 needs a newer Go than many machines ship; the go command fetches this toolchain from the
+# module proxy by itself (seconds) when the local one is older. go.mod's toolchain line says the same.
+export GOTOOLCHAIN ?= go1.27.3
 # Local development defaults; override on the command line or in the environment.
 export AUTHZ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/authz?sslmode=disable
 export AUTHZ_ADMIN_TOKEN  ?= dev-admin-token

@@ -17,7 +17,7 @@ import (
 // Images of the Docker world, pinned. spicedbImage must match the spicedb module version in go.mod.
 const (
 	postgresImage = "postgres:15-alpine"
-	spicedbImage  = "authzed/spicedb:v1.54.0"
+	spicedbImage  = "authzed/spicedb:v1.57.1"
 	postgresAlias = "pg" // the Postgres container's name on the world's network
 )
 
