@@ -28,7 +28,15 @@ type Decision struct {
 	CheckedAt string
 	// Err is set when this item of a bulk check got no answer; Allowed is then false.
 	Err error
+	// Source says where the answer came from: SourceCache or SourceSpiceDB.
+	Source string
 }
+
+// Decision sources, recorded in audit rows.
+const (
+	SourceCache   = "cache"
+	SourceSpiceDB = "spicedb"
+)
 
 // Decision values in audit rows.
 const (

@@ -100,6 +100,10 @@ func (s *Server) checkEvent(r *http.Request, c authz.Check, d authz.Decision, no
 	if c.Resource != nil {
 		e.ResourceType, e.ResourceID = c.Resource.Type, c.Resource.ID
 	}
+	if d.Source != "" {
+		// Where the answer came from; zed_token is the revision it is correct at.
+		e.Details = map[string]any{"source": d.Source}
+	}
 	return e
 }
 

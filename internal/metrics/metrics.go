@@ -21,6 +21,7 @@ type Metrics struct {
 	auditCommit *prometheus.HistogramVec
 	spicedb     *prometheus.HistogramVec
 	checkBatch  prometheus.Histogram
+	watchLag    prometheus.Histogram
 }
 
 // latencyBuckets resolve the sub-millisecond to 10 ms range where checks live.
@@ -53,8 +54,12 @@ func New() *Metrics {
 			Name: "authzd_spicedb_check_batch_items", Help: "Single checks answered per coalesced SpiceDB call.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
 		}),
+		watchLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "authzd_cache_watch_lag_seconds", Help: "Time from SpiceDB answering one of this authzd's writes to the Watch stream delivering it (the staleness of tokenless cache answers).",
+			Buckets: latencyBuckets,
+		}),
 	}
-	m.registry.MustRegister(m.httpLatency, m.decisions, m.auditRows, m.auditCommit, m.spicedb, m.checkBatch,
+	m.registry.MustRegister(m.httpLatency, m.decisions, m.auditRows, m.auditCommit, m.spicedb, m.checkBatch, m.watchLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -108,5 +113,44 @@ func (m *Metrics) CheckMemo(stats func() (hits, misses uint64)) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "authzd_check_memo_misses_total", Help: "Minimize-latency checks the revision memo could not answer.",
 		}, func() float64 { _, mi := stats(); return float64(mi) }),
+	)
+}
+
+// WatchLag records how long the Watch stream took to deliver one of authzd's writes.
+func (m *Metrics) WatchLag(d time.Duration) { m.watchLag.Observe(d.Seconds()) }
+
+// CacheState is the decision cache's state, read at scrape time.
+type CacheState struct {
+	Ready                                              bool
+	Entries                                            int
+	FrontierAge                                        time.Duration
+	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
+	Verified, Mismatches                               uint64
+}
+
+// DecisionCache exports the decision cache's counters and gauges.
+func (m *Metrics) DecisionCache(read func() CacheState) {
+	counter := func(name, help string, v func(CacheState) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(read())) })
+	}
+	gauge := func(name, help string, v func(CacheState) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(read()) })
+	}
+	m.registry.MustRegister(
+		counter("authzd_cache_hits_total", "Decisions answered from the decision cache.", func(s CacheState) uint64 { return s.Hits }),
+		counter("authzd_cache_misses_total", "Decision cache lookups that went to SpiceDB (while the cache was ready).", func(s CacheState) uint64 { return s.Misses }),
+		counter("authzd_cache_invalidations_total", "Tenant (or whole-cache) invalidations applied from the Watch stream.", func(s CacheState) uint64 { return s.Invalidations }),
+		counter("authzd_cache_resyncs_total", "Watch streams started with an empty cache.", func(s CacheState) uint64 { return s.Resyncs }),
+		counter("authzd_cache_fills_dropped_total", "SpiceDB answers not stored because a change to their tenant arrived while they were asked.", func(s CacheState) uint64 { return s.FillsDropped }),
+		counter("authzd_cache_verified_total", "Sampled cache answers re-checked against SpiceDB.", func(s CacheState) uint64 { return s.Verified }),
+		counter("authzd_cache_mismatch_total", "Sampled cache answers that SpiceDB contradicted (each drops its tenant).", func(s CacheState) uint64 { return s.Mismatches }),
+		gauge("authzd_cache_entries", "Answers held by the decision cache.", func(s CacheState) float64 { return float64(s.Entries) }),
+		gauge("authzd_cache_ready", "1 while the Watch stream runs and the cache answers.", func(s CacheState) float64 {
+			if s.Ready {
+				return 1
+			}
+			return 0
+		}),
+		gauge("authzd_cache_frontier_age_seconds", "Time since the Watch stream last moved the cache's frontier.", func(s CacheState) float64 { return s.FrontierAge.Seconds() }),
 	)
 }

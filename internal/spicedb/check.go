@@ -58,6 +58,11 @@ func (g *Graph) Check(ctx context.Context, c authz.Check) (authz.Decision, error
 		return authz.Decision{}, err
 	}
 	it := &v1.CheckBulkPermissionsRequestItem{Resource: obj, Permission: perm, Subject: subjectRef(c.Subject)}
+	if g.cache != nil {
+		if d, handled, err := g.cached(ctx, c.TenantID, it, c.ConsistencyToken); handled {
+			return d, err
+		}
+	}
 	if c.ConsistencyToken == "" && (g.checks != nil || g.memo != nil) {
 		return g.checkLatest(ctx, it)
 	}
@@ -107,6 +112,7 @@ func (g *Graph) checkOne(ctx context.Context, it *v1.CheckBulkPermissionsRequest
 	return authz.Decision{
 		Allowed:   resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
 		CheckedAt: resp.GetCheckedAt().GetToken(),
+		Source:    authz.SourceSpiceDB,
 	}, nil
 }
 
@@ -127,6 +133,11 @@ func (g *Graph) CheckBulk(ctx context.Context, checks []authz.Check) ([]authz.De
 				return nil, authz.Errorf(authz.EINVALID, "items[%d]: all items of a bulk check must carry the same consistency_token", i)
 			}
 			token = c.ConsistencyToken
+		}
+	}
+	if g.cache != nil {
+		if ds, handled, err := g.cachedBulk(ctx, checks, items, token); handled {
+			return ds, err
 		}
 	}
 	ctx, cancel := g.call(ctx)
@@ -159,7 +170,7 @@ func bulkDecisions(resp *v1.CheckBulkPermissionsResponse, items []*v1.CheckBulkP
 		case p.GetError() != nil:
 			out[i].Err = authz.Errorf(authz.EUNAVAILABLE, "spicedb could not answer this item")
 		default:
-			out[i].CheckedAt = checkedAt
+			out[i].CheckedAt, out[i].Source = checkedAt, authz.SourceSpiceDB
 			out[i].Allowed = p.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
 		}
 	}

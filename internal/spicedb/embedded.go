@@ -17,6 +17,10 @@ import (
 	"github.com/authzed/grpcutil"
 )
 
+// watchPoll is the embedded SpiceDB's Watch heartbeat; an external SpiceDB
+// should run with --watch-api-heartbeat at the same value.
+const watchPoll = 100 * time.Millisecond
+
 // embedded is a SpiceDB server running inside this process, reached over an
 // in-memory gRPC connection.
 type embedded struct {
@@ -63,8 +67,8 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 		}
 		dsConfig.Engine = datastore.PostgresEngine
 		dsConfig.URI = withStatementCache(cfg.DatabaseURL)
-		// Watch is not used by authzd; without it SpiceDB does not need track_commit_timestamp.
-		dsConfig.DisableWatchSupport = true
+		// Watch feeds the decision cache; on Postgres it needs track_commit_timestamp=on.
+		// Without it SpiceDB reports Watch as unsupported and authzd runs without the cache.
 		if cfg.ReadPoolMax > 0 {
 			dsConfig.ReadConnPool.MaxOpenConns = cfg.ReadPoolMax
 			dsConfig.ReadConnPool.MinOpenConns = min(cfg.ReadPoolMax, 4)
@@ -83,6 +87,9 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 		server.WithSilentlyDisableTelemetry(true),
 		server.WithTelemetryEndpoint(""),
 		server.WithDisableVersionResponse(true),
+		// How often the Postgres datastore polls for changes to stream on Watch
+		// (SpiceDB's default is 1s): the Watch lag of the decision cache.
+		server.WithWatchHeartbeat(watchPoll),
 	}
 	srv, err := server.NewConfigWithOptionsAndDefaults(opts...).Complete(ctx)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/authzed/grpcutil"
 	"github.com/cenkalti/backoff/v5"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -51,6 +52,16 @@ type Config struct {
 	MemoWindow time.Duration
 	// MemoEntries bounds the answers the memo holds per revision (default 131072).
 	MemoEntries int
+	// DecisionCache turns on the Watch-fed decision cache (see decisionCache).
+	DecisionCache bool
+	// CacheEntries bounds the decision cache (default 1,048,576 answers).
+	CacheEntries int
+	// CacheVerifyRate is the share of cache answers re-checked against SpiceDB
+	// in the background (0 to 1).
+	CacheVerifyRate float64
+	// ObserveWatchLag, when set, is told how long the Watch stream took to
+	// deliver each of authzd's own writes after SpiceDB answered it.
+	ObserveWatchLag func(time.Duration)
 	// Observe, when set, is told the duration and outcome of every SpiceDB call.
 	Observe func(method string, d time.Duration, err error)
 	// ObserveCheckBatch, when set, is told the size of every coalesced check call.
@@ -73,6 +84,15 @@ type Graph struct {
 	logger  *slog.Logger
 	checks  *coalescer // nil when coalescing is off
 	memo    *memo      // nil when off
+
+	watch       v1.WatchServiceClient
+	cache       *decisionCache // nil when off
+	watcher     *watcher
+	fills       singleflight.Group
+	tenantPerms []string // the tenant definition's permissions, for prefetching
+	verify      chan verifyRequest
+	verifyRate  float64
+	stopVerify  context.CancelFunc
 }
 
 // Open connects to SpiceDB (starting it in-process when no endpoint is
@@ -135,6 +155,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	}
 	g.perms = v1.NewPermissionsServiceClient(g.conn)
 	g.schema = v1.NewSchemaServiceClient(g.conn)
+	g.watch = v1.NewWatchServiceClient(g.conn)
 	if cfg.CheckSlots == 0 {
 		cfg.CheckSlots = 4
 	}
@@ -162,11 +183,42 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DecisionCache {
+		g.startCache(cfg)
+	}
 	return g, nil
+}
+
+// startCache starts the decision cache, its Watch stream and its verifier.
+func (g *Graph) startCache(cfg Config) {
+	g.cache = newDecisionCache(cfg.CacheEntries)
+	g.cache.observeLag = cfg.ObserveWatchLag
+	g.tenantPerms = g.model.tenantPermissionNames()
+	if cfg.CacheVerifyRate > 0 {
+		g.verify, g.verifyRate = make(chan verifyRequest, 64), cfg.CacheVerifyRate
+		ctx, cancel := context.WithCancel(context.Background())
+		g.stopVerify = cancel
+		go g.verifier(ctx)
+	}
+	g.watcher = startWatcher(g, g.cache, g.logger)
+}
+
+// CacheStats reports the decision cache's state (zero when it is off).
+func (g *Graph) CacheStats() CacheStats {
+	if g.cache == nil {
+		return CacheStats{}
+	}
+	return g.cache.stats()
 }
 
 // Close releases the connection and stops an embedded SpiceDB.
 func (g *Graph) Close() error {
+	if g.watcher != nil {
+		g.watcher.close()
+	}
+	if g.stopVerify != nil {
+		g.stopVerify()
+	}
 	if g.checks != nil {
 		g.checks.close()
 	}

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/cenkalti/backoff/v5"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/scailabs/authzd/internal/authz"
 )
@@ -118,14 +119,18 @@ func (g *Graph) mustExist(resType, resID, relation string, notFound error) func(
 // until it succeeds, fails for a reason other than unavailability, or the
 // write timeout passes. Serialization conflicts between concurrent writers
 // surface as unavailability once SpiceDB's own retries run out.
-func (g *Graph) retryWrite(ctx context.Context, call func(ctx context.Context) (string, error)) (string, error) {
+//
+// id is the write's id in its transaction metadata: once SpiceDB answers, the
+// decision cache learns the token it answered with, so that checks carrying
+// that token can be answered from the cache once the Watch stream delivers it.
+func (g *Graph) retryWrite(ctx context.Context, id string, call func(ctx context.Context) (string, error)) (string, error) {
 	if g.writeMu != nil {
 		g.writeMu.Lock()
 		defer g.writeMu.Unlock()
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.wtimeout)
 	defer cancel()
-	return backoff.Retry(ctx, func() (string, error) {
+	token, err := backoff.Retry(ctx, func() (string, error) {
 		cctx, ccancel := g.call(ctx)
 		defer ccancel()
 		token, err := call(cctx)
@@ -139,13 +144,25 @@ func (g *Graph) retryWrite(ctx context.Context, call func(ctx context.Context) (
 	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
 		InitialInterval: 20 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second,
 	}), backoff.WithMaxElapsedTime(g.wtimeout))
+	if err == nil && g.cache != nil && token != "" {
+		g.cache.wrote(id, token)
+	}
+	return token, err
+}
+
+// newWriteID names one write in its transaction metadata (see writeIDField).
+func (g *Graph) newWriteID() (string, *structpb.Struct) {
+	id := randomKey()[:24]
+	return id, writeMetadata(id)
 }
 
 // write applies updates atomically; when a precondition fails, the caller's
 // notFound error is returned instead.
 func (g *Graph) write(ctx context.Context, updates []*v1.RelationshipUpdate, pre []*v1.Precondition, notFound error) (string, error) {
-	return g.retryWrite(ctx, func(ctx context.Context) (string, error) {
-		resp, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates, OptionalPreconditions: pre})
+	id, md := g.newWriteID()
+	return g.retryWrite(ctx, id, func(ctx context.Context) (string, error) {
+		resp, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates, OptionalPreconditions: pre,
+			OptionalTransactionMetadata: md})
 		if err != nil {
 			if isFailedPrecondition(err) && notFound != nil {
 				return "", notFound
@@ -157,8 +174,10 @@ func (g *Graph) write(ctx context.Context, updates []*v1.RelationshipUpdate, pre
 }
 
 func (g *Graph) deleteWhere(ctx context.Context, f *v1.RelationshipFilter, pre []*v1.Precondition, failed error) (string, error) {
-	return g.retryWrite(ctx, func(ctx context.Context) (string, error) {
-		resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: f, OptionalPreconditions: pre})
+	id, md := g.newWriteID()
+	return g.retryWrite(ctx, id, func(ctx context.Context) (string, error) {
+		resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: f, OptionalPreconditions: pre,
+			OptionalTransactionMetadata: md})
 		if err != nil {
 			if isFailedPrecondition(err) && failed != nil {
 				return "", failed

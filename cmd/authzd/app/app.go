@@ -70,6 +70,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
 		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
 		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
+		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
+		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
 		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
 	}
 	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {
@@ -84,6 +86,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	met.CheckMemo(m.graph.MemoStats)
+	if sc.DecisionCache {
+		met.DecisionCache(func() metrics.CacheState {
+			s := m.graph.CacheStats()
+			return metrics.CacheState{Ready: s.Ready, Entries: s.Entries, FrontierAge: s.FrontierAge, Hits: s.Hits,
+				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, FillsDropped: s.FillsDropped,
+				Verified: s.Verified, Mismatches: s.Mismatches}
+		})
+	}
 
 	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
 		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Observe: met.AuditBatch,

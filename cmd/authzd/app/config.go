@@ -35,6 +35,12 @@ type Config struct {
 	// it currently hands out, confirmed by a call started within this window.
 	// 0 (the default) turns the memo off; 500ms is a sensible value.
 	CheckMemoWindow time.Duration `env:"AUTHZ_CHECK_MEMO_WINDOW" envDefault:"0s"`
+	// DecisionCache is the Watch-fed decision cache: on or off.
+	DecisionCache string `env:"AUTHZ_DECISION_CACHE" envDefault:"on"`
+	// DecisionCacheEntries bounds the answers the decision cache holds.
+	DecisionCacheEntries int `env:"AUTHZ_DECISION_CACHE_ENTRIES" envDefault:"1048576"`
+	// CacheVerifyRate is the share of cache answers re-checked against SpiceDB in the background.
+	CacheVerifyRate float64 `env:"AUTHZ_CACHE_VERIFY_RATE" envDefault:"0.001"`
 	// SpiceDBDatastore is the embedded SpiceDB's datastore: postgres or memory.
 	SpiceDBDatastore string `env:"AUTHZ_SPICEDB_DATASTORE" envDefault:"postgres"`
 	// SpiceDBDatabaseURL is the embedded datastore's database; empty derives
@@ -67,6 +73,17 @@ func ConfigFromEnv() (Config, error) {
 
 // Validate reports configuration mistakes before anything starts.
 func (c Config) Validate() error {
+	switch c.DecisionCache {
+	case "on", "off":
+	default:
+		return fmt.Errorf("AUTHZ_DECISION_CACHE must be on or off, not %q", c.DecisionCache)
+	}
+	if c.CacheVerifyRate < 0 || c.CacheVerifyRate > 1 {
+		return fmt.Errorf("AUTHZ_CACHE_VERIFY_RATE must be between 0 and 1, not %v", c.CacheVerifyRate)
+	}
+	if c.DecisionCacheEntries < 1 {
+		return fmt.Errorf("AUTHZ_DECISION_CACHE_ENTRIES must be positive, not %d", c.DecisionCacheEntries)
+	}
 	switch c.SpiceDBDatastore {
 	case "postgres", "memory":
 	default:

@@ -1,0 +1,415 @@
+package spicedb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/pgtest"
+	"github.com/scailabs/authzd/schema"
+)
+
+// The decision cache's correctness tests: every answer it gives must equal SpiceDB's fully consistent
+// answer once the Watch stream has delivered the last write, over random writes of every kind; a check
+// carrying a write's token reflects that write whether or not the stream is up; losing the stream
+// empties the cache and a new stream resyncs it. AUTHZ_TEST_CACHE_SEED replays a run, and
+// AUTHZ_TEST_CACHE_ROUNDS sets its length.
+
+func mustOpenCached(t *testing.T) *Graph {
+	t.Helper()
+	model, err := schema.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(context.Background(), Config{Schema: model.Schema(), Timeout: 5 * time.Second, DecisionCache: true,
+		CacheVerifyRate: 1, Embedded: EmbeddedConfig{Datastore: "postgres", DatabaseURL: pgtest.MustCreate(t)}},
+		slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	mustCacheReady(t, g)
+	return g
+}
+
+// testLog sends authzd's warnings to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) { l.t.Log(string(p)); return len(p), nil }
+
+func mustCacheReady(t *testing.T, g *Graph) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !g.CacheStats().Ready {
+		if time.Now().After(deadline) {
+			t.Fatal("decision cache not ready after 20s (is track_commit_timestamp on?)")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// mustDelivered waits until the Watch stream has delivered the write of token.
+func mustDelivered(t *testing.T, g *Graph, token string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !g.cache.hasDelivered(token) {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch stream did not deliver write %s within 20s: %+v", token, g.CacheStats())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func cacheSeed(t *testing.T) (uint64, int) {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("AUTHZ_TEST_CACHE_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed = s
+	}
+	rounds := 25
+	if v := os.Getenv("AUTHZ_TEST_CACHE_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("AUTHZ_TEST_CACHE_ROUNDS=%q", v)
+		}
+		rounds = n
+	}
+	t.Logf("seed %d, %d rounds (replay: AUTHZ_TEST_CACHE_SEED=%d)", seed, rounds, seed)
+	return seed, rounds
+}
+
+// world is the small random world of the differential test.
+type cacheWorld struct {
+	tenants  []string
+	partners []string
+	subjects []authz.Subject
+	keys     []authz.Key
+	roles    []string
+	bunkers  []string
+}
+
+func newCacheWorld(t *testing.T) cacheWorld {
+	model, err := schema.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cacheWorld{tenants: []string{"t0", "t1", "t2"}, partners: []string{"p0", "p1"}, roles: []string{"r0", "r1"},
+		bunkers: []string{"b0", "b1"}}
+	for _, id := range []string{"u0", "u1", "u2", "u3"} {
+		w.subjects = append(w.subjects, authz.Subject{Kind: authz.SubjectUser, ID: id})
+	}
+	w.subjects = append(w.subjects, authz.Subject{Kind: authz.SubjectServiceAccount, ID: "s0"})
+	for _, k := range model.Keys {
+		w.keys = append(w.keys, k.Key)
+	}
+	return w
+}
+
+// checks lists every question of the world: each tenant key for each subject, and each bunker
+// permission for each subject.
+func (w cacheWorld) checks(g *Graph) []authz.Check {
+	var out []authz.Check
+	for _, t := range w.tenants {
+		for _, s := range w.subjects {
+			for _, k := range w.keys {
+				out = append(out, authz.Check{TenantID: t, Subject: s, Key: k})
+				for _, b := range w.bunkers {
+					if g.model.resources["bunker"][k.Relation()] {
+						out = append(out, authz.Check{TenantID: t, Subject: s, Key: k, Resource: &authz.Resource{Type: "bunker", ID: b}})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// randomWrite makes one random provisioning write and returns its token ("" when it was refused,
+// e.g. a write into a tenant that is offboarded at the moment).
+func (w cacheWorld) randomWrite(ctx context.Context, g *Graph, rnd *rand.Rand) (string, string, error) {
+	t := w.tenants[rnd.IntN(len(w.tenants))]
+	s := w.subjects[rnd.IntN(len(w.subjects))]
+	p := w.partners[rnd.IntN(len(w.partners))]
+	role := w.roles[rnd.IntN(len(w.roles))]
+	var keys []authz.Key
+	for _, k := range w.keys {
+		if rnd.IntN(3) == 0 {
+			keys = append(keys, k)
+		}
+	}
+	builtins := []string{authz.RoleTenantAdmin, authz.RoleTenantUser, authz.RoleTenantViewer}
+	var what string
+	var tok string
+	var err error
+	switch n := rnd.IntN(12); n {
+	case 0, 1:
+		what = fmt.Sprintf("role %s/%s keys %v", t, role, keys)
+		tok, err = g.PutRole(ctx, t, role, keys)
+	case 2, 3:
+		what = fmt.Sprintf("member %s of %s/%s", s, t, role)
+		tok, err = g.SetMember(ctx, t, role, s, rnd.IntN(3) > 0)
+	case 4:
+		b := builtins[rnd.IntN(len(builtins))]
+		what = fmt.Sprintf("built-in %s %s in %s", b, s, t)
+		tok, err = g.SetMember(ctx, t, b, s, rnd.IntN(2) == 0)
+	case 5, 6:
+		b := w.bunkers[rnd.IntN(len(w.bunkers))]
+		what = fmt.Sprintf("bunker %s/%s owner %s", t, b, s)
+		tok, err = g.PutResource(ctx, t, authz.Resource{Type: "bunker", ID: b}, s)
+	case 7:
+		what = fmt.Sprintf("tenant %s to partner %s", t, p)
+		tok, err = g.PutTenant(ctx, t, p)
+	case 8:
+		what = fmt.Sprintf("partner admin %s of %s", s, p)
+		if rnd.IntN(2) == 0 {
+			tok, err = g.PutPartnerAdmin(ctx, p, s)
+		} else {
+			tok, err = g.DeletePartnerAdmin(ctx, p, s)
+		}
+	case 9:
+		what = fmt.Sprintf("super admin %s", s)
+		if rnd.IntN(3) == 0 {
+			tok, err = g.PutSuperAdmin(ctx, s)
+		} else {
+			tok, err = g.DeleteSuperAdmin(ctx, s)
+		}
+	case 10:
+		what = fmt.Sprintf("offboard and re-create %s", t)
+		if _, err = g.DeleteTenant(ctx, t); err == nil {
+			tok, err = g.PutTenant(ctx, t, p)
+		}
+	case 11:
+		what = fmt.Sprintf("delete role %s/%s", t, role)
+		tok, err = g.DeleteRole(ctx, t, role)
+	}
+	if authz.ErrorCode(err) == authz.ENOTFOUND {
+		return what + " (not found)", "", nil
+	}
+	return what, tok, err
+}
+
+// truth asks SpiceDB at full consistency.
+func truth(ctx context.Context, t *testing.T, g *Graph, c authz.Check) bool {
+	t.Helper()
+	obj, perm, err := g.target(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := g.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
+		Consistency: &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+		Resource:    obj, Permission: perm, Subject: subjectRef(c.Subject),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+}
+
+func TestDecisionCacheDifferential(t *testing.T) {
+	pgtest.Require(t)
+	g := mustOpenCached(t)
+	ctx := context.Background()
+	seed, rounds := cacheSeed(t)
+	rnd := rand.New(rand.NewPCG(seed, 1))
+	w := newCacheWorld(t)
+	for _, p := range w.partners {
+		if _, err := g.PutPartner(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tn := range w.tenants {
+		if _, err := g.PutTenant(ctx, tn, w.partners[i%len(w.partners)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A tenant outside the world for barrier writes: a write that always changes a relationship, so the
+	// stream delivers it, and only invalidates its own tenant. (A write that changes nothing, such as
+	// deleting an absent relationship, never shows on the stream.)
+	if _, err := g.PutTenant(ctx, "barrier", w.partners[0]); err != nil {
+		t.Fatal(err)
+	}
+	barrierUser := authz.Subject{Kind: authz.SubjectUser, ID: "barrier"}
+	checks := w.checks(g)
+	mismatches := 0
+	for round := range rounds {
+		// Warm the cache first, so the round's writes must invalidate what it holds.
+		for _, c := range checks {
+			if _, err := g.Check(ctx, c); err != nil {
+				t.Fatalf("seed %d round %d: warm %v: %v", seed, round, c, err)
+			}
+		}
+		// The round's writes run concurrently (concurrent transactions are what make Postgres snapshot
+		// revisions non-monotone on the stream), while checks keep filling the cache.
+		n := 1 + rnd.IntN(5)
+		seeds := make([]uint64, n)
+		for i := range seeds {
+			seeds[i] = rnd.Uint64()
+		}
+		did := make([]string, n)
+		errs := make([]error, n+1)
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				did[i], _, errs[i] = w.randomWrite(ctx, g, rand.New(rand.NewPCG(seeds[i], 2)))
+			})
+		}
+		checker := sync.WaitGroup{}
+		checker.Go(func() {
+			r := rand.New(rand.NewPCG(seeds[0], 3))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := g.Check(ctx, checks[r.IntN(len(checks))]); err != nil {
+					errs[n] = err
+					return
+				}
+			}
+		})
+		wg.Wait()
+		close(stop)
+		checker.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("seed %d round %d: op %d (%v): %v", seed, round, i, did, err)
+			}
+		}
+		last, err := g.SetMember(ctx, "barrier", authz.RoleTenantUser, barrierUser, round%2 == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustDelivered(t, g, last)
+		for _, c := range checks {
+			got, err := g.Check(ctx, c)
+			if err != nil {
+				t.Fatalf("seed %d round %d: check %v: %v", seed, round, c, err)
+			}
+			if want := truth(ctx, t, g, c); got.Allowed != want {
+				mismatches++
+				if mismatches <= 10 {
+					t.Errorf("seed %d round %d after %v: %s %s %s %v: cache-path answer %v (source %s), fully consistent %v",
+						seed, round, did, c.TenantID, c.Subject, c.Key, c.Resource, got.Allowed, got.Source, want)
+				}
+			}
+		}
+	}
+	st := g.CacheStats()
+	t.Logf("%d checks x %d rounds, %d mismatches; cache: %d hits, %d misses, %d invalidations, %d fills dropped, %d verified, %d verify mismatches",
+		len(checks), rounds, mismatches, st.Hits, st.Misses, st.Invalidations, st.FillsDropped, st.Verified, st.Mismatches)
+	if st.Hits == 0 || st.Invalidations == 0 {
+		t.Fatalf("the cache answered %d checks and applied %d invalidations: the test did not exercise it", st.Hits, st.Invalidations)
+	}
+	if st.Mismatches > 0 {
+		t.Errorf("background verification found %d mismatches", st.Mismatches)
+	}
+}
+
+// TestDecisionCacheTokens: a check carrying a write's token reflects that write at once, while the
+// stream has not delivered it yet, and while the stream is cut.
+func TestDecisionCacheTokens(t *testing.T) {
+	pgtest.Require(t)
+	g := mustOpenCached(t)
+	ctx := context.Background()
+	k, err := authz.ParseKey("scaibunker:execute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
+	for _, step := range []func() (string, error){
+		func() (string, error) { return g.PutPartner(ctx, "p") },
+		func() (string, error) { return g.PutTenant(ctx, "t", "p") },
+		func() (string, error) { return g.PutRole(ctx, "t", "ops", []authz.Key{k}) },
+	} {
+		if _, err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(t *testing.T, n int) (fromCache int) {
+		for i := range n {
+			add := i%2 == 0
+			tok, err := g.SetMember(ctx, "t", "ops", alice, add)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k, ConsistencyToken: tok})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed != add {
+				t.Fatalf("write %d (member=%v): check with its token says allowed=%v (source %s)", i, add, d.Allowed, d.Source)
+			}
+			if d.Source == authz.SourceCache {
+				fromCache++
+			}
+			// Once delivered, the same token may be answered from the cache (the first check after
+			// the write's invalidation fills it), and still right.
+			if g.CacheStats().Ready {
+				mustDelivered(t, g, tok)
+				for range 2 {
+					d, err = g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k, ConsistencyToken: tok})
+					if err != nil || d.Allowed != add {
+						t.Fatalf("write %d after delivery: allowed=%v err=%v", i, d.Allowed, err)
+					}
+					if d.Source == authz.SourceCache {
+						fromCache++
+					}
+				}
+			}
+		}
+		return fromCache
+	}
+	t.Run("StreamUp", func(t *testing.T) {
+		if n := run(t, 20); n == 0 {
+			t.Error("no token-carrying check was answered from the cache after its write was delivered")
+		}
+	})
+	t.Run("StreamCut", func(t *testing.T) {
+		g.watcher.close() // the stream ends and the cache empties
+		if g.CacheStats().Ready {
+			t.Fatal("cache still ready without its stream")
+		}
+		if n := run(t, 20); n != 0 {
+			t.Errorf("%d answers came from a cache whose stream is cut", n)
+		}
+		// A tokenless check still answers (from SpiceDB).
+		if d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k}); err != nil || d.Source != authz.SourceSpiceDB {
+			t.Fatalf("tokenless check with the stream cut: %+v, %v", d, err)
+		}
+		// A new stream resyncs from an empty cache and answers again.
+		g.watcher = startWatcher(g, g.cache, g.logger)
+		mustCacheReady(t, g)
+		tok, err := g.SetMember(ctx, "t", "ops", alice, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustDelivered(t, g, tok)
+		for i := range 2 {
+			d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k})
+			if err != nil || !d.Allowed {
+				t.Fatalf("after resync: %+v, %v", d, err)
+			}
+			if i == 1 && d.Source != authz.SourceCache {
+				t.Errorf("after resync the second check came from %s, want the cache", d.Source)
+			}
+		}
+		if st := g.CacheStats(); st.Resyncs < 2 {
+			t.Errorf("resyncs = %d, want at least 2", st.Resyncs)
+		}
+	})
+}

@@ -1,0 +1,143 @@
+package spicedb
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/cenkalti/backoff/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// writeIDField names authzd's write id in a write's transaction metadata,
+// which SpiceDB hands back on the Watch stream: it is how authzd recognises its
+// own writes there exactly, without comparing opaque tokens.
+const writeIDField = "authzd_write_id"
+
+func writeMetadata(id string) *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{writeIDField: structpb.NewStringValue(id)}}
+}
+
+// watcher follows SpiceDB's Watch stream and keeps the decision cache in step
+// with it. One stream per authzd process. Any error, gap or end of the stream
+// empties the cache and makes it answer nothing until a new stream runs; a new
+// stream starts from a fresh head revision with an empty cache (a resync),
+// rather than resuming, so no change can fall between two streams.
+type watcher struct {
+	g      *Graph
+	cache  *decisionCache
+	logger *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startWatcher(g *Graph, c *decisionCache, logger *slog.Logger) *watcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watcher{g: g, cache: c, logger: logger, cancel: cancel, done: make(chan struct{})}
+	go w.run(ctx)
+	return w
+}
+
+func (w *watcher) close() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *watcher) run(ctx context.Context) {
+	defer close(w.done)
+	wait := backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: 15 * time.Second}
+	wait.Reset()
+	down := false
+	for {
+		delivered, err := w.follow(ctx)
+		w.cache.stop()
+		if ctx.Err() != nil {
+			return
+		}
+		if delivered {
+			wait.Reset()
+		}
+		if !down || delivered {
+			msg := "spicedb watch stream ended; decision cache off until it resyncs"
+			if c := status.Code(err); c == codes.Unimplemented || c == codes.FailedPrecondition {
+				msg = "spicedb watch unavailable (on Postgres it needs track_commit_timestamp=on); decision cache off, retrying"
+			}
+			w.logger.Warn(msg, "err", err)
+			down = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait.NextBackOff()):
+		}
+	}
+}
+
+// follow runs one stream until it fails. delivered reports whether it
+// delivered anything (so the backoff starts afresh after a healthy stream).
+func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
+	answered := w.cache.pendingIDs() // writes SpiceDB answered before the head is read below
+	cctx, cancel := w.g.call(ctx)
+	head, err := w.g.schema.ReadSchema(cctx, &v1.ReadSchemaRequest{})
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	start := head.GetReadAt()
+	if start.GetToken() == "" {
+		return false, errors.New("spicedb gave no revision to start watching from")
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	stream, err := w.g.watch.Watch(sctx, &v1.WatchRequest{
+		OptionalStartCursor: start,
+		OptionalUpdateKinds: []v1.WatchKind{
+			v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES,
+			v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES,
+			v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS,
+		},
+	})
+	if err != nil {
+		return false, err
+	}
+	w.cache.start(start.GetToken(), answered)
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return delivered, err
+		}
+		delivered = true
+		w.cache.apply(changeOf(resp))
+	}
+}
+
+// changeOf reads what a Watch response means for the cache.
+func changeOf(resp *v1.WatchResponse) change {
+	ch := change{through: resp.GetChangesThrough().GetToken(), global: resp.GetSchemaUpdated(), checkpoint: resp.GetIsCheckpoint()}
+	seen := map[string]bool{}
+	for _, u := range resp.GetUpdates() {
+		o := u.GetRelationship().GetResource()
+		t := tenantOf(o.GetObjectType(), o.GetObjectId())
+		if t == "" {
+			ch.global = true
+			continue
+		}
+		if !seen[t] {
+			seen[t] = true
+			ch.tenants = append(ch.tenants, t)
+		}
+	}
+	if id := resp.GetOptionalTransactionMetadata().GetFields()[writeIDField].GetStringValue(); id != "" {
+		ch.writeIDs = append(ch.writeIDs, id)
+	}
+	for _, md := range resp.GetFullRevisionMetadata() {
+		if id := md.GetFields()[writeIDField].GetStringValue(); id != "" && (len(ch.writeIDs) == 0 || ch.writeIDs[0] != id) {
+			ch.writeIDs = append(ch.writeIDs, id)
+		}
+	}
+	return ch
+}
