@@ -74,7 +74,7 @@ func (w *azWorld) auditRows(requestID string) []azAuditRow {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPosition[azAuditRow])
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[azAuditRow])
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -121,9 +121,9 @@ func (w *azWorld) v1Check(subjType, subjID, key, resource string) (bool, string)
 func TestAuthZENEvaluation(t *testing.T) {
 	w := mustAZWorld(t)
 	cases := []struct {
-		name                      string
-		subjType, subj, key, res  string
-		want                      bool
+		name                     string
+		subjType, subj, key, res string
+		want                     bool
 	}{
 		{"custom role grants tenant key", "user", "alice", "scaibunker:create", "tenant:t1", true},
 		{"deny is decision false", "user", "alice", "scaibunker:admin", "tenant:t1", false},
