@@ -229,11 +229,20 @@ func (e *explainer) denied() {
 		e.say("Tenant %s does not exist, so nobody holds any key in it.", t)
 		return
 	}
-	if !e.holders() {
+	start := len(e.out)
+	held := e.holders()
+	mid := len(e.out)
+	// When the key is held, what is missing is on the resource: say that first.
+	defer func() {
+		if held {
+			e.out = slices.Concat(e.out[:start], e.out[mid:], e.out[start:mid])
+		}
+	}()
+	if !held {
 		e.say("No role grants %s to %s in tenant %s.", key, e.who, t)
 		e.say("%s is granted by %s.", key, e.grantedBy())
-		if held := e.heldRoles(); len(held) > 0 {
-			e.say("%s holds %s in tenant %s; none of them grants %s.", e.who, strings.Join(held, ", "), t, key)
+		if roles := e.heldRoles(); len(roles) > 0 {
+			e.say("%s holds %s in tenant %s; none of them grants %s.", e.who, strings.Join(roles, ", "), t, key)
 		} else {
 			e.say("%s holds no role in tenant %s.", e.who, t)
 		}

@@ -89,4 +89,21 @@ func TestReasons(t *testing.T) {
 			t.Errorf("reasons:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
+
+	t.Run("DeniedOnTheResourceSaysSoFirst", func(t *testing.T) {
+		f := facts
+		f.Owners = []authz.Subject{{Kind: authz.SubjectUser, ID: "bob"}}
+		got := Reasons(Input{
+			Check:       authz.Check{TenantID: "t1", Subject: alice, Key: execute, Resource: b1},
+			Explanation: authz.Explanation{Trace: no("bunker:t1/b1", "scaibunker__execute", "permission", no("bunker:t1/b1", "owner", "relation")), Facts: f},
+			KeyRoles:    roles,
+		})
+		want := []string{
+			"alice is not the owner of bunker b1 (the owner is bob); scaibunker:execute on a bunker needs ownership as well as the key.",
+			`alice is a member of the custom role "ops" of tenant t1, which grants scaibunker:execute.`,
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("reasons:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
 }
