@@ -283,6 +283,23 @@ func TestAuthZENAuth(t *testing.T) {
 	if r.status != 401 || r.body["error"] == nil {
 		t.Errorf("no token: %d %s", r.status, r.raw)
 	}
+	// A 401 carries WWW-Authenticate (Security Considerations, Sender Authentication Failure).
+	req, _ := http.NewRequest("POST", w.url+"/access/v1/evaluation", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer wrong")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("wrong token: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// Oversized bodies are refused before they are read whole (Availability & Denial of Service).
+	big := `{"subject":{"type":"user","id":"alice","properties":{"pad":"` + strings.Repeat("x", 1<<17) + `"}}}`
+	if r := w.do("POST", "/access/v1/evaluation", w.adminToken, big, hdr...); r.status != 413 {
+		t.Errorf("oversized body: %d %s", r.status, r.raw)
+	}
 	created := w.admin("POST", "/v1/tokens", `{"name":"prov","scopes":["provision"]}`, 201)
 	secret, _ := created.body["token"].(string)
 	for _, p := range []string{"/access/v1/evaluation", "/access/v1/evaluations", "/access/v1/search/subject", "/access/v1/search/resource", "/access/v1/search/action"} {
