@@ -77,7 +77,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("Explain", func(t *testing.T) {
 		code, out, errOut := MustRun(t, env, "explain", "t1", "sa:ci-bot", "scaibunker:execute", "--resource", "bunker:b1", "--consistency-token", last)
-		for _, want := range []string{"allowed\tdecision_id=", "Why:", `is a member of the custom role "operators" of tenant t1, which grants scaibunker:execute.`,
+		for _, want := range []string{"allowed\tdecision_id=", "Why:", `is a member of the custom role "Bot operators" (id operators) of tenant t1, which grants scaibunker:execute.`,
 			"service account ci-bot owns bunker b1", "SpiceDB trace:", "bunker:t1/b1#scaibunker__execute"} {
 			if code != exitOK || !strings.Contains(out, want) {
 				t.Errorf("explain (allowed): exit %d, stdout lacks %q:\n%s%s", code, want, out, errOut)

@@ -22,6 +22,8 @@ type Input struct {
 	// KeyRoles are the built-in roles that hold the key without a custom role,
 	// from the key's manifest (always including authz.RoleSuperAdmin).
 	KeyRoles []string
+	// RoleNames are the names of the tenant's custom roles by id, where known.
+	RoleNames map[string]string
 }
 
 // Reasons explains the decision in sentences, most decisive first.
@@ -142,13 +144,13 @@ func (e *explainer) leaf(typ, id, relation, key string) {
 		e.say("%s holds the built-in role %s in tenant %s, %s.", e.who, relation, e.tenant(), grants)
 	case typ == "role" && relation == "member":
 		for _, r := range e.roleIDs(id) {
-			e.say("%s is a member of the custom role %q of tenant %s, %s.", e.who, r, e.tenant(), grants)
+			e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
 		}
 	case typ == "tenant" && strings.HasPrefix(relation, authz.GrantPrefix):
 		// A grant whose role membership SpiceDB answered from its cache.
 		e.fromCache = true
 		for _, r := range intersect(e.f.CustomRoles, e.f.GrantingRoles) {
-			e.say("%s is a member of the custom role %q of tenant %s, %s.", e.who, r, e.tenant(), grants)
+			e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
 		}
 	case relation == "owner" && e.in.Check.Resource != nil:
 		if e.f.OwnerRule == authz.OwnerRequired {
@@ -206,7 +208,7 @@ func (e *explainer) holders() bool {
 		}
 	}
 	for _, r := range intersect(e.f.CustomRoles, e.f.GrantingRoles) {
-		e.say("%s is a member of the custom role %q of tenant %s, which grants %s.", e.who, r, t, key)
+		e.say("%s is a member of the custom role %s of tenant %s, which grants %s.", e.who, e.role(r), t, key)
 	}
 	return len(e.out) > n
 }
@@ -295,11 +297,11 @@ func (e *explainer) grantedBy() string {
 	case 0:
 		parts = append(parts, "no custom role of tenant "+e.tenant())
 	case 1:
-		parts = append(parts, fmt.Sprintf("the custom role %q", e.f.GrantingRoles[0]))
+		parts = append(parts, "the custom role "+e.role(e.f.GrantingRoles[0]))
 	default:
 		q := make([]string, len(e.f.GrantingRoles))
 		for i, r := range e.f.GrantingRoles {
-			q[i] = fmt.Sprintf("%q", r)
+			q[i] = e.role(r)
 		}
 		parts = append(parts, "the custom roles "+strings.Join(q, ", "))
 	}
@@ -319,9 +321,18 @@ func (e *explainer) heldRoles() []string {
 		out = append(out, "the built-in role "+r)
 	}
 	for _, r := range e.f.CustomRoles {
-		out = append(out, fmt.Sprintf("the custom role %q", r))
+		out = append(out, "the custom role "+e.role(r))
 	}
 	return out
+}
+
+// role names a custom role: "Bot operators" (id ops), or "ops" when its
+// name is unknown.
+func (e *explainer) role(id string) string {
+	if name, ok := e.in.RoleNames[id]; ok && name != id {
+		return fmt.Sprintf("%q (id %s)", name, id)
+	}
+	return fmt.Sprintf("%q", id)
 }
 
 func intersect(a, b []string) []string {

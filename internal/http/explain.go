@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/scailabs/authzd/internal/authz"
@@ -36,7 +37,12 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	reasons := explain.Reasons(explain.Input{Check: c, Explanation: x, KeyRoles: s.keyRoles[c.Key.String()]})
+	names, err := s.store.RoleNames(r.Context(), c.TenantID, slices.Concat(x.Facts.CustomRoles, x.Facts.GrantingRoles))
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	reasons := explain.Reasons(explain.Input{Check: c, Explanation: x, KeyRoles: s.keyRoles[c.Key.String()], RoleNames: names})
 	c.Action = "explain"
 	e := s.checkEvent(r, c, x.Decision, time.Now())
 	if err := s.record(r, e); err != nil {

@@ -58,6 +58,8 @@ type Store interface {
 	ListTokens(ctx context.Context) ([]authz.Token, error)
 	RevokeToken(ctx context.Context, id string) error
 	Authenticate(ctx context.Context, raw string) (authz.Token, error)
+	// RoleNames names custom roles of a tenant by id, for explanations.
+	RoleNames(ctx context.Context, tenantID string, roleIDs []string) (map[string]string, error)
 }
 
 // KeyInfo describes one module-permission key.
