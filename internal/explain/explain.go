@@ -97,10 +97,9 @@ func (e *explainer) walk(n *authz.Trace, key string) {
 		return
 	}
 	typ, id, _ := strings.Cut(n.Object, ":")
-	if typ == "tenant" && n.Kind == "permission" && strings.Contains(n.Permission, "__") {
-		if k, err := authz.KeyFromRelation(n.Permission); err == nil {
-			key = k.String()
-		}
+	stepKey, isKey := tenantKey(typ, n.Permission)
+	if isKey {
+		key = stepKey
 	}
 	found := false
 	for _, s := range n.Steps {
@@ -112,21 +111,34 @@ func (e *explainer) walk(n *authz.Trace, key string) {
 	if found {
 		return
 	}
-	if n.Kind == "relation" {
+	// A step that found the permission without a found sub-step is either a
+	// stored relationship or a step SpiceDB answered from its cache (which it
+	// reports without sub-steps, and sometimes as a permission).
+	if n.Cached {
+		e.fromCache = true
+	}
+	switch {
+	case isKey && stepKey == e.key():
+		if !e.holders() {
+			e.say("%s holds %s in tenant %s.", e.who, stepKey, e.tenant())
+		}
+	case isKey:
+		e.say("%s holds %s in tenant %s.", e.who, stepKey, e.tenant())
+	default:
 		e.leaf(typ, id, n.Permission, key)
-		return
 	}
-	// A permission step without found sub-steps was answered from the cache.
-	e.fromCache = true
-	if typ == "tenant" && key == e.key() {
-		e.holders()
-		return
+}
+
+// tenantKey reports whether a step is a key's permission on a tenant, and which key.
+func tenantKey(typ, permission string) (string, bool) {
+	if typ != "tenant" || !strings.Contains(permission, "__") || strings.HasPrefix(permission, authz.GrantPrefix) {
+		return "", false
 	}
-	if key != "" {
-		e.say("%s holds %s in tenant %s.", e.who, key, e.tenant())
-		return
+	k, err := authz.KeyFromRelation(permission)
+	if err != nil {
+		return "", false
 	}
-	e.say("%s has %s on %s.", e.who, n.Permission, n.Object)
+	return k.String(), true
 }
 
 // leaf explains one stored relationship that granted the permission.
@@ -147,10 +159,17 @@ func (e *explainer) leaf(typ, id, relation, key string) {
 			e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
 		}
 	case typ == "tenant" && strings.HasPrefix(relation, authz.GrantPrefix):
-		// A grant whose role membership SpiceDB answered from its cache.
+		// A grant whose role membership SpiceDB answered from its cache: the
+		// facts name the roles for the checked key; for another key, say less.
 		e.fromCache = true
-		for _, r := range intersect(e.f.CustomRoles, e.f.GrantingRoles) {
-			e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
+		roles := intersect(e.f.CustomRoles, e.f.GrantingRoles)
+		if relation != e.in.Check.Key.GrantRelation() || len(roles) == 0 {
+			e.say("%s holds %s in tenant %s through a custom role.", e.who, orKey(key, e.key()), e.tenant())
+		}
+		for _, r := range roles {
+			if relation == e.in.Check.Key.GrantRelation() {
+				e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
+			}
 		}
 	case relation == "owner" && e.in.Check.Resource != nil:
 		if e.f.OwnerRule == authz.OwnerRequired {

@@ -54,6 +54,17 @@ func TestReasons(t *testing.T) {
 				`alice is a member of the custom role "ops" of tenant t1, which grants scaibunker:execute.`,
 				"SpiceDB answered part of this check from its cache; those parts are explained from the relationships at the same revision.",
 			}},
+		// As SpiceDB v1.57 reports it: the grant relation answered from the cache, as a "permission".
+		{"CachedGrantStep", true, has("bunker:t1/b1", "scaibunker__execute", "permission",
+			has("bunker:t1/b1", "owner", "relation"),
+			has("tenant:t1", "scaibunker__execute", "permission",
+				&authz.Trace{Object: "tenant:t1", Permission: "tenant_admin", Kind: "permission", Result: authz.TraceNo, Cached: true},
+				&authz.Trace{Object: "tenant:t1", Permission: "grant_scaibunker__execute", Kind: "permission", Result: authz.TraceHas, Cached: true})),
+			[]string{
+				"alice owns bunker b1; scaibunker:execute on a bunker needs ownership as well as the key.",
+				`alice is a member of the custom role "ops" of tenant t1, which grants scaibunker:execute.`,
+				"SpiceDB answered part of this check from its cache; those parts are explained from the relationships at the same revision.",
+			}},
 		{"NoTrace", true, nil, []string{
 			`alice is a member of the custom role "ops" of tenant t1, which grants scaibunker:execute.`,
 			"alice owns bunker b1; scaibunker:execute on a bunker needs ownership as well as the key.",

@@ -95,20 +95,23 @@ func azEval(subjType, subjID, key, resource string) string {
 	return string(b)
 }
 
-// v1Check asks the same question through POST /v1/permissions/check.
-func (w *azWorld) v1Check(subjType, subjID, key, resource string) (bool, string) {
-	w.t.Helper()
+// v1Body is the /v1 check body of the question azEval asks.
+func v1Body(subjType, subjID, key, resource string) string {
 	user := subjID
 	if subjType == "service_account" {
 		user = "sa:" + subjID
 	}
 	typ, rest, _ := strings.Cut(resource, ":")
-	var r response
 	if tenant, id, ok := strings.Cut(rest, "/"); ok {
-		r, _ = w.post("/v1/permissions/check", checkBody(tenant, user, key, "TOK", typ, id))
-	} else {
-		r, _ = w.post("/v1/permissions/check", checkBody(rest, user, key, "TOK"))
+		return checkBody(tenant, user, key, "TOK", typ, id)
 	}
+	return checkBody(rest, user, key, "TOK")
+}
+
+// v1Check asks the same question through POST /v1/permissions/check.
+func (w *azWorld) v1Check(subjType, subjID, key, resource string) (bool, string) {
+	w.t.Helper()
+	r, _ := w.post("/v1/permissions/check", v1Body(subjType, subjID, key, resource))
 	if r.status != 200 {
 		w.t.Fatalf("check %s %s %s %s: %d %s", subjType, subjID, key, resource, r.status, r.raw)
 	}
@@ -679,8 +682,9 @@ func TestAuthZENMetadata(t *testing.T) {
 	}
 }
 
-// TestAuthZENMatchesChecks compares AuthZEN evaluations with /v1 checks over a
-// randomised tenant: the second path to an answer must give the first one's.
+// TestAuthZENMatchesChecks compares AuthZEN evaluations and explanations with
+// /v1 checks over a randomised tenant: a second path to an answer must give
+// the first one's.
 func TestAuthZENMatchesChecks(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -726,6 +730,12 @@ func TestAuthZENMatchesChecks(t *testing.T) {
 			allowed, _ := w.v1Check("user", u, k, res)
 			items = append(items, azEval("user", u, k, res))
 			want = append(want, allowed)
+			// Explain is a third path to the same answer, and always has a reason.
+			eb := v1Body("user", u, k, res)
+			x, _ := w.post("/v1/permissions/explain", eb)
+			if reasons, _ := x.body["reasons"].([]any); x.body["allowed"] != allowed || len(reasons) == 0 {
+				t.Fatalf("seed %d: explain %s answers %s; the check answered %v", seed, eb, x.raw, allowed)
+			}
 		}
 		r, _ := w.post("/access/v1/evaluations", `{"evaluations":[`+strings.Join(items, ",")+`]}`)
 		if got := decisionValues(decisions(t, r)); !slices.Equal(got, want) {

@@ -33,6 +33,9 @@ func TestExplain(t *testing.T) {
 		{"BinderExclusion", checkBody("t1", "alice", "scaiskills:grant", "TOK", "binding", "x1"), false,
 			[]string{`alice is a member of the custom role "Approvers" (id approvers) of tenant t1, which grants scaiskills:grant.`,
 				"alice bound binding x1, and the binder of a binding can never hold scaiskills:grant on it, whatever roles they hold."}},
+		// After the binding check, SpiceDB has the tenant's grant step in its cache.
+		{"TenantKeyAfterResourceCheck", checkBody("t1", "alice", "scaiskills:grant", "TOK"), true,
+			[]string{`alice is a member of the custom role "Approvers" (id approvers) of tenant t1, which grants scaiskills:grant.`}},
 		{"ApproverNotBinder", checkBody("t1", "gina", "scaiskills:grant", "TOK", "binding", "x1"), true,
 			[]string{`gina is a member of the custom role "Approvers" (id approvers) of tenant t1, which grants scaiskills:grant.`,
 				"gina did not bind binding x1, so the binder exclusion does not apply."}},
