@@ -165,7 +165,7 @@ func (c azContext) consistencyToken(field string) (string, error) {
 	return t, nil
 }
 
-// toCheck maps an evaluation onto a check; prefix names it in errors.
+// azCheck maps an evaluation onto a check; prefix names it in errors.
 func (s *Server) azCheck(prefix string, ev azEvaluation) (authz.Check, error) {
 	var c authz.Check
 	var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -71,6 +72,7 @@ func (g *Graph) LookupSubjects(ctx context.Context, q authz.SubjectSearch) (auth
 		res.IDs = append(res.IDs, s.GetSubjectObjectId())
 	}
 	sort.Strings(res.IDs)
+	res.IDs = slices.Compact(res.IDs) // one answer per subject or resource, however SpiceDB streams them
 	return res, nil
 }
 
@@ -122,6 +124,7 @@ func (g *Graph) LookupResources(ctx context.Context, q authz.ResourceSearch) (au
 		res.IDs = append(res.IDs, id)
 	}
 	sort.Strings(res.IDs)
+	res.IDs = slices.Compact(res.IDs) // one answer per subject or resource, however SpiceDB streams them
 	return res, nil
 }
 
