@@ -626,6 +626,7 @@ func TestRoutes(t *testing.T) {
 			return err
 		},
 		func() error { _, err := c.EffectivePermissions(ctx, "t1", "alice"); return err },
+		func() error { _, err := c.Explain(ctx, "t1", "alice", "m:k"); return err },
 		func() error { _, err := c.Keys(ctx); return err },
 		func() error { _, err := c.ListAuditEvents(ctx, client.AuditQuery{}); return err },
 		func() error { _, err := c.CreateToken(ctx, "n", client.ScopeCheck); return err },

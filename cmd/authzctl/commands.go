@@ -17,7 +17,7 @@ func root() *command {
 		summary: "authzctl drives authzd: provisioning, checks, the audit trail and API tokens.",
 		help: `authzd's URL and an API token come from AUTHZ_URL and AUTHZ_TOKEN, or --url and --token.
 The token needs the scope of the command: provision (partner, tenant, admin, role, member,
-resource), check (check, permissions, keys), audit:read (audit) or admin (token).
+resource), check (check, explain, permissions, keys), audit:read (audit) or admin (token).
 
 A user id is "alice" (a user) or "sa:ci-bot" (a service account). Provisioning commands print
 the zed token of their write; pass it to check --consistency-token to see the write at once.
@@ -28,10 +28,11 @@ Examples:
   authzctl member add t1 tenant_admin alice
   authzctl role put t1 operators --name "Bot operators" --permission scaibunker:create,scaibunker:execute
   authzctl check t1 alice scaibunker:create
+  authzctl explain t1 alice scaibunker:execute --resource bunker:b1
   authzctl audit --module scaibunker --since 2026-05-01 --tenant t1`,
 		subs: []*command{
 			partnerCmd(), tenantCmd(), adminCmd(), roleCmd(), memberCmd(), resourceCmd(),
-			checkCmd(), permissionsCmd(), keysCmd(), auditCmd(), tokenCmd(),
+			checkCmd(), explainCmd(), permissionsCmd(), keysCmd(), auditCmd(), tokenCmd(),
 		},
 	}
 }

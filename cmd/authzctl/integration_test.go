@@ -75,6 +75,35 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("Explain", func(t *testing.T) {
+		code, out, errOut := MustRun(t, env, "explain", "t1", "sa:ci-bot", "scaibunker:execute", "--resource", "bunker:b1", "--consistency-token", last)
+		for _, want := range []string{"allowed\tdecision_id=", "Why:", `is a member of the custom role "Bot operators" (id operators) of tenant t1, which grants scaibunker:execute.`,
+			"service account ci-bot owns bunker b1", "SpiceDB trace:", "bunker:t1/b1#scaibunker__execute"} {
+			if code != exitOK || !strings.Contains(out, want) {
+				t.Errorf("explain (allowed): exit %d, stdout lacks %q:\n%s%s", code, want, out, errOut)
+			}
+		}
+		code, out, errOut = MustRun(t, env, "explain", "t1", "alice", "scaibunker:execute", "--resource", "bunker:b1", "--consistency-token", last)
+		for _, want := range []string{"denied\tdecision_id=", "alice is not the owner of bunker b1 (the owner is service account ci-bot)",
+			"alice holds the built-in role tenant_admin in tenant t1, which grants scaibunker:execute."} {
+			if code != exitDenied || !strings.Contains(out, want) {
+				t.Errorf("explain (denied): exit %d, stdout lacks %q:\n%s%s", code, want, out, errOut)
+			}
+		}
+		code, out, _ = MustRun(t, env, "explain", "t1", "mallory", "scaibunker:create", "--json")
+		var x struct {
+			Allowed *bool    `json:"allowed"`
+			Reasons []string `json:"reasons"`
+			Trace   *struct {
+				Object string `json:"object"`
+			} `json:"trace"`
+		}
+		if code != exitDenied || json.Unmarshal([]byte(out), &x) != nil || x.Allowed == nil || *x.Allowed || len(x.Reasons) == 0 || x.Trace == nil || x.Trace.Object != "tenant:t1" {
+			t.Errorf("explain --json: exit %d, stdout %s", code, out)
+		}
+		fails(t, exitUsage, "--resource", "explain", "t1", "alice", "scaibunker:execute", "--resource", "b1")
+	})
+
 	t.Run("Read", func(t *testing.T) {
 		if got, want := ok(t, "permissions", "t1", "sa:ci-bot", "--consistency-token", zt),
 			"scaibunker:create\nscaibunker:execute\nscaibunker:files\n"; got != want {

@@ -31,7 +31,11 @@ type errorBody struct {
 	Error errorDetail `json:"error"`
 }
 
+// errorDetail is the body of an error. Status repeats the HTTP status so that
+// the object also has the shape of an AuthZEN per-item error ({"status",
+// "message"}); it is empty on the per-item errors of a bulk check.
 type errorDetail struct {
+	Status    int    `json:"status,omitempty"`
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id,omitempty"`
@@ -57,7 +61,7 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authzd"`)
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, RequestID: rid}})
+	writeJSON(w, status, errorBody{Error: errorDetail{Status: status, Code: code, Message: msg, RequestID: rid}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -69,8 +73,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decode reads exactly one JSON object into v, refusing unknown fields and
 // trailing data. An empty body is allowed when emptyOK.
 func decode(r *http.Request, v any, emptyOK bool) error {
+	return decodeJSON(r, v, emptyOK, true)
+}
+
+// decodeOpen is decode for bodies whose standard demands that receivers
+// ignore unknown fields (AuthZEN): everything else is as strict.
+func decodeOpen(r *http.Request, v any) error {
+	return decodeJSON(r, v, false, false)
+}
+
+func decodeJSON(r *http.Request, v any, emptyOK, strict bool) error {
 	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var tooLarge *http.MaxBytesError
 		var syntax *json.SyntaxError

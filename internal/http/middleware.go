@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -34,12 +35,16 @@ func tokenFrom(ctx context.Context) authz.Token {
 	return t
 }
 
-// requestID takes the caller's X-Request-Id when it is sane, else makes one,
-// and echoes it on the response.
+// maxRequestIDLen bounds a caller's X-Request-Id kept in logs and audit rows.
+const maxRequestIDLen = 1024
+
+// requestID takes the caller's X-Request-Id, else makes one, and echoes it on
+// the response. AuthZEN wants the caller's value back unchanged (it is "an
+// arbitrary string"), so only an oversized or control-character id is replaced.
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
-		if len(id) == 0 || len(id) > 128 || strings.ContainsAny(id, " \t\r\n") {
+		if len(id) == 0 || len(id) > maxRequestIDLen || strings.ContainsFunc(id, unicode.IsControl) {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Request-Id", id)

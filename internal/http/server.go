@@ -22,6 +22,13 @@ type Graph interface {
 	ResourceTypes() []string
 	Ready(ctx context.Context) error
 
+	// Explain answers a check with SpiceDB's trace and the model's facts.
+	Explain(ctx context.Context, c authz.Check) (authz.Explanation, error)
+	// KeysOn lists the key relations that apply to a resource type ("tenant" included).
+	KeysOn(resourceType string) []string
+	LookupSubjects(ctx context.Context, q authz.SubjectSearch) (authz.SearchResult, error)
+	LookupResources(ctx context.Context, q authz.ResourceSearch) (authz.SearchResult, error)
+
 	PutPartner(ctx context.Context, partnerID string) (string, error)
 	DeletePartner(ctx context.Context, partnerID string) (string, error)
 	PutTenant(ctx context.Context, tenantID, partnerID string) (string, error)
@@ -51,12 +58,16 @@ type Store interface {
 	ListTokens(ctx context.Context) ([]authz.Token, error)
 	RevokeToken(ctx context.Context, id string) error
 	Authenticate(ctx context.Context, raw string) (authz.Token, error)
+	// RoleNames names custom roles of a tenant by id, for explanations.
+	RoleNames(ctx context.Context, tenantID string, roleIDs []string) (map[string]string, error)
 }
 
 // KeyInfo describes one module-permission key.
 type KeyInfo struct {
 	Key         authz.Key
 	Description string
+	// Roles are the built-in roles holding the key without a custom role.
+	Roles []string
 }
 
 // Server serves contract v1.
@@ -66,6 +77,8 @@ type Server struct {
 	store      Store
 	keys       []KeyInfo
 	known      map[string]authz.Key
+	keyRoles   map[string][]string
+	publicURL  string
 	auth       *authenticator
 	logger     *slog.Logger
 	metrics    *metrics.Metrics
@@ -91,6 +104,9 @@ type Options struct {
 	DisableAudit bool
 	// MaxBodyBytes caps request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// PublicURL is the AuthZEN PDP identifier (the https base URL callers
+	// use); empty derives it from each metadata request.
+	PublicURL string
 	// TokenCacheTTL is how long a verified service token is trusted without
 	// asking Postgres again (default 10s). Revocation through this instance
 	// takes effect at once.
@@ -102,13 +118,14 @@ func NewServer(o Options) *Server {
 	s := &Server{
 		graph: o.Graph, audit: o.Audit, store: o.Store, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
-		known: map[string]authz.Key{},
+		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
 	}
 	for _, k := range o.Keys {
 		s.known[k.Key.String()] = k.Key
+		s.keyRoles[k.Key.String()] = k.Roles
 	}
 	s.auth = newAuthenticator(o.AdminToken, o.Store, o.TokenCacheTTL)
 	s.router = s.routes()
@@ -134,6 +151,17 @@ func (s *Server) routes() chi.Router {
 		r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
 	}
 	r.Get("/v1/openapi.yaml", s.handleOpenAPI)
+	r.Get("/.well-known/authzen-configuration", s.handleAuthZENConfiguration)
+
+	// AuthZEN Authorization API 1.0: the same tokens and scope as checks.
+	r.Route("/access/v1", func(r chi.Router) {
+		r.Use(s.limitBody, s.require(authz.ScopeCheck), s.requireJSON)
+		r.Post("/evaluation", s.handleAZEvaluation)
+		r.Post("/evaluations", s.handleAZEvaluations)
+		r.Post("/search/subject", s.handleAZSearchSubject)
+		r.Post("/search/resource", s.handleAZSearchResource)
+		r.Post("/search/action", s.handleAZSearchAction)
+	})
 
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.limitBody)
@@ -141,6 +169,7 @@ func (s *Server) routes() chi.Router {
 			r.Use(s.require(authz.ScopeCheck))
 			r.Post("/permissions/check", s.handleCheck)
 			r.Post("/permissions/check_bulk", s.handleCheckBulk)
+			r.Post("/permissions/explain", s.handleExplain)
 			r.Get("/permissions/keys", s.handleKeys)
 			r.Get("/tenants/{tenant_id}/users/{user_id}/permissions", s.handleEffective)
 		})

@@ -106,12 +106,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	keys := make([]authzhttp.KeyInfo, len(model.Keys))
 	for i, k := range model.Keys {
-		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description}
+		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
 	}
 	handler := authzhttp.NewServer(authzhttp.Options{
 		Graph: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
-		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL,
+		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
 	})
 
 	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {

@@ -60,6 +60,9 @@ type Config struct {
 	// DisableAudit skips audit rows. For the benchmark only, to show what the
 	// audit costs; authzd logs a warning when it is set.
 	DisableAudit bool `env:"AUTHZ_BENCH_DISABLE_AUDIT" envDefault:"false"`
+	// PublicURL is the base URL callers reach authzd at (https in production),
+	// published as the AuthZEN PDP identifier; empty derives it per request.
+	PublicURL string `env:"AUTHZ_PUBLIC_URL"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -94,6 +97,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := url.Parse(c.DatabaseURL); err != nil || !strings.HasPrefix(c.DatabaseURL, "postgres") {
 		return fmt.Errorf("AUTHZ_DATABASE_URL must be a postgres:// URL")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("AUTHZ_PUBLIC_URL must be an absolute http(s) URL without query or fragment, e.g. https://authzd.example.com")
+		}
 	}
 	return nil
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/scailabs/authzd/client"
+)
+
+func explainCmd() *command {
+	var resource, consistency string
+	return &command{
+		name: "explain", args: "<tenant_id> <user_id> <key>", nargs: 3,
+		summary: "Check like check, and say why the answer is allowed or denied.",
+		help: `Prints the decision, the reasons (which role, partner, ownership or exclusion decided it; for a
+deny, what is missing) and SpiceDB's trace of the check; --json prints authzd's answer as is.
+Exits 0 when allowed and 1 when denied, like check. Without --consistency-token the check is
+fully consistent. Audited like a check, with action "explain".
+  authzctl explain t1 alice scaibunker:execute --resource bunker:b1`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&resource, "resource", "", "check on one resource, as type:id (e.g. bunker:b1)")
+			fs.StringVar(&consistency, "consistency-token", "", "zed token of a write the answer must reflect")
+		},
+		run: func(ctx context.Context, e *env, c *client.Client, a []string) error {
+			var opts []client.CheckOption
+			if resource != "" {
+				typ, id, ok := strings.Cut(resource, ":")
+				if !ok || typ == "" || id == "" {
+					return usagef("--resource %q must be type:id, e.g. bunker:b1", resource)
+				}
+				opts = append(opts, client.WithResource(typ, id))
+			}
+			if consistency != "" {
+				opts = append(opts, client.WithConsistencyToken(consistency))
+			}
+			x, err := c.Explain(ctx, a[0], a[1], a[2], opts...)
+			if err != nil {
+				return err
+			}
+			if e.json {
+				err = printJSON(e, x)
+			} else {
+				err = printExplanation(e.stdout, x)
+			}
+			if err == nil && !x.Allowed {
+				return errDenied
+			}
+			return err
+		},
+	}
+}
+
+// printExplanation prints the decision, the reasons as a list and the trace as
+// an indented tree, one step a line.
+func printExplanation(w io.Writer, x client.Explanation) error {
+	word := "denied"
+	if x.Allowed {
+		word = "allowed"
+	}
+	fmt.Fprintf(w, "%s\tdecision_id=%s checked_at=%s\n\nWhy:\n", word, x.DecisionID, x.CheckedAt)
+	for _, r := range x.Reasons {
+		fmt.Fprintf(w, "  - %s\n", r)
+	}
+	if x.Trace != nil {
+		fmt.Fprintln(w, "\nSpiceDB trace:")
+		t := newTable(w, "  STEP", "KIND", "RESULT")
+		printTrace(t, x.Trace, 1)
+		return t.flush()
+	}
+	return nil
+}
+
+func printTrace(t *table, n *client.Trace, depth int) {
+	result := n.Result
+	if n.Cached {
+		result += " (cached)"
+	}
+	t.row(strings.Repeat("  ", depth)+n.Object+"#"+n.Permission, n.Kind, result)
+	for _, s := range n.Steps {
+		printTrace(t, s, depth+1)
+	}
+}
