@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type bench struct {
 	direct    *authzed.Client
 	audited   *apiClient // authzd with durable audit
 	unaudited *apiClient // authzd with DisableAudit, same SpiceDB and data
+	nocache   *apiClient // authzd with durable audit and the decision cache off
 	auditDB   *pgxpool.Pool
 	spiceURL  string // SpiceDB's datastore
 	cpu       *cpuMeter
@@ -111,18 +113,16 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 		maxConc = max(maxConc, c)
 	}
 	httpClient := newHTTPClient(maxConc)
-	for _, disable := range []bool{false, true} {
+	for _, inst := range []struct {
+		dst                    **apiClient
+		disableAudit, cacheOff bool
+	}{{&b.audited, false, false}, {&b.unaudited, true, false}, {&b.nocache, false, true}} {
 		var m *app.Main
-		if m, err = b.openApp(ctx, dbs.url("audit"), adminToken, disable); err != nil {
+		if m, err = b.openApp(ctx, dbs.url("audit"), adminToken, inst.disableAudit, inst.cacheOff); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, closeApp(m)) }()
-		c := &apiClient{base: m.URL(), http: httpClient, adminToken: adminToken}
-		if disable {
-			b.unaudited = c
-		} else {
-			b.audited = c
-		}
+		*inst.dst = &apiClient{base: m.URL(), http: httpClient, adminToken: adminToken}
 	}
 	// Service tokens, as modules would hold them; both instances share the token table.
 	for _, t := range []struct {
@@ -133,7 +133,9 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 			return err
 		}
 	}
-	b.unaudited.checkToken, b.unaudited.provisionToken, b.unaudited.auditToken = b.audited.checkToken, b.audited.provisionToken, b.audited.auditToken
+	for _, c := range []*apiClient{b.unaudited, b.nocache} {
+		c.checkToken, c.provisionToken, c.auditToken = b.audited.checkToken, b.audited.provisionToken, b.audited.auditToken
+	}
 	if b.auditDB, err = pgxpool.New(ctx, dbs.url("audit")); err != nil {
 		return err
 	}
@@ -163,7 +165,7 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 // against the benchmark's SpiceDB. Knobs not set here (pool size, audit
 // writers and batch) come from the AUTHZ_* environment or their defaults, so
 // they can be tried without code changes.
-func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disableAudit bool) (*app.Main, error) {
+func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disableAudit, cacheOff bool) (*app.Main, error) {
 	cfg, err := app.ConfigFromEnv()
 	if err != nil {
 		return nil, err
@@ -173,14 +175,17 @@ func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disabl
 	cfg.AdminToken = adminToken
 	cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = b.spice.Addr, b.spice.Key, true
 	cfg.DisableAudit = disableAudit
+	if cacheOff {
+		cfg.DecisionCache = "off"
+	}
 	cfg.LogLevel = "warn"
-	if !disableAudit {
+	if !disableAudit && !cacheOff {
 		b.appCfg = cfg
 	}
 	logger := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m := app.New(cfg, logger)
 	if err := m.Open(ctx); err != nil {
-		return nil, fmt.Errorf("open authzd (audit disabled: %v): %w", disableAudit, err)
+		return nil, fmt.Errorf("open authzd (audit disabled: %v, cache off: %v): %w", disableAudit, cacheOff, err)
 	}
 	return m, nil
 }
@@ -389,6 +394,7 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		return err
 	}
 	direct, facade, bare := directCheck(b.direct, small.draw), b.audited.facadeCheck(small.draw), b.unaudited.facadeCheck(small.draw)
+	uncached := b.nocache.facadeCheck(small.draw)
 	top := b.cfg.Concurrency[len(b.cfg.Concurrency)-1]
 	b.report.topConc = top
 	for _, c := range b.cfg.Concurrency {
@@ -415,6 +421,9 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 				return err
 			}
 			res.direct, res.facade = d.st, f.st
+			if _, err = b.measure(ctx, row{phase: "1", scenario: "check, facade, durable audit, decision cache off", load: load, via: b.nocache}, rowsPerAnswer, 0, closed(uncached)); err != nil {
+				return err
+			}
 		}
 		if b.cfg.Phases[2] {
 			if n, err = b.measure(ctx, row{phase: "2", scenario: "check, facade, audit disabled", load: load, via: b.unaudited}, noRows, 0, prof("facade-noaudit", closed(bare))); err != nil {
@@ -423,6 +432,14 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 			res.noAudit = n.st
 		}
 		b.report.byConc = append(b.report.byConc, res)
+	}
+	if b.cfg.Phases[1] {
+		if err := b.zipfRows(ctx, "1", small, ""); err != nil {
+			return err
+		}
+		if err := b.writeVisibility(ctx, small); err != nil {
+			return err
+		}
 	}
 	if !b.cfg.Phases[1] {
 		return b.phaseEffective(ctx, small, facade)
@@ -515,6 +532,30 @@ func (b *bench) phaseLarge(ctx context.Context) error {
 		}
 		b.report.large4 = append(b.report.large4, concResult{c: c, direct: d.st, facade: f.st})
 	}
+	return b.zipfRows(ctx, "4", large, " on large data")
+}
+
+// zipfRows measures the realistic pool (users drawn Zipf-like) at the top
+// concurrency: SpiceDB direct, the facade, and the facade with the decision
+// cache off, side by side.
+func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what string) error {
+	top := b.cfg.Concurrency[len(b.cfg.Concurrency)-1]
+	load := fmt.Sprintf("c=%d", top)
+	closed := func(o op) func() stats {
+		return func() stats { return closedLoop(ctx, top, b.cfg.Warmup, b.cfg.Duration, b.cpu, o) }
+	}
+	dr, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), SpiceDB direct", load: load}, noRows, 0, closed(directCheck(b.direct, d.drawZipf)))
+	if err != nil {
+		return err
+	}
+	fr, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0, closed(b.audited.facadeCheck(d.drawZipf)))
+	if err != nil {
+		return err
+	}
+	if _, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit, decision cache off", load: load, via: b.nocache}, rowsPerAnswer, 0, closed(b.nocache.facadeCheck(d.drawZipf))); err != nil {
+		return err
+	}
+	b.report.zipf = append(b.report.zipf, zipfResult{phase: phase, direct: dr.st, facade: fr.st})
 	return nil
 }
 
@@ -641,4 +682,49 @@ func redact(u *url.URL) string {
 		c.User = url.User(c.User.Username())
 	}
 	return c.String()
+}
+
+// writeVisibility measures how long a tokenless check takes to reflect a
+// write: grant or revoke a role membership through the API, then ask the same
+// question without a token every 2 ms until the answer follows. With the
+// decision cache this is the Watch lag; without it, SpiceDB's quantization.
+func (b *bench) writeVisibility(ctx context.Context, d *dataset) error {
+	fmt.Fprintln(b.log, "  1 write, then tokenless checks until they reflect it")
+	key := d.keys[d.roleKeys(0, 0)[0]]
+	member := "/v1/tenants/" + d.tenant(0) + "/roles/" + d.role(0) + "/members/"
+	measure := func(c *apiClient, user string, n int, limit time.Duration) ([]time.Duration, error) {
+		body := checkBody(checkCase{tenant: d.tenant(0), user: user, key: key})
+		var out []time.Duration
+		for i := range n {
+			add := i%2 == 0
+			method := map[bool]string{true: "PUT", false: "DELETE"}[add]
+			if _, err := c.do(ctx, method, member+user, c.provisionToken, ""); err != nil {
+				return nil, err
+			}
+			written := time.Now()
+			for {
+				got, err := c.do(ctx, "POST", "/v1/permissions/check", c.checkToken, string(body))
+				if err != nil {
+					return nil, err
+				}
+				if bytes.Contains(got, allowedTrue) == add {
+					out = append(out, time.Since(written))
+					break
+				}
+				if time.Since(written) > limit {
+					out = append(out, limit)
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	var err error
+	if b.report.visibility, err = measure(b.audited, "visibility-probe", 60, 10*time.Second); err != nil {
+		return err
+	}
+	b.report.visibilityCacheOff, err = measure(b.nocache, "visibility-probe-nocache", 8, 10*time.Second)
+	return err
 }

@@ -151,7 +151,12 @@ type checkCase struct {
 // sample, so SpiceDB's cache sees as many distinct checks as real traffic
 // spread evenly over every tenant would make.
 func (d *dataset) draw(rng *rand.Rand) checkCase {
-	t, r, m := rng.IntN(d.tenants), rng.IntN(d.rolesPerTenant), rng.IntN(d.usersPerRole)
+	return d.caseFor(rng, rng.IntN(d.tenants), rng.IntN(d.rolesPerTenant), rng.IntN(d.usersPerRole))
+}
+
+// caseFor asks, for member m of role r of tenant t, a key the role grants or
+// one it does not, half and half.
+func (d *dataset) caseFor(rng *rand.Rand, t, r, m int) checkCase {
 	granted := d.roleKeys(t, r)
 	c := checkCase{tenant: d.tenant(t), user: d.user(t, r, m)}
 	if rng.IntN(2) == 0 {
@@ -164,6 +169,19 @@ func (d *dataset) draw(rng *rand.Rand) checkCase {
 			return c
 		}
 	}
+}
+
+// zipfS is the skew of the realistic user pool: a few users make most requests.
+const zipfS = 1.1
+
+// drawZipf is draw with the user picked Zipf-like (s = 1.1) instead of
+// uniformly: the realistic pool, where the busiest users ask most. Rank r maps
+// to tenant r mod tenants first, so the hot users are spread over tenants.
+func (d *dataset) drawZipf(rng *rand.Rand) checkCase {
+	n := d.tenants * d.rolesPerTenant * d.usersPerRole
+	rank := int(rand.NewZipf(rng, zipfS, 1, uint64(n-1)).Uint64())
+	t, rest := rank%d.tenants, rank/d.tenants
+	return d.caseFor(rng, t, rest%d.rolesPerTenant, (rest/d.rolesPerTenant)%d.usersPerRole)
 }
 
 // checkMix draws n checks with a seeded source.

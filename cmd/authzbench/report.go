@@ -40,6 +40,12 @@ type concResult struct {
 	direct, facade, noAudit stats
 }
 
+// zipfResult pairs the Zipf-pool runs of one phase.
+type zipfResult struct {
+	phase          string
+	direct, facade stats
+}
+
 type report struct {
 	started, finished         time.Time
 	loadStart, loadEnd        string
@@ -58,6 +64,9 @@ type report struct {
 	single, effective, singles stats
 	provision                  stats
 	large4                     []concResult
+	zipf                       []zipfResult
+	visibility                 []time.Duration // write to tokenless check reflecting it
+	visibilityCacheOff         []time.Duration
 	seed                       auditSeed
 	seedTime, vacuumTime       time.Duration
 	totalAuditRows             int
@@ -200,6 +209,16 @@ func (r *report) write(w io.Writer, b *bench) {
 		hp := r.halfPeak.Quantile(.99)
 		goal("facade p99 at half its peak rate", "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (peak %.0f/s)", ms(hp), r.peak/2, r.peak), hp > 0 && hp <= 10*time.Millisecond && r.halfPeak.Errors == 0)
 	}
+	for _, z := range r.zipf {
+		q := z.facade.Throughput() / nonzero(z.direct.Throughput())
+		goal(fmt.Sprintf("phase %s: facade vs SpiceDB direct, Zipf users, c=%d (decision cache)", z.phase, r.topConc), "≥ 1.5x", fmt.Sprintf("%.2fx (%.0f vs %.0f checks/s; facade p99 %s ms)",
+			q, z.facade.Throughput(), z.direct.Throughput(), ms(z.facade.Quantile(.99))), q >= 1.5)
+	}
+	if n := len(r.visibility); n > 0 {
+		p99 := pick(r.visibility, .99)
+		goal("a tokenless check reflects a write (decision cache on), p99", "≤ 500 ms", fmt.Sprintf("p50 %s ms, p99 %s ms over %d writes; cache off: p50 %s ms, max %s ms over %d writes",
+			ms(pick(r.visibility, .5)), ms(p99), n, ms(pick(r.visibilityCacheOff, 0.5)), ms(pick(r.visibilityCacheOff, 1)), len(r.visibilityCacheOff)), p99 <= 500*time.Millisecond)
+	}
 	if ph[3] {
 		e, s := r.effective.Quantile(.5), r.single.Quantile(.5)
 		e99, s99 := r.effective.Quantile(.99), r.single.Quantile(.99)
@@ -243,6 +262,14 @@ func (r *report) write(w io.Writer, b *bench) {
 		return
 	}
 	p("facade/direct check throughput ratio: %.2f", ratio)
+}
+
+// pick returns the q-quantile of sorted durations (0 when empty).
+func pick(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
 func describe(d *dataset) string {

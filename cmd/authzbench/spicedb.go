@@ -130,8 +130,9 @@ func startSpiceDB(ctx context.Context, bin, datastoreURL string, o spicedbOption
 		"--grpc-addr", s.Addr,
 		"--datastore-engine", "postgres",
 		"--datastore-conn-uri", datastoreURL,
-		// The local Postgres runs without track_commit_timestamp, and authzd does not use Watch.
-		"--datastore-disable-watch-support",
+		// Watch feeds authzd's decision cache (Postgres needs track_commit_timestamp=on; make setup sets it),
+		// polled every 100ms as the embedded SpiceDB does (SpiceDB's default is 1s).
+		"--watch-api-heartbeat", "100ms",
 		// The Postgres server is shared with other work; SpiceDB's default opens 20 read connections up front.
 		"--datastore-conn-pool-read-min-open", "4",
 		"--http-enabled=false",
