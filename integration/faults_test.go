@@ -320,6 +320,12 @@ func TestFaultSpiceDBUnreachable(t *testing.T) {
 		}
 	}
 	faultReport(t, outs, cutAt, restoreAt, time.Second, 10*time.Second)
+	// The decision cache (on by default) must have been answering, or this run says nothing about it:
+	// its answers must not outlive an unreachable SpiceDB (the stream ends, or the watcher's probe or a
+	// failed miss resyncs it).
+	if hits := metricValue(t, a.URL, "authzd_cache_hits_total"); hits <= 0 {
+		t.Errorf("the decision cache answered no check during the run (authzd_cache_hits_total = %v)", hits)
+	}
 	// The memo must have been answering, or this run says nothing about it.
 	if hits := metricValue(t, a.URL, "authzd_check_memo_hits_total"); hits <= 0 {
 		t.Errorf("the revision memo answered no check during the run (authzd_check_memo_hits_total = %v)", hits)

@@ -41,6 +41,7 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 		// Fills are paused mid-batch: answer at least as fresh as the newest
 		// change applied, without storing.
 		d, err := g.checkOne(ctx, it, latest)
+		g.cacheFailed(err)
 		return d, true, err
 	}
 	items := []*v1.CheckBulkPermissionsRequestItem{it}
@@ -55,6 +56,7 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 		return g.fillFrom(context.WithoutCancel(ctx), f, items)
 	})
 	if err != nil {
+		g.cacheFailed(err)
 		return authz.Decision{}, true, err
 	}
 	ds := v.(map[string]authz.Decision)
@@ -172,7 +174,9 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	defer cancel()
 	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: cons, Items: asked})
 	if err != nil {
-		return nil, true, mapError(err, "check")
+		err = mapError(err, "check")
+		g.cacheFailed(err)
+		return nil, true, err
 	}
 	ds, err := bulkDecisions(resp, asked)
 	if err != nil {
@@ -198,6 +202,14 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 		}
 	}
 	return out, true, nil
+}
+
+// cacheFailed resyncs the cache when SpiceDB could not answer one of its
+// misses: a cache must not go on answering for a SpiceDB that cannot.
+func (g *Graph) cacheFailed(err error) {
+	if err != nil && authz.ErrorCode(err) == authz.EUNAVAILABLE && g.watcher != nil {
+		g.watcher.reset()
+	}
 }
 
 // verifyRequest is a cache answer to re-check against SpiceDB.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -33,6 +34,29 @@ type watcher struct {
 	logger *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	mu  sync.Mutex
+	cut context.CancelFunc // ends the current stream
+}
+
+// probeEvery bounds how long a SpiceDB that stopped answering (a silent
+// partition leaves a stream open and quiet) can go unnoticed: the watcher asks
+// SpiceDB this often and ends the stream, emptying the cache, if it does not
+// answer within probeTimeout.
+const (
+	probeEvery   = time.Second
+	probeTimeout = 2 * time.Second
+)
+
+// reset ends the current stream (the cache empties and resyncs). The check
+// path calls it when SpiceDB fails to answer a miss, so that the cache never
+// keeps answering for a SpiceDB that cannot.
+func (w *watcher) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cut != nil {
+		w.cut()
+	}
 }
 
 func startWatcher(g *Graph, c *decisionCache, logger *slog.Logger) *watcher {
@@ -93,6 +117,10 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	}
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
+	w.mu.Lock()
+	w.cut = scancel
+	w.mu.Unlock()
+	go w.probe(sctx, scancel)
 	stream, err := w.g.watch.Watch(sctx, &v1.WatchRequest{
 		OptionalStartCursor: start,
 		OptionalUpdateKinds: []v1.WatchKind{
@@ -112,6 +140,27 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 		}
 		delivered = true
 		w.cache.apply(changeOf(resp))
+	}
+}
+
+// probe ends the stream when SpiceDB stops answering a cheap call.
+func (w *watcher) probe(ctx context.Context, cut context.CancelFunc) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		_, err := w.g.schema.ReadSchema(pctx, &v1.ReadSchemaRequest{})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			w.logger.Warn("spicedb did not answer the watcher's probe; decision cache off until it resyncs", "err", err)
+			cut()
+			return
+		}
 	}
 }
 
