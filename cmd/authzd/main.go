@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,6 +44,10 @@ const usage = `usage:
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(stdout, usage) // help needs no valid configuration
+		return nil
+	}
 	cfg, err := app.ConfigFromEnv()
 	if err != nil {
 		return err
@@ -59,9 +64,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "token":
 		return token(ctx, cfg, args[1:], stdout)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
@@ -69,9 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		level = slog.LevelInfo
-	}
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // Config.Validate refused anything else
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
@@ -89,7 +89,9 @@ func serve(ctx context.Context, cfg app.Config, stderr io.Writer) error {
 	case <-ctx.Done():
 		logger.Info("shutting down")
 	case err := <-m.Served():
+		// A server that stopped by itself is a failure: exit non-zero after the ordered shutdown.
 		logger.Error("http server stopped", "err", err)
+		return errors.Join(fmt.Errorf("http server stopped: %w", err), m.Close(context.Background()))
 	}
 	return m.Close(context.Background())
 }

@@ -154,9 +154,16 @@ func (a *AuditLog) insert(batch []*pending, n int) error {
 	return err
 }
 
+// DefaultEventLimit is the page size of a listing that names none.
+const DefaultEventLimit = 100
+
 // ListEvents returns up to f.Limit rows matching f in (occurred_at, id) order,
-// and the cursor of the next page, nil at the end.
+// and the cursor of the next page, nil at the end. A Limit of zero or less
+// means DefaultEventLimit.
 func (db *DB) ListEvents(ctx context.Context, f authz.EventFilter) ([]authz.Event, *authz.Cursor, error) {
+	if f.Limit <= 0 {
+		f.Limit = DefaultEventLimit
+	}
 	var where []string
 	var args []any
 	add := func(cond string, v any) {

@@ -147,6 +147,11 @@ func TestListEvents(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("got %d rows, want %d", len(got), len(want))
 	}
+	// No limit means the default page, not a panic (it indexed past the page before).
+	page, next, err := db.ListEvents(context.Background(), authz.EventFilter{Module: "scaibunker"})
+	if err != nil || len(page) != len(want) || next != nil {
+		t.Fatalf("Limit 0: %d rows, next %v, err %v; want %d rows and no next page", len(page), next, err, len(want))
+	}
 	seen := map[string]bool{}
 	for _, id := range got {
 		if seen[id] {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -76,6 +77,13 @@ func ConfigFromEnv() (Config, error) {
 
 // Validate reports configuration mistakes before anything starts.
 func (c Config) Validate() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("AUTHZ_LOG_LEVEL must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return fmt.Errorf("AUTHZ_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
 	switch c.DecisionCache {
 	case "on", "off":
 	default:

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// TestConfigValidate: each setting authzd cannot honour is refused, naming the variable, instead of
+// silently meaning a default.
+func TestConfigValidate(t *testing.T) {
+	base, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := base.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, tc := range []struct {
+		name, want string
+		tune       func(*Config)
+	}{
+		{"ErrLogLevel", "AUTHZ_LOG_LEVEL", func(c *Config) { c.LogLevel = "garbage" }},
+		{"ErrLogFormat", "AUTHZ_LOG_FORMAT", func(c *Config) { c.LogFormat = "xml" }},
+		{"ErrDecisionCache", "AUTHZ_DECISION_CACHE", func(c *Config) { c.DecisionCache = "maybe" }},
+		{"ErrVerifyRate", "AUTHZ_CACHE_VERIFY_RATE", func(c *Config) { c.CacheVerifyRate = 2 }},
+		{"ErrCacheEntries", "AUTHZ_DECISION_CACHE_ENTRIES", func(c *Config) { c.DecisionCacheEntries = 0 }},
+		{"ErrDatastore", "AUTHZ_SPICEDB_DATASTORE", func(c *Config) { c.SpiceDBDatastore = "mysql" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.tune(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+	for _, lvl := range []string{"debug", "info", "warn", "error"} {
+		c := base
+		c.LogLevel = lvl
+		if err := c.Validate(); err != nil {
+			t.Errorf("log level %q refused: %v", lvl, err)
+		}
+	}
+}
