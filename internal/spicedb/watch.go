@@ -43,9 +43,15 @@ type watcher struct {
 // partition leaves a stream open and quiet) can go unnoticed: the watcher asks
 // SpiceDB this often and ends the stream, emptying the cache, if it does not
 // answer within probeTimeout.
+//
+// maxFrontierAge restarts an idle stream: on Postgres the frontier only moves
+// when something changes, and fills read at exactly the frontier, which SpiceDB
+// keeps only for its GC window (24h by default). A resync well inside that
+// window keeps every fill answerable.
 const (
-	probeEvery   = time.Second
-	probeTimeout = 2 * time.Second
+	probeEvery     = time.Second
+	probeTimeout   = 2 * time.Second
+	maxFrontierAge = 10 * time.Minute
 )
 
 // reset ends the current stream (the cache empties and resyncs). The check
@@ -158,6 +164,11 @@ func (w *watcher) probe(ctx context.Context, cut context.CancelFunc) {
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			w.logger.Warn("spicedb did not answer the watcher's probe; decision cache off until it resyncs", "err", err)
+			cut()
+			return
+		}
+		if w.cache.stats().FrontierAge > maxFrontierAge {
+			w.logger.Debug("decision cache frontier idle; resyncing from a fresh revision")
 			cut()
 			return
 		}
