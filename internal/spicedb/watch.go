@@ -91,7 +91,10 @@ func (w *watcher) run(ctx context.Context) {
 		if delivered {
 			wait.Reset()
 		}
-		if !down || delivered {
+		if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+			// Ended on purpose (idle resync, probe or failed miss, which logged why).
+			w.logger.Debug("spicedb watch stream restarted", "err", err)
+		} else if !down || delivered {
 			msg := "spicedb watch stream ended; decision cache off until it resyncs"
 			if c := status.Code(err); c == codes.Unimplemented || c == codes.FailedPrecondition {
 				msg = "spicedb watch unavailable (on Postgres it needs track_commit_timestamp=on); decision cache off, retrying"
