@@ -34,6 +34,9 @@ type decisionCache struct {
 	epoch    uint64                     // bumped by every drop of everything
 	gens     map[string]uint64          // tenant -> changes applied in this epoch
 	tenants  map[string]map[string]bool // tenant -> decision key -> allowed
+	// subjects are the subjects each tenant holds answers for: a miss for a
+	// subject already seen prefetches its other keys (see Graph.cached).
+	subjects map[string]map[string]bool
 	entries  int
 	// delivered maps the zed tokens of authzd's own writes to true once the
 	// stream has delivered them (see watcher.noteWrite): a check carrying such
@@ -67,6 +70,7 @@ func newDecisionCache(maxEntries int) *decisionCache {
 		maxEntries = 1 << 20
 	}
 	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]bool{},
+		subjects:  map[string]map[string]bool{},
 		delivered: map[string]bool{}, pending: map[string]pendingWrite{}, early: map[string]bool{}}
 }
 
@@ -79,6 +83,23 @@ type pendingWrite struct {
 // (authz.ValidateID), so the key is unambiguous.
 func decisionKey(objType, objID, perm, subjType, subjID string) string {
 	return objType + "\x00" + objID + "\x00" + perm + "\x00" + subjType + "\x00" + subjID
+}
+
+// subjectOf is the subject part ("type\x00id") of a decision key.
+func subjectOf(key string) string {
+	i := strings.LastIndexByte(key, 0)
+	if i < 0 {
+		return key
+	}
+	j := strings.LastIndexByte(key[:i], 0)
+	return key[j+1:]
+}
+
+// knows reports whether the cache holds any answer for subject in tenant.
+func (c *decisionCache) knows(tenant, subject string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.subjects[tenant][subject]
 }
 
 // tenantOf returns the tenant whose entries a relationship on (objType, objID)
@@ -155,11 +176,17 @@ func (c *decisionCache) store(f fill, answers map[string]bool) bool {
 		m = make(map[string]bool, len(answers))
 		c.tenants[f.tenant] = m
 	}
+	subjects := c.subjects[f.tenant]
+	if subjects == nil {
+		subjects = map[string]bool{}
+		c.subjects[f.tenant] = subjects
+	}
 	for k, v := range answers {
 		if _, had := m[k]; !had {
 			c.entries++
 		}
 		m[k] = v
+		subjects[subjectOf(k)] = true
 	}
 	// Over the bound: drop other tenants (map order is random enough) until it fits.
 	for t, tm := range c.tenants {
@@ -169,6 +196,7 @@ func (c *decisionCache) store(f fill, answers map[string]bool) bool {
 		if t != f.tenant {
 			c.entries -= len(tm)
 			delete(c.tenants, t)
+			delete(c.subjects, t)
 		}
 	}
 	return true
@@ -215,6 +243,7 @@ func (c *decisionCache) dropAllLocked() {
 	c.epoch++
 	clear(c.gens)
 	clear(c.tenants)
+	clear(c.subjects)
 	c.entries = 0
 }
 
@@ -247,6 +276,7 @@ func (c *decisionCache) apply(ch change) {
 			c.gens[t]++
 			c.entries -= len(c.tenants[t])
 			delete(c.tenants, t)
+			delete(c.subjects, t)
 			c.invalidations.Add(1)
 		}
 	}
@@ -318,6 +348,7 @@ func (c *decisionCache) dropTenant(tenant string) {
 	c.gens[tenant]++
 	c.entries -= len(c.tenants[tenant])
 	delete(c.tenants, tenant)
+	delete(c.subjects, tenant)
 }
 
 // CacheStats is the decision cache's state for metrics.

@@ -191,11 +191,17 @@ func (g *Graph) deleteWhere(ctx context.Context, f *v1.RelationshipFilter, pre [
 // read returns every relationship matching f, at full consistency so that a
 // read-modify-write sees the latest state.
 func (g *Graph) read(ctx context.Context, f *v1.RelationshipFilter) ([]*v1.Relationship, error) {
+	return g.readLimit(ctx, f, 0)
+}
+
+// readLimit is read of at most limit relationships (0: all).
+func (g *Graph) readLimit(ctx context.Context, f *v1.RelationshipFilter, limit uint32) ([]*v1.Relationship, error) {
 	ctx, cancel := g.call(ctx)
 	defer cancel()
 	stream, err := g.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{
 		Consistency:        &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
 		RelationshipFilter: f,
+		OptionalLimit:      limit,
 	})
 	if err != nil {
 		return nil, mapError(err, "read relationships")
@@ -258,7 +264,7 @@ func (g *Graph) PutTenant(ctx context.Context, tenantID, partnerID string) (stri
 		pre := append(unchanged(typeTenant, tenantID, relPartner, current), exists(typePartner, partnerID, relPlatform))
 		if len(current) == 0 {
 			pre = append(pre, absent(typeTenant, tenantID, relPlatform))
-			if err := g.purgeTenantObjects(ctx, tenantID); err != nil {
+			if err := g.purgeTenantObjects(ctx, tenantID, true); err != nil {
 				return "", err
 			}
 		}
@@ -286,7 +292,7 @@ func (g *Graph) DeleteTenant(ctx context.Context, tenantID string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if err := g.purgeTenantObjects(ctx, tenantID); err != nil {
+	if err := g.purgeTenantObjects(ctx, tenantID, false); err != nil {
 		return "", err
 	}
 	return token, nil
@@ -295,13 +301,28 @@ func (g *Graph) DeleteTenant(ctx context.Context, tenantID string) (string, erro
 // purgeTenantObjects deletes the custom roles and resources under a tenant id,
 // each deletion conditioned on the tenant not existing (so that it never
 // touches a re-created tenant's objects).
-func (g *Graph) purgeTenantObjects(ctx context.Context, tenantID string) error {
+//
+// With onlyIfAny, a kind of object is first read (one relationship, fully
+// consistent) and deleted only if something is there: creating a tenant that
+// never existed then costs reads, not write transactions. Nothing can appear
+// under the id between that read and the creation, since every write into a
+// tenant requires it to exist.
+func (g *Graph) purgeTenantObjects(ctx context.Context, tenantID string, onlyIfAny bool) error {
 	filters := []*v1.RelationshipFilter{{ResourceType: typeRole, OptionalResourceIdPrefix: tenantID + "/"}}
 	for _, t := range g.model.resourceTypeNames() {
 		filters = append(filters, &v1.RelationshipFilter{ResourceType: t, OptionalResourceIdPrefix: tenantID + "/"})
 	}
 	pre := []*v1.Precondition{absent(typeTenant, tenantID, relPlatform)}
 	for _, f := range filters {
+		if onlyIfAny {
+			found, err := g.readLimit(ctx, f, 1)
+			if err != nil {
+				return err
+			}
+			if len(found) == 0 {
+				continue
+			}
+		}
 		if _, err := g.deleteWhere(ctx, f, pre, errSkipped); err != nil && !errors.Is(err, errSkipped) {
 			return err
 		}
