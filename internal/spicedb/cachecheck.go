@@ -93,6 +93,17 @@ func (g *Graph) tenantItems(it *v1.CheckBulkPermissionsRequestItem) []*v1.CheckB
 // (unless a change to the tenant arrived meanwhile). Answers are returned by
 // decision key either way.
 func (g *Graph) fillFrom(ctx context.Context, f fill, items []*v1.CheckBulkPermissionsRequestItem) (map[string]authz.Decision, error) {
+	if len(items) == 1 && g.checks != nil {
+		// A single question shares the coalescer's calls with other fills at
+		// the same frontier.
+		d, err := g.checks.checkAt(ctx, items[0], f.frontier)
+		if err != nil {
+			return nil, err
+		}
+		k := itemKey(items[0])
+		g.cache.store(f, map[string]bool{k: d.Allowed})
+		return map[string]authz.Decision{k: d}, nil
+	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
 	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: exactly(f.frontier), Items: items})

@@ -101,13 +101,20 @@ func (g *Graph) checkLatest(ctx context.Context, it *v1.CheckBulkPermissionsRequ
 // checkOne sends one CheckPermission: minimize_latency without a token, at
 // least as fresh as the token with one.
 func (g *Graph) checkOne(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem, token string) (authz.Decision, error) {
+	return g.checkWith(ctx, it, consistency(token), token != "")
+}
+
+// checkWith sends one CheckPermission at the given consistency; callerToken
+// says whether that consistency carries a caller's token (whose malformation
+// is the caller's mistake).
+func (g *Graph) checkWith(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem, cons *v1.Consistency, callerToken bool) (authz.Decision, error) {
 	ctx, cancel := g.call(ctx)
 	defer cancel()
 	resp, err := g.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
-		Consistency: consistency(token), Resource: it.Resource, Permission: it.Permission, Subject: it.Subject,
+		Consistency: cons, Resource: it.Resource, Permission: it.Permission, Subject: it.Subject,
 	})
 	if err != nil {
-		return authz.Decision{}, mapCheckError(err, token != "")
+		return authz.Decision{}, mapCheckError(err, callerToken)
 	}
 	return authz.Decision{
 		Allowed:   resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,

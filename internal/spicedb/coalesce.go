@@ -20,9 +20,11 @@ const maxCoalesced = 100
 // while a busy one pays SpiceDB's per-request cost (gRPC, middleware,
 // validation, revision selection) once per batch instead of once per check.
 //
-// Only minimize_latency checks are coalesced: they all read the same
-// quantized revision, so answering them together changes nothing about what
-// each one sees. Checks carrying a zed token go to SpiceDB on their own.
+// Only checks that read the same revision are coalesced: minimize_latency
+// checks (they all read the same quantized revision) and decision cache fills
+// at exactly the same frontier; a batch drained from the queue is split by
+// that, so answering them together changes nothing about what each one sees.
+// Checks carrying a caller's zed token go to SpiceDB on their own.
 type coalescer struct {
 	g     *Graph
 	queue chan *queuedCheck
@@ -33,8 +35,9 @@ type coalescer struct {
 }
 
 type queuedCheck struct {
-	item *v1.CheckBulkPermissionsRequestItem
-	done chan checkResult // buffered: the slot never blocks on a caller that gave up
+	item  *v1.CheckBulkPermissionsRequestItem
+	exact string           // "" for minimize_latency, else the zed token to read at exactly
+	done  chan checkResult // buffered: the slot never blocks on a caller that gave up
 }
 
 type checkResult struct {
@@ -51,9 +54,16 @@ func newCoalescer(g *Graph, slots int, observe func(int)) *coalescer {
 	return c
 }
 
-// check queues one item and waits for its answer or the caller's context.
+// check queues one minimize_latency item and waits for its answer or the
+// caller's context.
 func (c *coalescer) check(ctx context.Context, item *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
-	q := &queuedCheck{item: item, done: make(chan checkResult, 1)}
+	return c.checkAt(ctx, item, "")
+}
+
+// checkAt queues one item to be read at exactly the revision of token ("" for
+// minimize_latency) and waits for its answer or the caller's context.
+func (c *coalescer) checkAt(ctx context.Context, item *v1.CheckBulkPermissionsRequestItem, token string) (authz.Decision, error) {
+	q := &queuedCheck{item: item, exact: token, done: make(chan checkResult, 1)}
 	select {
 	case c.queue <- q:
 	case <-c.stop:
@@ -103,11 +113,33 @@ func (c *coalescer) run() {
 				break gather
 			}
 		}
-		if c.observe != nil {
-			c.observe(len(batch))
+		for _, group := range byRevision(batch) {
+			if c.observe != nil {
+				c.observe(len(group))
+			}
+			c.send(group)
 		}
-		c.send(batch)
 	}
+}
+
+// byRevision splits a batch into groups that read the same revision, in order
+// of first appearance. Almost always there is one group.
+func byRevision(batch []*queuedCheck) [][]*queuedCheck {
+	if len(batch) == 1 {
+		return [][]*queuedCheck{batch}
+	}
+	var groups [][]*queuedCheck
+	index := map[string]int{}
+	for _, q := range batch {
+		i, ok := index[q.exact]
+		if !ok {
+			i = len(groups)
+			index[q.exact] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], q)
+	}
+	return groups
 }
 
 // send answers a batch with one SpiceDB call. Every failure, of the call or
@@ -115,8 +147,12 @@ func (c *coalescer) run() {
 func (c *coalescer) send(batch []*queuedCheck) {
 	ctx, cancel := c.g.call(context.Background())
 	defer cancel()
+	cons := consistency("")
+	if batch[0].exact != "" {
+		cons = exactly(batch[0].exact)
+	}
 	if len(batch) == 1 {
-		d, err := c.g.checkOne(ctx, batch[0].item, "")
+		d, err := c.g.checkWith(ctx, batch[0].item, cons, false)
 		batch[0].done <- checkResult{d: d, err: err}
 		return
 	}
@@ -124,7 +160,7 @@ func (c *coalescer) send(batch []*queuedCheck) {
 	for i, q := range batch {
 		items[i] = q.item
 	}
-	resp, err := c.g.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: consistency(""), Items: items})
+	resp, err := c.g.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: cons, Items: items})
 	var ds []authz.Decision
 	if err == nil {
 		ds, err = bulkDecisions(resp, items)
