@@ -31,7 +31,7 @@ const (
 func (w *world) String() string {
 	switch w.kind {
 	case worldDocker:
-		return fmt.Sprintf("docker (testcontainers: %s, %s; authzd in-process in external-SpiceDB mode)", postgresImage, spicedbImage)
+		return w.docker.String()
 	default:
 		return fmt.Sprintf("local (no Docker engine; Postgres %s; SpiceDB embedded in authzd, or a locally built spicedb binary for external mode)", redactURL(w.adminURL))
 	}
@@ -41,6 +41,7 @@ func (w *world) String() string {
 // AUTHZ_TEST_DATABASE_URL or the default local one. It returns nil and the reason when neither works.
 func detectWorld(ctx context.Context) (*world, string) {
 	var reasons []string
+	disableReaper()
 	if os.Getenv(envDocker) == "0" {
 		reasons = append(reasons, envDocker+"=0")
 	} else if err := pingDocker(ctx, 3*time.Second); err != nil {
