@@ -33,6 +33,7 @@ const (
 	envAuthzdImage   = "AUTHZD_IMAGE"    // default authzd:local (compose only)
 	envPull          = "AUTHZ_TEST_PULL" // "0": never try to pull an image that is not present
 	envRyukDisabled  = "TESTCONTAINERS_RYUK_DISABLED"
+	envHostOverride  = "TESTCONTAINERS_HOST_OVERRIDE"
 
 	postgresMajor = "15"
 	postgresAlias = "pg" // the Postgres container's name on the world's network
@@ -89,11 +90,15 @@ type dockerWorld struct {
 	closeOnce     sync.Once
 }
 
-// disableReaper turns testcontainers' Ryuk off unless the caller chose otherwise; it must run before
-// testcontainers reads its configuration (the first provider).
-func disableReaper() {
-	if os.Getenv(envRyukDisabled) == "" {
-		_ = os.Setenv(envRyukDisabled, "true")
+// configureTestcontainers turns testcontainers' Ryuk off, and makes it reach published ports on
+// 127.0.0.1 (where withLoopbackPorts publishes them; testcontainers would take the bridge gateway when
+// it finds /.dockerenv), unless the caller chose otherwise. It must run before testcontainers reads its
+// configuration (the first provider).
+func configureTestcontainers() {
+	for k, v := range map[string]string{envRyukDisabled: "true", envHostOverride: "127.0.0.1"} {
+		if os.Getenv(k) == "" {
+			_ = os.Setenv(k, v)
+		}
 	}
 }
 
@@ -181,21 +186,20 @@ func (d *dockerWorld) chooseImage(ctx context.Context, want, local string) (stri
 	if imagePresent(ctx, d.cli, want) {
 		return want, nil
 	}
-	var why string
+	var why, short string
 	if os.Getenv(envPull) == "0" {
-		why = fmt.Sprintf("%s is not present and %s=0", want, envPull)
+		why, short = fmt.Sprintf("%s is not present and %s=0", want, envPull), "not present, not pulled"
 	} else if err := pullImage(ctx, d.cli, want); err == nil {
 		d.notes = append(d.notes, "pulled "+want)
 		return want, nil
 	} else {
-		why = fmt.Sprintf("cannot pull %s (%v)", want, err)
+		why, short = fmt.Sprintf("cannot pull %s (%v)", want, err), "pull failed"
 	}
 	if local == want || !imagePresent(ctx, d.cli, local) {
 		return "", fmt.Errorf("%s, and there is no local image %s: run `make images`", why, local)
 	}
-	note := fmt.Sprintf("%s; using %s, built here by `make images`", why, local)
-	fmt.Fprintln(os.Stderr, "integration:", note)
-	d.notes = append(d.notes, note)
+	fmt.Fprintf(os.Stderr, "integration: %s; using %s, built here by `make images`\n", why, local)
+	d.notes = append(d.notes, fmt.Sprintf("%s instead of %s (%s)", local, want, short))
 	return local, nil
 }
 
@@ -246,11 +250,11 @@ func waitPostgres(ctx context.Context, dbURL string) error {
 }
 
 func (d *dockerWorld) String() string {
-	s := fmt.Sprintf("docker (testcontainers: %s, %s; authzd in-process in external-SpiceDB mode)", d.postgresImage, d.spicedbImage)
+	s := fmt.Sprintf("docker (testcontainers: %s, %s", d.postgresImage, d.spicedbImage)
 	if len(d.notes) > 0 {
-		s += "; " + strings.Join(d.notes, "; ")
+		s += ": " + strings.Join(d.notes, ", ")
 	}
-	return s
+	return s + "; authzd in-process in external-SpiceDB mode)"
 }
 
 func (d *dockerWorld) close(ctx context.Context) {

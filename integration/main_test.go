@@ -15,7 +15,7 @@ import (
 const (
 	envDatabaseURL     = "AUTHZ_TEST_DATABASE_URL"         // Postgres for the local world
 	envRequire         = "AUTHZ_REQUIRE_INTEGRATION"       // "1": no world is a failure, not a skip
-	envDocker          = "AUTHZ_TEST_DOCKER"               // "0": never use Docker even when it answers
+	envDocker          = "AUTHZ_TEST_DOCKER"               // "0": never use Docker even when it answers; "1": only Docker
 	envDuration        = "AUTHZ_TEST_CONCURRENCY_DURATION" // length of the concurrency run
 	envSpiceDBBin      = "AUTHZ_TEST_SPICEDB_BIN"          // a prebuilt spicedb binary for the local world
 	envLogLevel        = "AUTHZ_TEST_LOG_LEVEL"            // authzd's log level in tests (default warn)
