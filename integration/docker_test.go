@@ -220,12 +220,22 @@ func pullImage(ctx context.Context, cli *testcontainers.DockerClient, ref string
 }
 
 // withLoopbackPorts publishes the container's ports on 127.0.0.1 only (testcontainers' default is
-// every interface of the host).
+// every interface of the host), each on a free host port.
 func withLoopbackPorts(ports ...string) testcontainers.CustomizeRequestOption {
+	m := map[string]string{}
+	for _, p := range ports {
+		m[p] = ""
+	}
+	return withLoopbackPortMap(m)
+}
+
+// withLoopbackPortMap publishes container ports on the given host ports of 127.0.0.1 ("": a free one).
+// A fixed host port stays the same across a restart of the container.
+func withLoopbackPortMap(ports map[string]string) testcontainers.CustomizeRequestOption {
 	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 		hc.PortBindings = mobynet.PortMap{}
-		for _, p := range ports {
-			hc.PortBindings[mobynet.MustParsePort(p)] = []mobynet.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}
+		for p, host := range ports {
+			hc.PortBindings[mobynet.MustParsePort(p)] = []mobynet.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: host}}
 		}
 	})
 }
@@ -331,24 +341,7 @@ func (d *dockerWorld) startSpiceDB(tb testing.TB, w *world) spicedbServer {
 		"SPICEDB_DATASTORE_CONN_URI": datastoreURI,
 	}
 
-	migrate, err := testcontainers.Run(ctx, d.spicedbImage,
-		testcontainers.WithCmd("migrate", "head"),
-		testcontainers.WithEnv(env),
-		testcontainers.WithLabels(runLabels()),
-		network.WithNetwork(nil, d.network),
-		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(2*time.Minute)),
-	)
-	testcontainers.CleanupContainer(tb, migrate)
-	if err != nil {
-		tb.Fatalf("spicedb migrate head: %v", err)
-	}
-	state, err := migrate.State(ctx)
-	if err != nil {
-		tb.Fatalf("spicedb migrate head: state: %v", err)
-	}
-	if state.ExitCode != 0 {
-		tb.Fatalf("spicedb migrate head exited %d:\n%s", state.ExitCode, containerLogs(ctx, migrate))
-	}
+	d.mustMigrateSpiceDB(ctx, tb, env)
 
 	// The preshared key goes in the environment, not on the command line (docker inspect shows both,
 	// but `ps` inside the container and the engine's logs of the command do not see the environment).
@@ -386,6 +379,29 @@ func (d *dockerWorld) startSpiceDB(tb testing.TB, w *world) spicedbServer {
 		tb.Fatalf("spicedb serve: %v\n%s", err, containerLogs(ctx, serve))
 	}
 	return spicedbServer{Endpoint: endpoint, Token: key}
+}
+
+// mustMigrateSpiceDB runs `spicedb migrate head` on the datastore env names and waits for it to exit 0.
+func (d *dockerWorld) mustMigrateSpiceDB(ctx context.Context, tb testing.TB, env map[string]string) {
+	tb.Helper()
+	migrate, err := testcontainers.Run(ctx, d.spicedbImage,
+		testcontainers.WithCmd("migrate", "head"),
+		testcontainers.WithEnv(env),
+		testcontainers.WithLabels(runLabels()),
+		network.WithNetwork(nil, d.network),
+		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(2*time.Minute)),
+	)
+	testcontainers.CleanupContainer(tb, migrate)
+	if err != nil {
+		tb.Fatalf("spicedb migrate head: %v", err)
+	}
+	state, err := migrate.State(ctx)
+	if err != nil {
+		tb.Fatalf("spicedb migrate head: state: %v", err)
+	}
+	if state.ExitCode != 0 {
+		tb.Fatalf("spicedb migrate head exited %d:\n%s", state.ExitCode, containerLogs(ctx, migrate))
+	}
 }
 
 func containerLogs(ctx context.Context, c testcontainers.Container) string {
