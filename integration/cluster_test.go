@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	mobynet "github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
@@ -19,15 +21,20 @@ import (
 
 const envCluster = "AUTHZ_TEST_CLUSTER" // "0": skip the cluster scenario in the Docker world
 
-// cluster is the deployment of docs/deployment.md in containers on the world's network: SpiceDB nodes
-// that dispatch sub-problems to each other, authzd replicas (the authzd image) that reach SpiceDB through
-// one DNS name naming every node, and the world's Postgres holding SpiceDB's datastore and the audit log.
+// cluster is the deployment of docs/deployment.md in containers: SpiceDB nodes that dispatch sub-problems
+// to each other, authzd replicas (the authzd image) that reach SpiceDB through one DNS name naming every
+// node, and the world's Postgres holding SpiceDB's datastore and the audit log. Postgres is reached over
+// a network of its own (db), so that a replica can be cut off Postgres alone. db is internal, so Docker
+// never makes it the endpoint that carries a replica's published port (disconnecting that one would
+// take the port away too).
 type cluster struct {
 	d        *dockerWorld
-	alias    string // DNS name of every SpiceDB node on the network
+	app      *testcontainers.DockerNetwork // SpiceDB nodes and authzd replicas, and their published ports
+	db       *testcontainers.DockerNetwork // internal: the world's Postgres, SpiceDB nodes and authzd replicas
+	alias    string                        // DNS name of every SpiceDB node on the app network
 	nodes    []testcontainers.Container
 	replicas []*clusterReplica
-	app      *testApp // the shared call log and the audit database, for reconciliation
+	audit    *testApp // the shared call log and the audit database, for reconciliation
 }
 
 type clusterReplica struct {
@@ -46,6 +53,24 @@ func startCluster(tb testing.TB, w *world, nodes, replicas int) *cluster {
 		tb.Fatalf("no image %s: run `make images`", authzdImage)
 	}
 	c := &cluster{d: d, alias: "spicedb-" + randomHex(4)}
+	var err error
+	if c.app, err = network.New(ctx, network.WithLabels(runLabels())); err != nil {
+		tb.Fatalf("create network: %v", err)
+	}
+	tb.Cleanup(func() { _ = c.app.Remove(context.Background()) }) // after the containers' cleanups
+	if c.db, err = network.New(ctx, network.WithLabels(runLabels()), network.WithInternal()); err != nil {
+		tb.Fatalf("create network: %v", err)
+	}
+	pg := d.postgres.GetContainerID()
+	if _, err := d.cli.NetworkConnect(ctx, c.db.ID, client.NetworkConnectOptions{
+		Container: pg, EndpointConfig: &mobynet.EndpointSettings{Aliases: []string{postgresAlias}},
+	}); err != nil {
+		tb.Fatalf("connect postgres to the cluster's db network: %v", err)
+	}
+	tb.Cleanup(func() {
+		_, _ = d.cli.NetworkDisconnect(context.Background(), c.db.ID, client.NetworkDisconnectOptions{Container: pg, Force: true})
+		_ = c.db.Remove(context.Background())
+	})
 
 	_, spiceDB := w.newDatabase(tb, "spicedb")
 	auditURL, auditDB := w.newDatabase(tb, "audit")
@@ -65,7 +90,8 @@ func startCluster(tb testing.TB, w *world, nodes, replicas int) *cluster {
 			),
 			testcontainers.WithEnv(env),
 			testcontainers.WithLabels(runLabels()),
-			network.WithNetwork([]string{fmt.Sprintf("%s-%d", c.alias, i), c.alias}, d.network),
+			network.WithNetwork([]string{fmt.Sprintf("%s-%d", c.alias, i), c.alias}, c.app),
+			network.WithNetwork(nil, c.db),
 			testcontainers.WithWaitStrategy(wait.ForLog("grpc server started serving").WithStartupTimeout(time.Minute)),
 		)
 		testcontainers.CleanupContainer(tb, n)
@@ -95,7 +121,8 @@ func startCluster(tb testing.TB, w *world, nodes, replicas int) *cluster {
 			testcontainers.WithExposedPorts("8080/tcp"),
 			withLoopbackPortMap(map[string]string{"8080/tcp": port}),
 			testcontainers.WithLabels(runLabels()),
-			network.WithNetwork([]string{name}, d.network),
+			network.WithNetwork([]string{name}, c.app),
+			network.WithNetwork(nil, c.db),
 			testcontainers.WithWaitStrategy(wait.ForHTTP("/readyz").WithPort("8080/tcp").WithStartupTimeout(2*time.Minute)),
 		)
 		testcontainers.CleanupContainer(tb, r)
@@ -111,7 +138,7 @@ func startCluster(tb testing.TB, w *world, nodes, replicas int) *cluster {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(pool.Close)
-	c.app = &testApp{api: c.replicas[0].api, Audit: pool, AuditURL: auditURL}
+	c.audit = &testApp{api: c.replicas[0].api, Audit: pool, AuditURL: auditURL}
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			for _, r := range c.replicas {
@@ -130,7 +157,9 @@ func tail(s string, n int) string {
 }
 
 // TestCluster runs the cluster picture of docs/deployment.md: 3 SpiceDB nodes with dispatch, 2 authzd
-// replicas, one Postgres. Every scenario ends with the audit reconciled against every call.
+// replicas, one Postgres. Scenarios: read-your-writes across the replicas; each SpiceDB node stopped in
+// turn under load; one replica cut off Postgres (docker network disconnect) under load; a rolling restart
+// of both replicas under load. At the end the audit is reconciled against every call of all of them.
 func TestCluster(t *testing.T) {
 	w := mustWorld(t)
 	if w.docker == nil {
@@ -173,64 +202,135 @@ func TestCluster(t *testing.T) {
 		{checkRequest{TenantID: "t", UserID: "bob", Permission: "scaibunker:execute"}, false},
 		{checkRequest{TenantID: "t", UserID: "alice", Permission: "scaiskills:view"}, false},
 	}, tok)
-	// Load spread over both replicas.
+	// Load spread over both replicas; each outcome's desc starts with the replica's name.
 	load := func(ctx context.Context) []outcome {
-		ops := []func(int, *rand.Rand) outcome{knownCheckOp(a, checks), knownCheckOp(b, checks)}
-		return runLoad(ctx, 8, func(w int, rnd *rand.Rand) outcome { return ops[w%2](w, rnd) })
+		var ops []func(int, *rand.Rand) outcome
+		for _, r := range c.replicas {
+			op := knownCheckOp(r.api.as("ops"), checks)
+			ops = append(ops, func(w int, rnd *rand.Rand) outcome {
+				o := op(w, rnd)
+				o.desc = r.name + ": " + o.desc
+				return o
+			})
+		}
+		return runLoad(ctx, 8, func(w int, rnd *rand.Rand) outcome { return ops[w%len(ops)](w, rnd) })
+	}
+	of := func(outs []outcome, r *clusterReplica) []outcome {
+		var mine []outcome
+		for _, o := range outs {
+			if strings.HasPrefix(o.desc, r.name+": ") {
+				mine = append(mine, o)
+			}
+		}
+		return mine
 	}
 
 	t.Run("SpiceDBNodeStopped", func(t *testing.T) {
-		// One node stops under check load and comes back. authzd answers through the other nodes: never a
-		// wrong answer, only 200 or 503, some 200s while the node is down, all 200s again after it is back.
+		// Each node in turn stops under check load and comes back (so the node a replica's connection is
+		// on is among them). authzd answers through the other nodes: never a wrong answer, only 200 or
+		// 503, 200s while a node is down, and no 503 later than 10 s after the node is back.
+		type window struct{ down, up time.Time }
+		windows := make([]window, len(c.nodes))
 		ctx, cancel := context.WithCancel(context.Background())
-		var stoppedAt, startedAt atomic.Int64
 		go func() {
 			defer cancel()
-			time.Sleep(2 * time.Second)
-			stoppedAt.Store(time.Now().UnixNano())
-			timeout := 5 * time.Second
-			if err := c.nodes[2].Stop(context.Background(), &timeout); err != nil {
-				t.Errorf("stop node: %v", err)
-			}
-			time.Sleep(5 * time.Second)
-			startedAt.Store(time.Now().UnixNano())
-			if err := c.nodes[2].Start(context.Background()); err != nil {
-				t.Errorf("start node: %v", err)
+			for i, n := range c.nodes {
+				time.Sleep(2 * time.Second)
+				windows[i].down = time.Now()
+				timeout := 2 * time.Second
+				if err := n.Stop(context.Background(), &timeout); err != nil {
+					t.Errorf("stop node %d: %v", i, err)
+				}
+				time.Sleep(3 * time.Second)
+				windows[i].up = time.Now()
+				if err := n.Start(context.Background()); err != nil {
+					t.Errorf("start node %d: %v", i, err)
+				}
 			}
 			time.Sleep(10 * time.Second)
 		}()
 		outs := load(ctx)
-		down, up := time.Unix(0, stoppedAt.Load()), time.Unix(0, startedAt.Load())
-		var during, duringOK, lastFailure int
-		var lastFailureAt time.Time
+		for i, w := range windows {
+			var during, duringOK, unavailable int
+			var last time.Time
+			for _, o := range outs {
+				if !o.sent.Before(w.down) && o.at.Before(w.up) {
+					during++
+					if o.status == http.StatusOK {
+						duringOK++
+					}
+				}
+				if o.status == http.StatusServiceUnavailable && !o.at.Before(w.down) && (i == len(windows)-1 || o.at.Before(windows[i+1].down)) {
+					unavailable++
+					if o.at.After(last) {
+						last = o.at
+					}
+				}
+			}
+			t.Logf("node %d down %s..%s: %d calls sent while down, %d answered 200; %d answered 503 until the next stop",
+				i, w.down.Format(time.StampMilli), w.up.Format(time.StampMilli), during, duringOK, unavailable)
+			if duringOK == 0 {
+				t.Errorf("node %d down: no check answered 200 while one SpiceDB node of %d was down", i, len(c.nodes))
+			}
+			if !last.IsZero() && last.After(w.up.Add(10*time.Second)) {
+				t.Errorf("node %d: 503s went on until %s after it came back", i, last.Sub(w.up).Round(time.Millisecond))
+			}
+		}
 		for _, o := range outs {
 			switch {
 			case o.wrong:
 				t.Errorf("WRONG ANSWER: %s said allowed=%v", o.desc, o.allowed)
 			case o.status == http.StatusOK:
 			case o.status == http.StatusServiceUnavailable && o.code == "unavailable":
-				lastFailure++
-				if o.at.After(lastFailureAt) {
-					lastFailureAt = o.at
-				}
 			default:
 				t.Errorf("%s: status %d %s err %v", o.desc, o.status, o.code, o.err)
 			}
-			if !o.sent.Before(down.Add(time.Second)) && o.at.Before(up) {
-				during++
-				if o.status == http.StatusOK {
-					duringOK++
-				}
+		}
+	})
+
+	t.Run("PostgresCutFromOneReplica", func(t *testing.T) {
+		// docker network disconnect cuts the first replica off Postgres's network (it still reaches
+		// SpiceDB): it answers 503 and its /readyz says so, the other replica serves on, and after the
+		// reconnect the first recovers by itself.
+		cut, other := c.replicas[0], c.replicas[1]
+		id := cut.c.GetContainerID()
+		var cutAt, restoreAt time.Time
+		var readyDuring error
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			defer cancel()
+			time.Sleep(2 * time.Second)
+			cutAt = time.Now()
+			if _, err := c.d.cli.NetworkDisconnect(context.Background(), c.db.ID, client.NetworkDisconnectOptions{Container: id, Force: true}); err != nil {
+				t.Errorf("network disconnect: %v", err)
+			}
+			// Calls stuck on the cut connections answer 503 when the audit commit times out (3 s).
+			time.Sleep(10 * time.Second)
+			readyDuring = readyz(context.Background(), cut.api.base)
+			restoreAt = time.Now()
+			if _, err := c.d.cli.NetworkConnect(context.Background(), c.db.ID, client.NetworkConnectOptions{Container: id}); err != nil {
+				t.Errorf("network connect: %v", err)
+			}
+			time.Sleep(15 * time.Second)
+		}()
+		outs := load(ctx)
+		if readyDuring == nil {
+			t.Errorf("%s /readyz answered 200 while cut off Postgres", cut.name)
+		}
+		t.Logf("%s (cut off Postgres %s..%s):", cut.name, cutAt.Format(time.StampMilli), restoreAt.Format(time.StampMilli))
+		faultReport(t, of(outs, cut), cutAt, restoreAt, 4*time.Second, 15*time.Second)
+		var ok int
+		for _, o := range of(outs, other) {
+			switch {
+			case o.wrong:
+				t.Errorf("WRONG ANSWER: %s said allowed=%v", o.desc, o.allowed)
+			case o.status == http.StatusOK:
+				ok++
+			default:
+				t.Errorf("%s, which was not cut: status %d %s err %v", o.desc, o.status, o.code, o.err)
 			}
 		}
-		t.Logf("node down %s..%s: %d calls in all, %d while down (%d answered 200), %d answered 503 (last at +%s from the stop)",
-			down.Format(time.StampMilli), up.Format(time.StampMilli), len(outs), during, duringOK, lastFailure, lastFailureAt.Sub(down).Round(time.Millisecond))
-		if duringOK == 0 {
-			t.Error("no check answered while one SpiceDB node of three was down")
-		}
-		if !lastFailureAt.IsZero() && lastFailureAt.After(up.Add(5*time.Second)) {
-			t.Errorf("503s went on until %s after the node came back", lastFailureAt.Sub(up).Round(time.Millisecond))
-		}
+		t.Logf("%s (not cut): %d checks, all answered 200: %v", other.name, len(of(outs, other)), ok == len(of(outs, other)))
 	})
 
 	t.Run("RollingRestart", func(t *testing.T) {
@@ -274,7 +374,7 @@ func TestCluster(t *testing.T) {
 		t.Logf("rolling restart: %d decisions answered, %d calls without an answer", answered, unanswered)
 	})
 
-	c.app.mustReconcileAudit(t)
+	c.audit.mustReconcileAudit(t)
 }
 
 // waitReady polls base/readyz until it answers 200.
