@@ -26,8 +26,8 @@ spicedb_image=authzd-local/spicedb:$spicedb_version
 postgres_image=authzd-local/postgres:$pg_major
 
 log() { printf 'images: %s\n' "$*" >&2; }
-hash_of() { # hash_of STRING FILE...: a short hash of a string and the contents of files
-  { printf '%s\n' "$1"; shift; for f in "$@"; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16
+hash_of() { # hash_of STRING FILE...: a short hash of a string and of files (paths relative to the repository)
+  { printf '%s\n' "$1"; shift; for f in "$@"; do printf '%s\n' "${f#"$PWD"/}"; cat "$f"; done; } | sha256sum | cut -c1-16
 }
 current() { # current IMAGE HASH: the image exists and was built from these inputs
   [ "$(docker image inspect -f "{{index .Config.Labels \"$label\"}}" "$1" 2>/dev/null)" = "$2" ]
