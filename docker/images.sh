@@ -8,6 +8,8 @@
 # Each image carries the hash of its inputs in the label dev.scailabs.authzd.inputs and is rebuilt only
 # when that hash changes. The suite (integration/docker_test.go) and compose use these images when the
 # official ones (postgres:<major>, authzed/spicedb:<version>) cannot be pulled.
+# `docker/images.sh spicedb-bin` prints the path of the image's spicedb binary, copied out for the local
+# world of the suite (AUTHZ_TEST_SPICEDB_BIN).
 # Options (environment): GO (go), AUTHZ_IMAGES_CACHE (the rootfs tarball cache), AUTHZ_APT_SOURCES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -122,11 +124,29 @@ if ! docker version >/dev/null 2>&1; then
   echo "images: no Docker engine answers (docker version failed)" >&2
   exit 1
 fi
+# spicedb_bin prints the path of the spicedb binary in the SpiceDB image, copied out once per image, so
+# that the local world of the integration suite (AUTHZ_TEST_SPICEDB_BIN) need not compile it again.
+spicedb_bin() {
+  local id out cid
+  id=$(docker image inspect -f '{{.Id}}' "$spicedb_image")
+  out=$cache/spicedb-$spicedb_version-${id#sha256:}
+  out=${out:0:${#out}-52} # keep 12 hex digits of the image id
+  if [ ! -x "$out" ]; then
+    mkdir -p "$cache"
+    rm -f "$cache"/spicedb-*
+    cid=$(docker create "$spicedb_image")
+    docker cp "$cid:/usr/local/bin/spicedb" "$out" >/dev/null
+    docker rm "$cid" >/dev/null
+  fi
+  printf '%s\n' "$out"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(postgres spicedb authzd)
 for t in "${targets[@]}"; do
   case $t in
     postgres | spicedb | authzd) "build_$t" ;;
-    *) echo "images: unknown image $t (postgres, spicedb, authzd)" >&2; exit 2 ;;
+    spicedb-bin) build_spicedb && spicedb_bin ;;
+    *) echo "images: unknown target $t (postgres, spicedb, authzd, spicedb-bin)" >&2; exit 2 ;;
   esac
 done
