@@ -103,6 +103,7 @@ build_postgres() {
     if [ ! -s "$tar" ]; then
       if ! command -v mmdebstrap >/dev/null; then
         log "installing mmdebstrap from Debian's packages"
+        as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
       fi
       mkdir -p "$cache"
