@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -13,7 +15,7 @@ import (
 const (
 	envDatabaseURL     = "AUTHZ_TEST_DATABASE_URL"         // Postgres for the local world
 	envRequire         = "AUTHZ_REQUIRE_INTEGRATION"       // "1": no world is a failure, not a skip
-	envDocker          = "AUTHZ_TEST_DOCKER"               // "0": never use Docker even when it answers
+	envDocker          = "AUTHZ_TEST_DOCKER"               // "0": never use Docker even when it answers; "1": only Docker
 	envDuration        = "AUTHZ_TEST_CONCURRENCY_DURATION" // length of the concurrency run
 	envSpiceDBBin      = "AUTHZ_TEST_SPICEDB_BIN"          // a prebuilt spicedb binary for the local world
 	envLogLevel        = "AUTHZ_TEST_LOG_LEVEL"            // authzd's log level in tests (default warn)
@@ -58,9 +60,23 @@ func runMain(m *testing.M) int {
 			break
 		}
 		defer suite.world.close(ctx)
+		closeOnSignal(suite.world)
 		fmt.Printf("integration: world: %s\n", suite.world)
 	}
 	return m.Run()
+}
+
+// closeOnSignal removes the world's containers when the run is interrupted (go test passes on ^C),
+// since deferred calls do not run then. A run killed harder leaves them to the next run's sweep.
+func closeOnSignal(w *world) {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigc
+		fmt.Fprintf(os.Stderr, "integration: %v: removing this run's containers\n", sig)
+		w.close(context.Background())
+		os.Exit(1)
+	}()
 }
 
 func skipVerb() string {

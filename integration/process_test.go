@@ -89,6 +89,11 @@ func startAuthzdProcess(tb testing.TB, env map[string]string) *authzdProcess {
 			continue
 		}
 		tb.Cleanup(p.kill)
+		tb.Cleanup(func() { // runs before the TempDir holding the log is removed
+			if tb.Failed() {
+				tb.Logf("authzd process log (tail):\n%s", tailFile(p.logPath, 8192))
+			}
+		})
 		return p
 	}
 	tb.Fatalf("authzd process not ready: %v", lastErr)

@@ -49,7 +49,6 @@ func startLocalSpiceDB(tb testing.TB, bin string) spicedbServer {
 			tb.Fatal(err)
 		}
 		cmd := exec.Command(bin, "serve",
-			"--grpc-preshared-key", key,
 			"--datastore-engine", "memory",
 			"--grpc-addr", addr,
 			"--http-enabled=false",
@@ -60,6 +59,7 @@ func startLocalSpiceDB(tb testing.TB, bin string) spicedbServer {
 			"--log-format", "json",
 		)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.Env = append(os.Environ(), "SPICEDB_GRPC_PRESHARED_KEY="+key) // not on the command line, which ps shows
 		if err := cmd.Start(); err != nil {
 			logFile.Close()
 			tb.Fatalf("start spicedb: %v", err)

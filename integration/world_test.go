@@ -31,7 +31,7 @@ const (
 func (w *world) String() string {
 	switch w.kind {
 	case worldDocker:
-		return fmt.Sprintf("docker (testcontainers: %s, %s; authzd in-process in external-SpiceDB mode)", postgresImage, spicedbImage)
+		return w.docker.String()
 	default:
 		return fmt.Sprintf("local (no Docker engine; Postgres %s; SpiceDB embedded in authzd, or a locally built spicedb binary for external mode)", redactURL(w.adminURL))
 	}
@@ -39,16 +39,25 @@ func (w *world) String() string {
 
 // detectWorld prefers Docker when an engine answers a ping, then the Postgres named by
 // AUTHZ_TEST_DATABASE_URL or the default local one. It returns nil and the reason when neither works.
+// With AUTHZ_TEST_DOCKER=1 only the Docker world will do.
 func detectWorld(ctx context.Context) (*world, string) {
 	var reasons []string
+	configureTestcontainers()
+	requireDocker := os.Getenv(envDocker) == "1"
 	if os.Getenv(envDocker) == "0" {
 		reasons = append(reasons, envDocker+"=0")
 	} else if err := pingDocker(ctx, 3*time.Second); err != nil {
+		if requireDocker {
+			return nil, fmt.Sprintf("no Docker engine (%v) and %s=1", err, envDocker)
+		}
 		reasons = append(reasons, fmt.Sprintf("no Docker engine (%v)", err))
 	} else {
 		w, err := startDockerWorld(ctx)
 		if err == nil {
 			return w, ""
+		}
+		if requireDocker {
+			return nil, fmt.Sprintf("the Docker world failed to start (%v) and %s=1", err, envDocker)
 		}
 		// An engine that cannot start the containers (no network to pull, say) should not hide
 		// a usable local Postgres; say loudly why Docker was not used.
