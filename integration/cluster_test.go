@@ -85,6 +85,7 @@ func startCluster(tb testing.TB, w *world, nodes, replicas int) *cluster {
 		n, err := testcontainers.Run(ctx, d.spicedbImage,
 			testcontainers.WithCmd("serve",
 				"--http-enabled=false", "--telemetry-endpoint=", "--skip-release-check",
+				"--watch-api-heartbeat=100ms",
 				"--dispatch-cluster-enabled=true",
 				"--dispatch-upstream-addr=dns:///"+c.alias+":50053",
 			),

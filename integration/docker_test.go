@@ -355,6 +355,8 @@ func (d *dockerWorld) startSpiceDB(tb testing.TB, w *world) spicedbServer {
 			"--http-enabled=false",
 			"--telemetry-endpoint=",
 			"--skip-release-check",
+			// The Watch poll interval is the decision cache's lag (SpiceDB's default is 1s).
+			"--watch-api-heartbeat=100ms",
 		),
 		testcontainers.WithEnv(serveEnv),
 		testcontainers.WithExposedPorts("50051/tcp"),

@@ -56,6 +56,7 @@ func startLocalSpiceDB(tb testing.TB, bin string) spicedbServer {
 			"--dispatch-cluster-enabled=false",
 			"--telemetry-endpoint=",
 			"--skip-release-check",
+			"--watch-api-heartbeat", "100ms",
 			"--log-format", "json",
 		)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
