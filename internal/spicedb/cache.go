@@ -1,6 +1,7 @@
 package spicedb
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -9,38 +10,42 @@ import (
 
 // decisionCache holds SpiceDB's answers to checks, grouped by tenant, and is
 // kept current by SpiceDB's Watch stream (see watcher). SpiceDB stays the only
-// source of truth: an entry is only ever an answer SpiceDB gave at exactly the
-// cache's frontier, and it is dropped as soon as the stream delivers any change
-// that could alter it.
+// source of truth: an entry is an answer SpiceDB gave at the head revision, and
+// it is dropped as soon as the stream delivers any change that could alter it.
 //
-// The frontier is the revision through which the stream has delivered every
-// change (its last changes_through), and every entry is correct at it: an entry
-// is filled from an answer at exactly the frontier observed when its miss began
-// (at_exact_snapshot), and stored only if no change to its tenant was applied
-// since; every change applied afterwards drops the tenant's entries. Our model
-// makes the dependency simple: every relationship of a tenant lives on an
-// object whose id is the tenant id or starts with "<tenant>/"; partner and
-// platform relationships (which can reach any tenant) and schema changes drop
-// everything.
+// Invariant: an entry reflects every change the stream had applied when its
+// miss began, and no change applied since touched its tenant. A miss records
+// the tenant's change counter, asks SpiceDB fully consistent (the head includes
+// every committed transaction, hence everything the stream has delivered) and
+// stores the answer only if the counter has not moved. Watch revisions are not
+// used as read revisions: on Postgres a checkpoint's revision is a resume
+// cursor built from one transaction's snapshot and need not include a
+// transaction delivered earlier, so reading "at the frontier" could miss an
+// applied change (the Docker-world concurrency test showed exactly that).
+//
+// Our model makes the dependency simple: every relationship of a tenant lives
+// on an object whose id is the tenant id or starts with "<tenant>/"; partner
+// and platform relationships (which can reach any tenant) and schema changes
+// drop everything.
 //
 // While the stream is down the cache is not ready: it answers nothing and
 // stores nothing, and every check goes to SpiceDB.
 type decisionCache struct {
 	max int // entries bound
 
-	mu       sync.RWMutex
-	ready    bool
-	frontier string                     // zed token: every change through it has been applied
-	epoch    uint64                     // bumped by every drop of everything
-	gens     map[string]uint64          // tenant -> changes applied in this epoch
-	tenants  map[string]map[string]bool // tenant -> decision key -> allowed
+	mu      sync.RWMutex
+	ready   bool
+	epoch   uint64                      // bumped by every drop of everything
+	gens    map[string]uint64           // tenant -> changes applied in this epoch
+	tenants map[string]map[string]entry // tenant -> decision key -> answer
+	entries int
 	// subjects are the subjects each tenant holds answers for: a miss for a
 	// subject already seen prefetches its other keys (see Graph.cached).
 	subjects map[string]map[string]bool
-	entries  int
 	// delivered maps the zed tokens of authzd's own writes to true once the
-	// stream has delivered them (see watcher.noteWrite): a check carrying such
-	// a token may be answered here, because the frontier is provably past it.
+	// stream has delivered them and a checkpoint followed (see wrote): a check
+	// carrying such a token may be answered here, because every change up to
+	// that write has been applied.
 	delivered map[string]bool
 	pending   map[string]pendingWrite // write id -> its zed token, until the stream delivers it
 	// early holds write ids the stream delivered before the writer reported
@@ -48,18 +53,19 @@ type decisionCache struct {
 	early map[string]bool
 	// uncovered are write ids delivered since the last checkpoint.
 	uncovered []string
-	// paused stops fills between a batch's first change and its checkpoint.
-	paused bool
-	// latest is the changes_through of the last response: while fills are
-	// paused, misses are asked at least as fresh as it (not stored).
-	latest string
-	// lastApply is when the stream last moved the frontier (or started).
+	// lastApply is when the stream last delivered anything (or started).
 	lastApply time.Time
 	// observeLag, when set, is told how long the stream took to deliver one
 	// of authzd's own writes after SpiceDB answered it.
 	observeLag func(time.Duration)
 
 	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches atomic.Uint64
+}
+
+// entry is one answer and the revision SpiceDB computed it at.
+type entry struct {
+	allowed bool
+	rev     string
 }
 
 // maxTrackedWrites bounds the write tokens remembered for token-carrying checks.
@@ -69,7 +75,7 @@ func newDecisionCache(maxEntries int) *decisionCache {
 	if maxEntries <= 0 {
 		maxEntries = 1 << 20
 	}
-	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]bool{},
+	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]entry{},
 		subjects:  map[string]map[string]bool{},
 		delivered: map[string]bool{}, pending: map[string]pendingWrite{}, early: map[string]bool{}}
 }
@@ -115,20 +121,21 @@ func tenantOf(objType, objID string) string {
 }
 
 // lookup answers from the cache. token, when set, is the caller's consistency
-// token: the cache may answer only if the stream has delivered it.
-func (c *decisionCache) lookup(tenant, key, token string) (allowed bool, frontier string, ok bool) {
+// token: the cache may answer only if the stream has delivered it. rev is the
+// revision the answer was computed at (nothing delivered since changed it).
+func (c *decisionCache) lookup(tenant, key, token string) (allowed bool, rev string, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if !c.ready || (token != "" && !c.delivered[token]) {
 		return false, "", false
 	}
-	allowed, ok = c.tenants[tenant][key]
+	e, ok := c.tenants[tenant][key]
 	if ok {
 		c.hits.Add(1)
 	} else {
 		c.misses.Add(1)
 	}
-	return allowed, c.frontier, ok
+	return e.allowed, e.rev, ok
 }
 
 // hasDelivered reports whether the stream has delivered the write of token.
@@ -140,31 +147,37 @@ func (c *decisionCache) hasDelivered(token string) bool {
 
 // fill is a miss in progress: what the cache looked like when it began.
 type fill struct {
-	tenant   string
-	frontier string
-	epoch    uint64
-	gen      uint64
+	tenant string
+	epoch  uint64
+	gen    uint64
 }
 
-// begin starts a fill for tenant; ok is false when the cache is not ready or
-// its fills are paused. latest, when set, is the revision a miss that cannot
-// fill must be answered at least as fresh as (so that no answer is older than
-// a change the cache has already applied).
-func (c *decisionCache) begin(tenant string) (f fill, ok bool, latest string) {
+// key names the fill for sharing: only misses that began in the same state
+// may share one SpiceDB answer.
+func (f fill) key() string {
+	return f.tenant + "\x00" + strconv.FormatUint(f.epoch, 10) + "\x00" + strconv.FormatUint(f.gen, 10)
+}
+
+// begin starts a fill for tenant; ok is false when the cache is not ready.
+func (c *decisionCache) begin(tenant string) (f fill, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if !c.ready {
-		return fill{}, false, ""
+		return fill{}, false
 	}
-	if c.paused {
-		return fill{}, false, c.latest
-	}
-	return fill{tenant: tenant, frontier: c.frontier, epoch: c.epoch, gen: c.gens[tenant]}, true, ""
+	return fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant]}, true
 }
 
-// store keeps answers SpiceDB gave at exactly f.frontier, unless anything that
-// could change them was applied since f began.
-func (c *decisionCache) store(f fill, answers map[string]bool) bool {
+// gen is the tenant's change counter (for verification).
+func (c *decisionCache) gen(tenant string) (uint64, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch, c.gens[tenant]
+}
+
+// store keeps answers SpiceDB gave at the head revision rev after f began,
+// unless anything that could change them was applied since f began.
+func (c *decisionCache) store(f fill, rev string, answers map[string]bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.ready || c.epoch != f.epoch || c.gens[f.tenant] != f.gen {
@@ -173,7 +186,7 @@ func (c *decisionCache) store(f fill, answers map[string]bool) bool {
 	}
 	m := c.tenants[f.tenant]
 	if m == nil {
-		m = make(map[string]bool, len(answers))
+		m = make(map[string]entry, len(answers))
 		c.tenants[f.tenant] = m
 	}
 	subjects := c.subjects[f.tenant]
@@ -185,7 +198,7 @@ func (c *decisionCache) store(f fill, answers map[string]bool) bool {
 		if _, had := m[k]; !had {
 			c.entries++
 		}
-		m[k] = v
+		m[k] = entry{allowed: v, rev: rev}
 		subjects[subjectOf(k)] = true
 	}
 	// Over the bound: drop other tenants (map order is random enough) until it fits.
@@ -213,10 +226,10 @@ func (c *decisionCache) pendingIDs() []string {
 	return ids
 }
 
-// start makes the cache ready at frontier, empty. before are writes that SpiceDB
-// answered before frontier was read: a stream starting at frontier will not
-// deliver them, and the frontier is past them.
-func (c *decisionCache) start(frontier string, before []string) {
+// start makes the cache ready, empty. before are writes that SpiceDB
+// answered before the stream's start revision was read: the stream will not
+// deliver them, and every fill reads a newer head.
+func (c *decisionCache) start(before []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
@@ -226,8 +239,7 @@ func (c *decisionCache) start(frontier string, before []string) {
 			c.deliveredLocked(p.token)
 		}
 	}
-	c.ready, c.frontier, c.latest, c.lastApply = true, frontier, frontier, time.Now()
-	c.paused, c.uncovered = false, c.uncovered[:0]
+	c.ready, c.lastApply, c.uncovered = true, time.Now(), c.uncovered[:0]
 	c.resyncs.Add(1)
 }
 
@@ -252,22 +264,18 @@ type change struct {
 	tenants    []string // tenants whose relationships changed
 	global     bool     // a change that can reach any tenant (partner, platform, schema)
 	writeIDs   []string // authzd write ids carried in the transaction metadata
-	checkpoint bool     // every change through `through` has been delivered
-	through    string   // changes_through
+	checkpoint bool     // every change up to here has been delivered
 }
 
-// apply drops what the change can affect, atomically with moving the frontier.
-//
-// Only checkpoints move the frontier. A single transaction's changes_through is
-// that transaction's own revision, which on Postgres (snapshot revisions) need
-// not include another transaction the stream delivered just before it; filling
-// at it could store an answer that misses a change already applied, so fills
-// pause from the first change of a batch until its checkpoint. Answers already
-// held stay: every change delivered so far has been applied to them. Write
-// tokens count as delivered only once a checkpoint covers them, too.
+// apply drops what the change can affect. Write tokens count as delivered
+// only at the checkpoint that follows their batch: a transaction committed
+// before a write is delivered in the same batch or an earlier one, so by then
+// everything a check carrying that write's token must see has been applied.
 func (c *decisionCache) apply(ch change) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := time.Now()
+	c.lastApply = now
 	if ch.global {
 		c.dropAllLocked()
 		c.invalidations.Add(1)
@@ -281,16 +289,9 @@ func (c *decisionCache) apply(ch change) {
 		}
 	}
 	c.uncovered = append(c.uncovered, ch.writeIDs...)
-	if ch.through != "" {
-		c.latest = ch.through
-	}
 	if !ch.checkpoint {
-		if len(ch.tenants) > 0 || ch.global || len(ch.writeIDs) > 0 {
-			c.paused = true
-		}
 		return
 	}
-	now := time.Now()
 	for _, id := range c.uncovered {
 		p, ok := c.pending[id]
 		if !ok {
@@ -308,11 +309,6 @@ func (c *decisionCache) apply(ch change) {
 		}
 	}
 	c.uncovered = c.uncovered[:0]
-	if ch.through != "" {
-		c.frontier = ch.through
-	}
-	c.paused = false
-	c.lastApply = now
 }
 
 func (c *decisionCache) deliveredLocked(token string) {
@@ -355,7 +351,7 @@ func (c *decisionCache) dropTenant(tenant string) {
 type CacheStats struct {
 	Enabled, Ready                                     bool
 	Entries                                            int
-	FrontierAge                                        time.Duration // since the stream last moved the frontier
+	FrontierAge                                        time.Duration // since the stream last delivered anything
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
 	Verified, Mismatches                               uint64
 }

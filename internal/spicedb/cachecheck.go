@@ -4,15 +4,17 @@ import (
 	"context"
 	"math/rand/v2"
 	"sort"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
 	"github.com/scailabs/authzd/internal/authz"
 )
 
-// exactly asks for an answer at exactly the revision of token.
-func exactly(token string) *v1.Consistency {
-	return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: &v1.ZedToken{Token: token}}}
+// head asks for an answer at the head revision, which includes every
+// committed transaction and so every change the Watch stream has delivered.
+func head() *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
 }
 
 func itemKey(it *v1.CheckBulkPermissionsRequestItem) string {
@@ -26,23 +28,16 @@ func itemKey(it *v1.CheckBulkPermissionsRequestItem) string {
 // SpiceDB as it would without a cache.
 func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermissionsRequestItem, token string) (d authz.Decision, handled bool, err error) {
 	key := itemKey(it)
-	if allowed, frontier, ok := g.cache.lookup(tenant, key, token); ok {
-		g.maybeVerify(tenant, it, allowed, frontier)
-		return authz.Decision{Allowed: allowed, CheckedAt: frontier, Source: authz.SourceCache}, true, nil
+	if allowed, rev, ok := g.cache.lookup(tenant, key, token); ok {
+		g.maybeVerify(tenant, it, allowed)
+		return authz.Decision{Allowed: allowed, CheckedAt: rev, Source: authz.SourceCache}, true, nil
 	}
 	if token != "" && !g.cache.hasDelivered(token) {
 		return authz.Decision{}, false, nil
 	}
-	f, ok, latest := g.cache.begin(tenant)
+	f, ok := g.cache.begin(tenant)
 	if !ok {
-		if latest == "" || token != "" {
-			return authz.Decision{}, false, nil
-		}
-		// Fills are paused mid-batch: answer at least as fresh as the newest
-		// change applied, without storing.
-		d, err := g.checkOne(ctx, it, latest)
-		g.cacheFailed(err)
-		return d, true, err
+		return authz.Decision{}, false, nil
 	}
 	items := []*v1.CheckBulkPermissionsRequestItem{it}
 	if s := it.GetSubject().GetObject(); it.GetResource().GetObjectType() == typeTenant &&
@@ -54,9 +49,9 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 		// more than it saves (the 1,000-tenant benchmark measured that).
 		items = g.tenantItems(it)
 	}
-	// Concurrent misses for the same subject and frontier share one call.
+	// Concurrent misses that began in the same cache state share one call.
 	// The call is not bound to the first caller's request: the others wait on it too.
-	v, err, _ := g.fills.Do(f.frontier+"\x00"+fillKey(items), func() (any, error) {
+	v, err, _ := g.fills.Do(f.key()+"\x00"+fillKey(items), func() (any, error) {
 		return g.fillFrom(context.WithoutCancel(ctx), f, items)
 	})
 	if err != nil {
@@ -89,24 +84,23 @@ func (g *Graph) tenantItems(it *v1.CheckBulkPermissionsRequestItem) []*v1.CheckB
 	return out
 }
 
-// fillFrom asks SpiceDB at exactly the fill's frontier and stores the answers
-// (unless a change to the tenant arrived meanwhile). Answers are returned by
-// decision key either way.
+// fillFrom asks SpiceDB at the head revision and stores the answers (unless a
+// change to the tenant arrived meanwhile). Answers are returned by decision
+// key either way.
 func (g *Graph) fillFrom(ctx context.Context, f fill, items []*v1.CheckBulkPermissionsRequestItem) (map[string]authz.Decision, error) {
 	if len(items) == 1 && g.checks != nil {
-		// A single question shares the coalescer's calls with other fills at
-		// the same frontier.
-		d, err := g.checks.checkAt(ctx, items[0], f.frontier)
+		// A single question shares the coalescer's calls with other fills.
+		d, err := g.checks.checkAt(ctx, items[0], fullyConsistent)
 		if err != nil {
 			return nil, err
 		}
 		k := itemKey(items[0])
-		g.cache.store(f, map[string]bool{k: d.Allowed})
+		g.cache.store(f, d.CheckedAt, map[string]bool{k: d.Allowed})
 		return map[string]authz.Decision{k: d}, nil
 	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: exactly(f.frontier), Items: items})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: head(), Items: items})
 	if err != nil {
 		return nil, mapError(err, "check")
 	}
@@ -117,36 +111,30 @@ func (g *Graph) fillFrom(ctx context.Context, f fill, items []*v1.CheckBulkPermi
 	out := make(map[string]authz.Decision, len(items))
 	answers := make(map[string]bool, len(items))
 	for i, d := range ds {
-		if d.Err != nil {
-			continue // not stored, and the caller of this item gets the error
-		}
-		d.Source = authz.SourceSpiceDB
 		k := itemKey(items[i])
-		out[k], answers[k] = d, d.Allowed
-	}
-	for i, d := range ds {
-		if d.Err != nil {
-			out[itemKey(items[i])] = d
+		out[k] = d
+		if d.Err == nil { // an item SpiceDB could not answer is not stored, and its caller gets the error
+			answers[k] = d.Allowed
 		}
 	}
-	g.cache.store(f, answers)
+	g.cache.store(f, resp.GetCheckedAt().GetToken(), answers)
 	return out, nil
 }
 
 // cachedBulk answers a bulk check from the cache where it can; the misses go
-// to SpiceDB in one call at exactly the frontier and fill the cache. handled
-// is false when the cache cannot take the request.
+// to SpiceDB in one call at the head revision and fill the cache. handled is
+// false when the cache cannot take the request.
 func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v1.CheckBulkPermissionsRequestItem, token string) (_ []authz.Decision, handled bool, _ error) {
 	out := make([]authz.Decision, len(items))
 	var missing []int
 	for i, it := range items {
-		allowed, frontier, ok := g.cache.lookup(checks[i].TenantID, itemKey(it), token)
+		allowed, rev, ok := g.cache.lookup(checks[i].TenantID, itemKey(it), token)
 		if !ok {
 			missing = append(missing, i)
 			continue
 		}
-		g.maybeVerify(checks[i].TenantID, it, allowed, frontier)
-		out[i] = authz.Decision{Allowed: allowed, CheckedAt: frontier, Source: authz.SourceCache}
+		g.maybeVerify(checks[i].TenantID, it, allowed)
+		out[i] = authz.Decision{Allowed: allowed, CheckedAt: rev, Source: authz.SourceCache}
 	}
 	if len(missing) == 0 {
 		return out, true, nil
@@ -154,40 +142,26 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	if token != "" && !g.cache.hasDelivered(token) {
 		return nil, false, nil
 	}
-	// One fill per tenant, all begun before the call (at one frontier).
+	// One fill per tenant, all begun before the call.
 	fills := map[string]fill{}
-	frontier, latest := "", ""
 	for _, i := range missing {
 		t := checks[i].TenantID
 		if _, ok := fills[t]; ok {
 			continue
 		}
-		f, ok, l := g.cache.begin(t)
-		if !ok && (l == "" || token != "") {
+		f, ok := g.cache.begin(t)
+		if !ok {
 			return nil, false, nil // not ready: ask SpiceDB as usual
 		}
-		if !ok || (frontier != "" && f.frontier != frontier) {
-			// Paused mid-batch, or the frontier moved between tenants: answer
-			// the misses at least as fresh as the newest change, unstored.
-			fills, latest = nil, l
-			if latest == "" {
-				return nil, false, nil
-			}
-			break
-		}
-		fills[t], frontier = f, f.frontier
+		fills[t] = f
 	}
 	asked := make([]*v1.CheckBulkPermissionsRequestItem, len(missing))
 	for j, i := range missing {
 		asked[j] = items[i]
 	}
-	cons := exactly(frontier)
-	if fills == nil {
-		cons = consistency(latest)
-	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: cons, Items: asked})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: head(), Items: asked})
 	if err != nil {
 		err = mapError(err, "check")
 		g.cacheFailed(err)
@@ -200,7 +174,6 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	byTenant := map[string]map[string]bool{}
 	for j, i := range missing {
 		d := ds[j]
-		d.Source = authz.SourceSpiceDB
 		out[i] = d
 		if d.Err != nil {
 			continue
@@ -211,10 +184,8 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 		}
 		byTenant[t][itemKey(asked[j])] = d.Allowed
 	}
-	if fills != nil {
-		for t, answers := range byTenant {
-			g.cache.store(fills[t], answers)
-		}
+	for t, answers := range byTenant {
+		g.cache.store(fills[t], resp.GetCheckedAt().GetToken(), answers)
 	}
 	return out, true, nil
 }
@@ -229,26 +200,33 @@ func (g *Graph) cacheFailed(err error) {
 
 // verifyRequest is a cache answer to re-check against SpiceDB.
 type verifyRequest struct {
-	tenant   string
-	item     *v1.CheckBulkPermissionsRequestItem
-	allowed  bool
-	frontier string
+	tenant     string
+	item       *v1.CheckBulkPermissionsRequestItem
+	allowed    bool
+	epoch, gen uint64 // the tenant's change counter when the answer was given
 }
 
 // maybeVerify samples cache answers (AUTHZ_CACHE_VERIFY_RATE) for re-checking
-// in the background at exactly the frontier they were answered at.
-func (g *Graph) maybeVerify(tenant string, it *v1.CheckBulkPermissionsRequestItem, allowed bool, frontier string) {
+// in the background.
+func (g *Graph) maybeVerify(tenant string, it *v1.CheckBulkPermissionsRequestItem, allowed bool) {
 	if g.verify == nil || rand.Float64() >= g.verifyRate {
 		return
 	}
+	epoch, gen := g.cache.gen(tenant)
 	select {
-	case g.verify <- verifyRequest{tenant: tenant, item: it, allowed: allowed, frontier: frontier}:
+	case g.verify <- verifyRequest{tenant: tenant, item: it, allowed: allowed, epoch: epoch, gen: gen}:
 	default: // the verifier is busy; skipping a sample is fine
 	}
 }
 
-// verifier re-checks sampled cache answers. A mismatch is counted, logged and
-// drops the tenant's entries.
+// verifyGrace is how long the verifier lets the Watch stream deliver a change
+// before it calls a difference a mismatch: a write SpiceDB has committed but
+// the stream has not delivered yet legitimately makes the cache's answer older.
+const verifyGrace = time.Second
+
+// verifier re-checks sampled cache answers at the head revision. A difference
+// that persists after verifyGrace with no change to the tenant delivered
+// meanwhile is a mismatch: counted, logged, and the tenant's entries dropped.
 func (g *Graph) verifier(ctx context.Context) {
 	for {
 		select {
@@ -256,7 +234,7 @@ func (g *Graph) verifier(ctx context.Context) {
 			return
 		case v := <-g.verify:
 			cctx, cancel := g.call(ctx)
-			resp, err := g.perms.CheckPermission(cctx, &v1.CheckPermissionRequest{Consistency: exactly(v.frontier),
+			resp, err := g.perms.CheckPermission(cctx, &v1.CheckPermissionRequest{Consistency: head(),
 				Resource: v.item.Resource, Permission: v.item.Permission, Subject: v.item.Subject})
 			cancel()
 			if err != nil {
@@ -264,15 +242,24 @@ func (g *Graph) verifier(ctx context.Context) {
 			}
 			g.cache.verified.Add(1)
 			got := resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
-			if got != v.allowed {
-				g.cache.mismatches.Add(1)
-				g.cache.dropTenant(v.tenant)
-				s := v.item.GetSubject().GetObject()
-				g.logger.Error("decision cache answer differs from spicedb; tenant entries dropped", "tenant", v.tenant,
-					"object", v.item.GetResource().GetObjectType()+":"+v.item.GetResource().GetObjectId(),
-					"permission", v.item.GetPermission(), "subject", s.GetObjectType()+":"+s.GetObjectId(),
-					"cached", v.allowed, "spicedb", got)
+			if got == v.allowed {
+				continue
 			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(verifyGrace):
+			}
+			if epoch, gen := g.cache.gen(v.tenant); epoch != v.epoch || gen != v.gen {
+				continue // a change arrived: the cache's answer was merely older than SpiceDB's
+			}
+			g.cache.mismatches.Add(1)
+			g.cache.dropTenant(v.tenant)
+			s := v.item.GetSubject().GetObject()
+			g.logger.Error("decision cache answer differs from spicedb; tenant entries dropped", "tenant", v.tenant,
+				"object", v.item.GetResource().GetObjectType()+":"+v.item.GetResource().GetObjectId(),
+				"permission", v.item.GetPermission(), "subject", s.GetObjectType()+":"+s.GetObjectId(),
+				"cached", v.allowed, "spicedb", got)
 		}
 	}
 }

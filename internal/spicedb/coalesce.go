@@ -20,9 +20,9 @@ const maxCoalesced = 100
 // while a busy one pays SpiceDB's per-request cost (gRPC, middleware,
 // validation, revision selection) once per batch instead of once per check.
 //
-// Only checks that read the same revision are coalesced: minimize_latency
-// checks (they all read the same quantized revision) and decision cache fills
-// at exactly the same frontier; a batch drained from the queue is split by
+// Only checks of the same consistency are coalesced: minimize_latency checks
+// (they all read the same quantized revision) and decision cache fills (fully
+// consistent: all read the head); a batch drained from the queue is split by
 // that, so answering them together changes nothing about what each one sees.
 // Checks carrying a caller's zed token go to SpiceDB on their own.
 type coalescer struct {
@@ -36,7 +36,7 @@ type coalescer struct {
 
 type queuedCheck struct {
 	item  *v1.CheckBulkPermissionsRequestItem
-	exact string           // "" for minimize_latency, else the zed token to read at exactly
+	exact string           // "" for minimize_latency, fullyConsistent for the head
 	done  chan checkResult // buffered: the slot never blocks on a caller that gave up
 }
 
@@ -60,8 +60,12 @@ func (c *coalescer) check(ctx context.Context, item *v1.CheckBulkPermissionsRequ
 	return c.checkAt(ctx, item, "")
 }
 
-// checkAt queues one item to be read at exactly the revision of token ("" for
-// minimize_latency) and waits for its answer or the caller's context.
+// fullyConsistent is checkAt's name for the head revision.
+const fullyConsistent = "fully_consistent"
+
+// checkAt queues one item to be read at the given consistency ("" for
+// minimize_latency, fullyConsistent for the head) and waits for its answer or
+// the caller's context.
 func (c *coalescer) checkAt(ctx context.Context, item *v1.CheckBulkPermissionsRequestItem, token string) (authz.Decision, error) {
 	q := &queuedCheck{item: item, exact: token, done: make(chan checkResult, 1)}
 	select {
@@ -148,8 +152,8 @@ func (c *coalescer) send(batch []*queuedCheck) {
 	ctx, cancel := c.g.call(context.Background())
 	defer cancel()
 	cons := consistency("")
-	if batch[0].exact != "" {
-		cons = exactly(batch[0].exact)
+	if batch[0].exact == fullyConsistent {
+		cons = head()
 	}
 	if len(batch) == 1 {
 		d, err := c.g.checkWith(ctx, batch[0].item, cons, false)

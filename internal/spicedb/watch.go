@@ -43,15 +43,9 @@ type watcher struct {
 // partition leaves a stream open and quiet) can go unnoticed: the watcher asks
 // SpiceDB this often and ends the stream, emptying the cache, if it does not
 // answer within probeTimeout.
-//
-// maxFrontierAge restarts an idle stream: on Postgres the frontier only moves
-// when something changes, and fills read at exactly the frontier, which SpiceDB
-// keeps only for its GC window (24h by default). A resync well inside that
-// window keeps every fill answerable.
 const (
-	probeEvery     = time.Second
-	probeTimeout   = 2 * time.Second
-	maxFrontierAge = 10 * time.Minute
+	probeEvery   = time.Second
+	probeTimeout = 2 * time.Second
 )
 
 // reset ends the current stream (the cache empties and resyncs). The check
@@ -141,7 +135,7 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	w.cache.start(start.GetToken(), answered)
+	w.cache.start(answered)
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -170,17 +164,12 @@ func (w *watcher) probe(ctx context.Context, cut context.CancelFunc) {
 			cut()
 			return
 		}
-		if w.cache.stats().FrontierAge > maxFrontierAge {
-			w.logger.Debug("decision cache frontier idle; resyncing from a fresh revision")
-			cut()
-			return
-		}
 	}
 }
 
 // changeOf reads what a Watch response means for the cache.
 func changeOf(resp *v1.WatchResponse) change {
-	ch := change{through: resp.GetChangesThrough().GetToken(), global: resp.GetSchemaUpdated(), checkpoint: resp.GetIsCheckpoint()}
+	ch := change{global: resp.GetSchemaUpdated(), checkpoint: resp.GetIsCheckpoint()}
 	seen := map[string]bool{}
 	for _, u := range resp.GetUpdates() {
 		o := u.GetRelationship().GetResource()
