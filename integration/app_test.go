@@ -72,6 +72,9 @@ func startApp(tb testing.TB, opts ...appOption) *testApp {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.DatabaseURL = auditURL
 	cfg.AdminToken = "it-admin-" + randomHex(16)
+	if v := os.Getenv(envDecisionCache); v != "" {
+		cfg.DecisionCache = v // to tell a decision-cache failure from another; the default is the app's
+	}
 	if s.auditProxy != "" {
 		cfg.DatabaseURL = withHost(auditURL, s.auditProxy)
 	}

@@ -20,6 +20,7 @@ const (
 	envSpiceDBBin      = "AUTHZ_TEST_SPICEDB_BIN"          // a prebuilt spicedb binary for the local world
 	envLogLevel        = "AUTHZ_TEST_LOG_LEVEL"            // authzd's log level in tests (default warn)
 	envDatastore       = "AUTHZ_TEST_SPICEDB_DATASTORE"    // local world: the embedded datastore, postgres (default) or memory
+	envDecisionCache   = "AUTHZ_TEST_DECISION_CACHE"       // on or off for the in-process authzd (default: the app's default)
 	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres"
 )
 
