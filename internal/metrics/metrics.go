@@ -151,6 +151,6 @@ func (m *Metrics) DecisionCache(read func() CacheState) {
 			}
 			return 0
 		}),
-		gauge("authzd_cache_frontier_age_seconds", "Time since the Watch stream last moved the cache's frontier.", func(s CacheState) float64 { return s.FrontierAge.Seconds() }),
+		gauge("authzd_cache_frontier_age_seconds", "Time since the Watch stream last delivered anything (changes or a checkpoint).", func(s CacheState) float64 { return s.FrontierAge.Seconds() }),
 	)
 }
