@@ -28,13 +28,7 @@ type change struct {
 // the zed token. A write SpiceDB applied but whose row could not be committed
 // answers 503; the caller's retry is idempotent and records the row.
 func (s *Server) provision(w http.ResponseWriter, r *http.Request, c change, write func() (string, error)) {
-	actor := r.Header.Get("X-Actor-User-Id")
-	if actor != "" {
-		if _, err := authz.ParseSubject("X-Actor-User-Id", actor); err != nil {
-			s.Error(w, r, err)
-			return
-		}
-	}
+	actor := actorFrom(r.Context()) // validated by the actor middleware
 	token, err := write()
 	if err != nil {
 		s.Error(w, r, err)

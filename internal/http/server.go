@@ -174,7 +174,7 @@ func (s *Server) routes() chi.Router {
 			r.Get("/tenants/{tenant_id}/users/{user_id}/permissions", s.handleEffective)
 		})
 		r.Group(func(r chi.Router) {
-			r.Use(s.require(authz.ScopeProvision))
+			r.Use(s.require(authz.ScopeProvision), s.actor)
 			r.Put("/partners/{partner_id}", s.handlePutPartner)
 			r.Delete("/partners/{partner_id}", s.handleDeletePartner)
 			r.Put("/partners/{partner_id}/admins/{user_id}", s.handlePartnerAdmin(true))
@@ -196,7 +196,7 @@ func (s *Server) routes() chi.Router {
 			r.Get("/audit/events", s.handleAuditEvents)
 		})
 		r.Group(func(r chi.Router) {
-			r.Use(s.require(authz.ScopeAdmin))
+			r.Use(s.require(authz.ScopeAdmin), s.actor)
 			r.Post("/tokens", s.handleCreateToken)
 			r.Get("/tokens", s.handleListTokens)
 			r.Delete("/tokens/{token_id}", s.handleRevokeToken)

@@ -26,7 +26,7 @@ func toTokenAnswer(t authz.Token) tokenAnswer {
 func (s *Server) tokenEvent(r *http.Request, action string, t authz.Token) authz.Event {
 	return authz.Event{
 		OccurredAt: time.Now(), Module: authz.AuditModule, Action: action,
-		ActorUserID: r.Header.Get("X-Actor-User-Id"), ResourceType: "token", ResourceID: t.ID,
+		ActorUserID: actorFrom(r.Context()), ResourceType: "token", ResourceID: t.ID,
 		Decision: authz.DecisionAllowed, DecisionID: newDecisionID(), Client: clientName(tokenFrom(r.Context())),
 		RequestID: RequestID(r.Context()), Details: map[string]any{"name": t.Name, "scopes": t.Scopes},
 	}

@@ -422,3 +422,29 @@ func TestAuditQuery(t *testing.T) {
 		t.Errorf("rows before 2020 = %d", n)
 	}
 }
+
+// TestActorHeader: X-Actor-User-Id is validated on every writing route, token management included
+// (it used to reach the token rows unchecked): a malformed one is 400 and nothing is created.
+func TestActorHeader(t *testing.T) {
+	h := mustStart(t, "memory")
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"Provision", "PUT", "/v1/partners/p-bad-actor", ""},
+		{"TokenCreate", "POST", "/v1/tokens", `{"name":"bad-actor","scopes":["check"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.do(tc.method, tc.path, h.adminToken, tc.body, "X-Actor-User-Id", "not a subject!")
+			if r.status != 400 || !strings.Contains(r.raw, "X-Actor-User-Id") {
+				t.Fatalf("status %d, want 400 naming X-Actor-User-Id: %s", r.status, r.raw)
+			}
+		})
+	}
+	if r := h.admin("GET", "/v1/tokens", "", 200); strings.Contains(r.raw, "bad-actor") {
+		t.Errorf("a token was created despite the bad actor header: %s", r.raw)
+	}
+	h.admin("PUT", "/v1/tenants/t-x", `{"partner_id":"p-bad-actor"}`, 404) // the partner was not created
+	// A valid actor is recorded.
+	r := h.do("POST", "/v1/tokens", h.adminToken, `{"name":"good-actor","scopes":["check"]}`, "X-Actor-User-Id", "sa:ops-bot")
+	if r.status != 201 {
+		t.Fatalf("create token with a valid actor: %d %s", r.status, r.raw)
+	}
+}
