@@ -84,7 +84,7 @@ func (g *Graph) facts(ctx context.Context, c authz.Check, checkedAt string) (aut
 	var f authz.Facts
 	at := &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: &v1.ZedToken{Token: checkedAt}}}
 	subj := &v1.SubjectFilter{SubjectType: c.Subject.Kind, OptionalSubjectId: c.Subject.ID}
-	read := func(filter *v1.RelationshipFilter) ([]*v1.Relationship, error) { return g.readAt(ctx, at, filter) }
+	read := func(filter *v1.RelationshipFilter) ([]*v1.Relationship, error) { return g.readAt(ctx, at, filter, 0) }
 
 	rs, err := read(&v1.RelationshipFilter{ResourceType: typePlatform, OptionalResourceId: platformID, OptionalRelation: relSuperAdmin, OptionalSubjectFilter: subj})
 	if err != nil {
@@ -150,11 +150,12 @@ func (g *Graph) facts(ctx context.Context, c authz.Check, checkedAt string) (aut
 	return f, nil
 }
 
-// readAt returns every relationship matching filter at the given consistency.
-func (g *Graph) readAt(ctx context.Context, at *v1.Consistency, filter *v1.RelationshipFilter) ([]*v1.Relationship, error) {
+// readAt returns the relationships matching filter at the given consistency,
+// at most limit of them (0: all).
+func (g *Graph) readAt(ctx context.Context, at *v1.Consistency, filter *v1.RelationshipFilter, limit uint32) ([]*v1.Relationship, error) {
 	ctx, cancel := g.call(ctx)
 	defer cancel()
-	stream, err := g.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: at, RelationshipFilter: filter})
+	stream, err := g.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: at, RelationshipFilter: filter, OptionalLimit: limit})
 	if err != nil {
 		return nil, mapError(err, "read relationships")
 	}

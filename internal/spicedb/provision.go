@@ -3,7 +3,6 @@ package spicedb
 import (
 	"context"
 	"errors"
-	"io"
 	"sort"
 	"time"
 
@@ -196,27 +195,7 @@ func (g *Graph) read(ctx context.Context, f *v1.RelationshipFilter) ([]*v1.Relat
 
 // readLimit is read of at most limit relationships (0: all).
 func (g *Graph) readLimit(ctx context.Context, f *v1.RelationshipFilter, limit uint32) ([]*v1.Relationship, error) {
-	ctx, cancel := g.call(ctx)
-	defer cancel()
-	stream, err := g.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{
-		Consistency:        &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
-		RelationshipFilter: f,
-		OptionalLimit:      limit,
-	})
-	if err != nil {
-		return nil, mapError(err, "read relationships")
-	}
-	var out []*v1.Relationship
-	for {
-		r, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, mapError(err, "read relationships")
-		}
-		out = append(out, r.GetRelationship())
-	}
+	return g.readAt(ctx, head(), f, limit)
 }
 
 func partnerNotFound(id string) error {
