@@ -54,6 +54,7 @@ func NewMaintainer(db *DB, signer *auditchain.Signer, retention time.Duration, l
 type Maintenance struct {
 	Skipped bool     // another replica held the maintenance lock
 	Dropped []string // partitions dropped by retention
+	Failed  []string // months whose partition could not be created
 	Anchor  auditchain.Head
 }
 
@@ -76,8 +77,16 @@ func (m *Maintainer) Maintain(ctx context.Context, now time.Time) (Maintenance, 
 		}
 		for i := range PartitionsAhead + 1 {
 			month := monthOf(now).AddDate(0, i, 0)
-			if _, err := tx.Exec(ctx, "SELECT audit_events_ensure_partition($1::date)", month.Format(time.DateOnly)); err != nil {
-				return fmt.Errorf("create the audit partition of %s: %w", month.Format("2006-01"), err)
+			// In a savepoint: a month whose rows already sit in the DEFAULT partition
+			// cannot get its partition, and must not stop retention.
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+				_, err := sp.Exec(ctx, "SELECT audit_events_ensure_partition($1::date)", month.Format(time.DateOnly))
+				return err
+			})
+			if err != nil {
+				out.Failed = append(out.Failed, month.Format("2006-01"))
+				m.logger.Error("cannot create an audit partition; its rows go to audit_events_default (see docs/audit.md)",
+					"month", month.Format("2006-01"), "err", err)
 			}
 		}
 		if m.retention <= 0 {
