@@ -42,6 +42,13 @@ func KeyID(pub ed25519.PublicKey) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// PublicKey is a key that signs checkpoints, as a deployment records it.
+type PublicKey struct {
+	KeyID     string
+	Key       ed25519.PublicKey
+	FirstSeen time.Time
+}
+
 // Signer signs checkpoints with an Ed25519 key.
 type Signer struct {
 	key ed25519.PrivateKey

@@ -72,33 +72,40 @@ type KeyInfo struct {
 
 // Server serves contract v1.
 type Server struct {
-	graph      Graph
-	audit      Audit
-	store      Store
-	keys       []KeyInfo
-	known      map[string]authz.Key
-	keyRoles   map[string][]string
-	publicURL  string
-	auth       *authenticator
-	logger     *slog.Logger
-	metrics    *metrics.Metrics
-	openapi    []byte
-	noAudit    bool
-	maxBody    int64
-	router     chi.Router
-	readyCheck time.Duration
+	graph Graph
+	audit Audit
+	store Store
+	chain Chain
+	// signingKeyID is the key this instance signs checkpoints with.
+	signingKeyID string
+	keys         []KeyInfo
+	known        map[string]authz.Key
+	keyRoles     map[string][]string
+	publicURL    string
+	auth         *authenticator
+	logger       *slog.Logger
+	metrics      *metrics.Metrics
+	openapi      []byte
+	noAudit      bool
+	maxBody      int64
+	router       chi.Router
+	readyCheck   time.Duration
 }
 
 // Options configure a Server.
 type Options struct {
-	Graph      Graph
-	Audit      Audit
-	Store      Store
-	Keys       []KeyInfo
-	AdminToken string
-	Logger     *slog.Logger
-	Metrics    *metrics.Metrics
-	OpenAPI    []byte
+	Graph Graph
+	Audit Audit
+	Store Store
+	// Chain serves the audit hash chain, its checkpoints and keys.
+	Chain Chain
+	// SigningKeyID marks this instance's key in GET /v1/audit/keys.
+	SigningKeyID string
+	Keys         []KeyInfo
+	AdminToken   string
+	Logger       *slog.Logger
+	Metrics      *metrics.Metrics
+	OpenAPI      []byte
 	// DisableAudit skips audit rows. It exists only so the benchmark can show
 	// what the audit costs; never set it in production.
 	DisableAudit bool
@@ -116,7 +123,7 @@ type Options struct {
 // NewServer builds the router.
 func NewServer(o Options) *Server {
 	s := &Server{
-		graph: o.Graph, audit: o.Audit, store: o.Store, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
+		graph: o.Graph, audit: o.Audit, store: o.Store, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
 	}
@@ -194,6 +201,9 @@ func (s *Server) routes() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeAuditRead))
 			r.Get("/audit/events", s.handleAuditEvents)
+			r.Get("/audit/chain", s.handleAuditChain)
+			r.Get("/audit/checkpoints", s.handleAuditCheckpoints)
+			r.Get("/audit/keys", s.handleAuditKeys)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeAdmin), s.actor)

@@ -11,13 +11,6 @@ import (
 	"github.com/scailabs/authzd/internal/auditchain"
 )
 
-// SigningKey is a public key that signed checkpoints.
-type SigningKey struct {
-	KeyID     string
-	PublicKey ed25519.PublicKey
-	FirstSeen time.Time
-}
-
 // RegisterKey records a signer's public key, so verifiers can find it.
 func (db *DB) RegisterKey(ctx context.Context, pub ed25519.PublicKey) error {
 	_, err := db.Pool.Exec(ctx, "INSERT INTO audit_signing_keys (key_id, public_key) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
@@ -29,16 +22,16 @@ func (db *DB) RegisterKey(ctx context.Context, pub ed25519.PublicKey) error {
 }
 
 // SigningKeys lists every key that signed checkpoints here, oldest first.
-func (db *DB) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+func (db *DB) SigningKeys(ctx context.Context) ([]auditchain.PublicKey, error) {
 	rows, err := db.Pool.Query(ctx, "SELECT key_id, public_key, first_seen FROM audit_signing_keys ORDER BY first_seen, key_id")
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SigningKey, error) {
-		var k SigningKey
+	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (auditchain.PublicKey, error) {
+		var k auditchain.PublicKey
 		var pub []byte
 		err := row.Scan(&k.KeyID, &pub, &k.FirstSeen)
-		k.PublicKey = pub
+		k.Key = pub
 		return k, err
 	})
 	if err != nil {

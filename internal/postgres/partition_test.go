@@ -27,7 +27,7 @@ func TestRetention(t *testing.T) {
 	for _, at := range []time.Time{
 		time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 31, 23, 59, 59, 0, time.UTC), // seq 1, 2: dropped
 		time.Date(2026, 4, 10, 0, 0, 0, 0, time.UTC), // seq 3: kept (its month ends after the cutoff)
-		now,                                           // seq 4
+		now, // seq 4
 	} {
 		if err := log.Record(ctx, event("scaibunker", "u", at)); err != nil {
 			t.Fatal(err)
