@@ -135,3 +135,20 @@ func ParsePublicKey(raw []byte) (ed25519.PublicKey, error) {
 	}
 	return pub, nil
 }
+
+// ReadTrusted reads PEM public key files into the set a verifier trusts.
+func ReadTrusted(paths []string) (map[string]ed25519.PublicKey, error) {
+	keys := map[string]ed25519.PublicKey{}
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := ParsePublicKey(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		keys[KeyID(pub)] = pub
+	}
+	return keys, nil
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -27,6 +28,8 @@ func TestConfigValidate(t *testing.T) {
 		{"ErrVerifyRate", "AUTHZ_CACHE_VERIFY_RATE", func(c *Config) { c.CacheVerifyRate = 2 }},
 		{"ErrCacheEntries", "AUTHZ_DECISION_CACHE_ENTRIES", func(c *Config) { c.DecisionCacheEntries = 0 }},
 		{"ErrDatastore", "AUTHZ_SPICEDB_DATASTORE", func(c *Config) { c.SpiceDBDatastore = "mysql" }},
+		{"ErrCheckpointInterval", "AUTHZ_AUDIT_CHECKPOINT_INTERVAL", func(c *Config) { c.AuditCheckpointInterval = 0 }},
+		{"ErrRetentionShort", "AUTHZ_AUDIT_RETENTION", func(c *Config) { c.AuditRetention = Retention(24 * time.Hour) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
@@ -41,6 +44,32 @@ func TestConfigValidate(t *testing.T) {
 		c.LogLevel = lvl
 		if err := c.Validate(); err != nil {
 			t.Errorf("log level %q refused: %v", lvl, err)
+		}
+	}
+}
+
+// TestRetentionParse: days or a Go duration; anything else is refused naming the variable.
+func TestRetentionParse(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"400d", 400 * 24 * time.Hour, false},
+		{"0", 0, false},
+		{"9600h", 400 * 24 * time.Hour, false},
+		{"-3d", 0, true},
+		{"a year", 0, true},
+	} {
+		cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{"AUTHZ_AUDIT_RETENTION": tc.in}})
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), "AUTHZ_AUDIT_RETENTION") {
+				t.Errorf("%q: err %v, want one naming AUTHZ_AUDIT_RETENTION", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || time.Duration(cfg.AuditRetention) != tc.want {
+			t.Errorf("%q: %v, %v; want %v", tc.in, time.Duration(cfg.AuditRetention), err, tc.want)
 		}
 	}
 }
