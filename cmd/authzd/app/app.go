@@ -26,17 +26,17 @@ type Main struct {
 	cfg    Config
 	logger *slog.Logger
 
-	db       *postgres.DB
-	audit    *postgres.AuditLog
-	signer   *auditchain.Signer
+	db     *postgres.DB
+	audit  *postgres.AuditLog
+	signer *auditchain.Signer
 	// checkpoints signs the chain head; background runs it and the partition maintainer.
 	checkpoints *postgres.Checkpointer
 	background  context.CancelFunc
 	bgDone      sync.WaitGroup
-	graph    *spicedb.Graph
-	server   *http.Server
-	listener net.Listener
-	served   chan error
+	graph       *spicedb.Graph
+	server      *http.Server
+	listener    net.Listener
+	served      chan error
 }
 
 // New returns an unopened Main.

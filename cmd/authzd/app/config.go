@@ -49,17 +49,17 @@ type Config struct {
 	// it from DatabaseURL with "_spicedb" appended to the database name.
 	SpiceDBDatabaseURL string `env:"AUTHZ_SPICEDB_DATABASE_URL"`
 
-	DBMaxConns      int32         `env:"AUTHZ_DB_MAX_CONNS" envDefault:"16"`
-	AuditWriters    int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"2"`
-	AuditMaxBatch   int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
-	AuditTimeout    time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
+	DBMaxConns    int32         `env:"AUTHZ_DB_MAX_CONNS" envDefault:"16"`
+	AuditWriters  int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"2"`
+	AuditMaxBatch int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
+	AuditTimeout  time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
 	// AuditSigningKey is the path of the Ed25519 key (PEM PKCS #8) that signs
 	// audit checkpoints; empty generates one per process (development).
 	AuditSigningKey string `env:"AUTHZ_AUDIT_SIGNING_KEY"`
 	// AuditCheckpointInterval is how often the chain head is signed (and at shutdown).
 	AuditCheckpointInterval time.Duration `env:"AUTHZ_AUDIT_CHECKPOINT_INTERVAL" envDefault:"1m"`
 	// AuditRetention drops whole monthly audit partitions older than it; 0 keeps everything.
-	AuditRetention Retention `env:"AUTHZ_AUDIT_RETENTION" envDefault:"0"`
+	AuditRetention  Retention     `env:"AUTHZ_AUDIT_RETENTION" envDefault:"0"`
 	MaxBodyBytes    int64         `env:"AUTHZ_MAX_BODY_BYTES" envDefault:"1048576"`
 	TokenCacheTTL   time.Duration `env:"AUTHZ_TOKEN_CACHE_TTL" envDefault:"10s"`
 	ShutdownTimeout time.Duration `env:"AUTHZ_SHUTDOWN_TIMEOUT" envDefault:"15s"`
