@@ -104,6 +104,9 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (cp auditchain.Checkpoint
 
 // Run checkpoints every interval until ctx ends.
 func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

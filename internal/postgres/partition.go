@@ -155,6 +155,9 @@ func (m *Maintainer) dropOld(ctx context.Context, tx pgx.Tx, cutoff time.Time, o
 
 // Run maintains every interval until ctx ends.
 func (m *Maintainer) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
