@@ -57,11 +57,6 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 			cp = nil
 		}
 	}
-	// Read the head first: rows committed while walking lie beyond it and are left for the next run.
-	head, err := src.Head(ctx)
-	if err != nil {
-		return Report{}, nil, err
-	}
 	var cps []Checkpoint
 	for after := int64(-1); ; {
 		page, err := src.Checkpoints(ctx, after, PageSize)
@@ -73,6 +68,12 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 			break
 		}
 		after = page[len(page)-1].Seq
+	}
+	// The head after the checkpoints (none can be beyond it) and before the rows:
+	// rows committed while walking lie beyond it and are left for the next run.
+	head, err := src.Head(ctx)
+	if err != nil {
+		return Report{}, nil, err
 	}
 	v, p := NewVerifier(start, cp, cps, trusted)
 	if p != nil {
