@@ -104,6 +104,15 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (cp auditchain.Checkpoint
 
 // Run checkpoints every interval until ctx ends.
 func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		if _, _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			c.logger.Error("audit checkpoint failed", "err", err)
+		}
+	})
+}
+
+// every runs fn every interval until ctx ends; a non-positive interval never.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	if interval <= 0 {
 		return
 	}
@@ -114,9 +123,7 @@ func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-				c.logger.Error("audit checkpoint failed", "err", err)
-			}
+			fn()
 		}
 	}
 }

@@ -155,19 +155,9 @@ func (m *Maintainer) dropOld(ctx context.Context, tx pgx.Tx, cutoff time.Time, o
 
 // Run maintains every interval until ctx ends.
 func (m *Maintainer) Run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := m.Maintain(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				m.logger.Error("audit partition maintenance failed", "err", err)
-			}
+	every(ctx, interval, func() {
+		if _, err := m.Maintain(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			m.logger.Error("audit partition maintenance failed", "err", err)
 		}
-	}
+	})
 }
