@@ -39,9 +39,11 @@ CREATE INDEX audit_events_role_put    ON audit_events (tenant_id, resource_id, o
 -- Verification and GET /v1/audit/chain walk the chain in sequence order.
 CREATE INDEX audit_events_seq         ON audit_events (seq);
 
--- A safety net: a row whose month has no partition (a clock far ahead, or
--- maintenance that has not run for months) lands here instead of failing.
-CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT;
+-- No DEFAULT partition: it would make every listing a Merge Append that opens
+-- every partition (instead of an ordered Append that stops at the first full
+-- page), and would block creating the partition of a month it holds rows of.
+-- authzd creates partitions ahead, and its writer creates a missing one on
+-- demand (docs/audit.md), so no insert fails for want of a partition.
 
 -- Audit rows, checkpoints, anchors and keys are append-only.
 CREATE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -59,9 +61,13 @@ DECLARE
     name text := format('audit_events_p%s', to_char(lo, 'YYYYMM'));
 BEGIN
     IF to_regclass(name) IS NULL THEN
-        EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L)', name,
-            lo::timestamp AT TIME ZONE 'UTC', (lo + interval '1 month')::timestamp AT TIME ZONE 'UTC');
-        EXECUTE format('CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()', name);
+        BEGIN
+            EXECUTE format('CREATE TABLE %I PARTITION OF audit_events FOR VALUES FROM (%L) TO (%L)', name,
+                lo::timestamp AT TIME ZONE 'UTC', (lo + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+            EXECUTE format('CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()', name);
+        EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL; -- created concurrently by another writer or replica
+        END;
     END IF;
     RETURN name;
 END $$;
@@ -70,15 +76,14 @@ CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit_events
     FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
-CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_events_default
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 
 -- Partitions for the legacy rows' months and the next two months, then the rows, ids kept.
 DO $$
 DECLARE
     m date := date_trunc('month', least(now(), (SELECT min(occurred_at) FROM audit_events_legacy)) AT TIME ZONE 'UTC')::date;
 BEGIN
-    WHILE m <= (now() AT TIME ZONE 'UTC')::date + interval '2 months' LOOP
+    WHILE m <= greatest((now() AT TIME ZONE 'UTC')::date + interval '2 months',
+                        (SELECT max(occurred_at) FROM audit_events_legacy) AT TIME ZONE 'UTC') LOOP
         PERFORM audit_events_ensure_partition(m);
         m := (m + interval '1 month')::date;
     END LOOP;

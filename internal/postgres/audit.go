@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/scailabs/authzd/internal/auditchain"
 	"github.com/scailabs/authzd/internal/authz"
@@ -180,6 +182,32 @@ func (a *AuditLog) insert(batch []*pending, n int) error {
 			rows = append(rows, r)
 		}
 	}
+	err := a.write(ctx, rows)
+	if missingPartition(err) {
+		// Maintenance creates partitions months ahead; should a row still find
+		// none (a clock far off, maintenance failing for months), make it and retry.
+		months := map[time.Time]bool{}
+		for _, r := range rows {
+			months[monthOf(r.OccurredAt)] = true
+		}
+		for m := range months {
+			if err := a.db.EnsurePartitions(ctx, m, m); err != nil {
+				return err
+			}
+		}
+		err = a.write(ctx, rows)
+	}
+	return err
+}
+
+// missingPartition reports Postgres's "no partition of relation found for
+// row": a check violation that names no constraint.
+func missingPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == ""
+}
+
+func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	if a.noChain {
 		_, err := a.db.Pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, copySource(rows))
 		return err

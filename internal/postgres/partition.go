@@ -77,16 +77,16 @@ func (m *Maintainer) Maintain(ctx context.Context, now time.Time) (Maintenance, 
 		}
 		for i := range PartitionsAhead + 1 {
 			month := monthOf(now).AddDate(0, i, 0)
-			// In a savepoint: a month whose rows already sit in the DEFAULT partition
-			// cannot get its partition, and must not stop retention.
+			// In a savepoint: a month that cannot get its partition now (e.g. the
+			// lock timed out) must not stop retention; the next run, or the writer
+			// on demand, creates it.
 			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
 				_, err := sp.Exec(ctx, "SELECT audit_events_ensure_partition($1::date)", month.Format(time.DateOnly))
 				return err
 			})
 			if err != nil {
 				out.Failed = append(out.Failed, month.Format("2006-01"))
-				m.logger.Error("cannot create an audit partition; its rows go to audit_events_default (see docs/audit.md)",
-					"month", month.Format("2006-01"), "err", err)
+				m.logger.Error("cannot create an audit partition ahead", "month", month.Format("2006-01"), "err", err)
 			}
 		}
 		if m.retention <= 0 {
