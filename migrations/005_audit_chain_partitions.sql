@@ -38,6 +38,9 @@ CREATE INDEX audit_events_time_brin   ON audit_events USING brin (occurred_at);
 CREATE INDEX audit_events_role_put    ON audit_events (tenant_id, resource_id, occurred_at) WHERE action = 'role.put';
 -- Verification and GET /v1/audit/chain walk the chain in sequence order.
 CREATE INDEX audit_events_seq         ON audit_events (seq);
+-- Finds a row without a sequence newer than the chain's start in one descent;
+-- empty (free to maintain) unless rows predate the chain or someone inserted one.
+CREATE INDEX audit_events_unchained   ON audit_events (id) WHERE seq IS NULL;
 
 -- No DEFAULT partition: it would make every listing a Merge Append that opens
 -- every partition (instead of an ordered Append that stops at the first full
