@@ -173,8 +173,17 @@ func BenchmarkRecord(b *testing.B) {
 	db := mustOpen(b)
 	for _, chain := range []bool{true, false} {
 		b.Run(map[bool]string{true: "ChainOn", false: "ChainOff"}[chain], func(b *testing.B) {
-			log := postgres.NewAuditLog(db, postgres.AuditOptions{DisableChain: !chain})
-			defer log.Close()
+			var mu sync.Mutex
+			batches, rows := 0, 0
+			log := postgres.NewAuditLog(db, postgres.AuditOptions{DisableChain: !chain, Observe: func(n int, _ time.Duration, _ error) {
+				mu.Lock()
+				batches, rows = batches+1, rows+n
+				mu.Unlock()
+			}})
+			defer func() {
+				log.Close()
+				b.ReportMetric(float64(rows)/float64(max(1, batches)), "rows/batch")
+			}()
 			b.SetParallelism(16) // 32 callers on 2 cores
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
