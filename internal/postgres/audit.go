@@ -212,20 +212,43 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 		_, err := a.db.Pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, copySource(rows))
 		return err
 	}
-	return pgx.BeginFunc(ctx, a.db.Pool, func(tx pgx.Tx) error {
-		var head auditchain.Head
-		if err := tx.QueryRow(ctx, "SELECT seq, hash FROM audit_chain_head FOR UPDATE").Scan(&head.Seq, &head.Hash); err != nil {
-			return fmt.Errorf("lock the audit chain head: %w", err)
+	conn, err := a.db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			// Leave no transaction open on a pooled connection; one that cannot roll back is closed.
+			if _, err := conn.Exec(context.Background(), "ROLLBACK"); err != nil {
+				_ = conn.Conn().Close(context.Background())
+			}
 		}
-		head = auditchain.Extend(head, rows)
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, copySource(rows)); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "UPDATE audit_chain_head SET seq = $1, hash = $2", head.Seq, head.Hash); err != nil {
-			return fmt.Errorf("move the audit chain head: %w", err)
-		}
-		return nil
+	}()
+	// Three round trips while the head is locked: the lock with BEGIN, the COPY,
+	// and the head's move with COMMIT, each pair sent as one pipeline.
+	var head auditchain.Head
+	lock := &pgx.Batch{}
+	lock.Queue("BEGIN")
+	lock.Queue("SELECT seq, hash FROM audit_chain_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
+		return row.Scan(&head.Seq, &head.Hash)
 	})
+	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
+		return fmt.Errorf("lock the audit chain head: %w", err)
+	}
+	head = auditchain.Extend(head, rows)
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, copySource(rows)); err != nil {
+		return err
+	}
+	move := &pgx.Batch{}
+	move.Queue("UPDATE audit_chain_head SET seq = $1, hash = $2", head.Seq, head.Hash)
+	move.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, move).Close(); err != nil {
+		return fmt.Errorf("move the audit chain head and commit: %w", err)
+	}
+	committed = true
+	return nil
 }
 
 func copySource(rows []auditchain.Row) pgx.CopyFromSource {
