@@ -221,8 +221,10 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	defer func() {
 		if !committed {
 			// Leave no transaction open on a pooled connection; one that cannot roll back is closed.
-			if _, err := conn.Exec(context.Background(), "ROLLBACK"); err != nil {
-				_ = conn.Conn().Close(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+				_ = conn.Conn().Close(ctx)
 			}
 		}
 	}()
