@@ -57,3 +57,22 @@ func TestCheckpointSignature(t *testing.T) {
 		t.Errorf("public key PEM round trip: %v, key id %s want %s", err, KeyID(pub), s.KeyID())
 	}
 }
+
+// TestWholeGroups: a full page gives back the items of its last sequence
+// number, unless that is all it holds.
+func TestWholeGroups(t *testing.T) {
+	seq := func(n int64) int64 { return n }
+	for _, tc := range []struct {
+		page []int64
+		want int
+	}{
+		{[]int64{1, 2, 3}, 2},
+		{[]int64{1, 2, 2}, 1},
+		{[]int64{2, 2, 2}, 3},
+		{nil, 0},
+	} {
+		if got := wholeGroups(tc.page, seq); got != tc.want {
+			t.Errorf("wholeGroups(%v) = %d, want %d", tc.page, got, tc.want)
+		}
+	}
+}

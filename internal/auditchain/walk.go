@@ -63,11 +63,13 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 		if err != nil {
 			return Report{}, nil, err
 		}
-		cps = append(cps, page...)
 		if len(page) < PageSize {
+			cps = append(cps, page...)
 			break
 		}
-		after = page[len(page)-1].Seq
+		n := wholeGroups(page, func(c Checkpoint) int64 { return c.Seq })
+		cps = append(cps, page[:n]...)
+		after = page[n-1].Seq
 	}
 	// The head after the checkpoints (none can be beyond it) and before the rows:
 	// rows committed while walking lie beyond it and are left for the next run.
@@ -87,13 +89,7 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 		// Rows beyond the head read at the start are checked below, not linked.
 		n := len(rows)
 		if n == PageSize {
-			// Keep a sequence number's rows in one page, so a duplicate is never skipped.
-			for n > 1 && rows[n-1].Seq == rows[len(rows)-1].Seq {
-				n--
-			}
-			if n == 1 && rows[0].Seq == rows[len(rows)-1].Seq {
-				n = len(rows)
-			}
+			n = wholeGroups(rows, func(r Row) int64 { return r.Seq })
 		}
 		for n > 0 && rows[n-1].Seq > head.Seq {
 			n--
@@ -126,6 +122,21 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 		return r, &Problem{Kind: Inserted, RowID: beyond[0].ID, Seq: beyond[0].Seq, Reason: fmt.Sprintf("the row lies beyond the chain head (sequence %d)", now.Seq)}, nil
 	}
 	return r, nil, nil
+}
+
+// wholeGroups is how many items of a full page to keep so that the items
+// sharing the last sequence number are read again with the next page (which
+// starts after a sequence number), never skipped; all of them when the page
+// holds a single sequence number.
+func wholeGroups[T any](page []T, seq func(T) int64) int {
+	n := len(page)
+	for n > 0 && seq(page[n-1]) == seq(page[len(page)-1]) {
+		n--
+	}
+	if n == 0 {
+		return len(page)
+	}
+	return n
 }
 
 // String sums the report up in one line.
