@@ -1,11 +1,18 @@
 package app
 
 import (
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/scailabs/authzd/internal/auditchain"
 )
 
 // TestConfigValidate: each setting authzd cannot honour is refused, naming the variable, instead of
@@ -71,5 +78,30 @@ func TestRetentionParse(t *testing.T) {
 		if err != nil || time.Duration(cfg.AuditRetention) != tc.want {
 			t.Errorf("%q: %v, %v; want %v", tc.in, time.Duration(cfg.AuditRetention), err, tc.want)
 		}
+	}
+}
+
+// TestAuditSigner: a key file is loaded (PEM PKCS #8), a bad path is refused
+// naming the variable, and no path makes a key for the process.
+func TestAuditSigner(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, key, _ := ed25519.GenerateKey(nil)
+	pemKey, err := auditchain.MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := auditSigner(Config{AuditSigningKey: path}, logger)
+	if err != nil || s.KeyID() != auditchain.KeyID(key.Public().(ed25519.PublicKey)) {
+		t.Errorf("load %s: %v", path, err)
+	}
+	if _, err := auditSigner(Config{AuditSigningKey: filepath.Join(t.TempDir(), "missing.pem")}, logger); err == nil || !strings.Contains(err.Error(), "AUTHZ_AUDIT_SIGNING_KEY") {
+		t.Errorf("missing key file: %v, want an error naming AUTHZ_AUDIT_SIGNING_KEY", err)
+	}
+	if s, err := auditSigner(Config{}, logger); err != nil || len(s.KeyID()) != 16 {
+		t.Errorf("no key configured: %v", err)
 	}
 }
