@@ -15,8 +15,10 @@ type memChain struct {
 	cps  []Checkpoint
 }
 
-func (m *memChain) Anchor(context.Context) (Anchor, error) { return Anchor{Head: Head{Hash: Genesis}}, nil }
-func (m *memChain) Head(context.Context) (Head, error)     { return m.head, nil }
+func (m *memChain) Anchor(context.Context) (Anchor, error) {
+	return Anchor{Head: Head{Hash: Genesis}}, nil
+}
+func (m *memChain) Head(context.Context) (Head, error) { return m.head, nil }
 func (m *memChain) Before(context.Context, time.Time) (Head, error) {
 	return Head{Hash: Genesis}, nil
 }
