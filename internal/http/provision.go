@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"time"
@@ -27,9 +28,15 @@ type change struct {
 // provision runs a validated write, commits its audit row, then answers with
 // the zed token. A write SpiceDB applied but whose row could not be committed
 // answers 503; the caller's retry is idempotent and records the row.
-func (s *Server) provision(w http.ResponseWriter, r *http.Request, c change, write func() (string, error)) {
+//
+// The write is made under its audit row's decision_id (authz.WithWriteID):
+// SpiceDB keeps it in the transaction's metadata, so that a change seen on the
+// Watch stream can be matched to the row that accounts for it (see
+// internal/outofband).
+func (s *Server) provision(w http.ResponseWriter, r *http.Request, c change, write func(context.Context) (string, error)) {
 	actor := actorFrom(r.Context()) // validated by the actor middleware
-	token, err := write()
+	decisionID := newDecisionID()
+	token, err := write(authz.WithWriteID(r.Context(), decisionID))
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -37,7 +44,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request, c change, wri
 	e := authz.Event{
 		OccurredAt: time.Now(), Module: authz.AuditModule, Action: c.action, ActorUserID: actor,
 		TenantID: c.tenantID, ResourceType: c.resourceType, ResourceID: c.resourceID, Permission: c.permission,
-		Decision: authz.DecisionAllowed, ZedToken: token, DecisionID: newDecisionID(),
+		Decision: authz.DecisionAllowed, ZedToken: token, DecisionID: decisionID,
 		Client: clientName(tokenFrom(r.Context())), RequestID: RequestID(r.Context()), Details: c.details,
 	}
 	if err := s.record(r, e); err != nil {
@@ -72,7 +79,7 @@ func (s *Server) handlePutPartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.put", resourceType: "partner", resourceID: p[0]},
-		func() (string, error) { return s.graph.PutPartner(r.Context(), p[0]) })
+		func(ctx context.Context) (string, error) { return s.graph.PutPartner(ctx, p[0]) })
 }
 
 func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +89,7 @@ func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.delete", resourceType: "partner", resourceID: p[0]},
-		func() (string, error) { return s.graph.DeletePartner(r.Context(), p[0]) })
+		func(ctx context.Context) (string, error) { return s.graph.DeletePartner(ctx, p[0]) })
 }
 
 func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
@@ -99,10 +106,10 @@ func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
 		}
 		c := change{action: "partner_admin.grant", resourceType: "partner", resourceID: p[0], permission: authz.RolePartnerAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func() (string, error) { return s.graph.PutPartnerAdmin(r.Context(), p[0], subj) }
+		write := func(ctx context.Context) (string, error) { return s.graph.PutPartnerAdmin(ctx, p[0], subj) }
 		if !add {
 			c.action = "partner_admin.revoke"
-			write = func() (string, error) { return s.graph.DeletePartnerAdmin(r.Context(), p[0], subj) }
+			write = func(ctx context.Context) (string, error) { return s.graph.DeletePartnerAdmin(ctx, p[0], subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -117,10 +124,10 @@ func (s *Server) handleSuperAdmin(add bool) http.HandlerFunc {
 		}
 		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: "scaigrid", permission: authz.RoleSuperAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func() (string, error) { return s.graph.PutSuperAdmin(r.Context(), subj) }
+		write := func(ctx context.Context) (string, error) { return s.graph.PutSuperAdmin(ctx, subj) }
 		if !add {
 			c.action = "super_admin.revoke"
-			write = func() (string, error) { return s.graph.DeleteSuperAdmin(r.Context(), subj) }
+			write = func(ctx context.Context) (string, error) { return s.graph.DeleteSuperAdmin(ctx, subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -145,7 +152,7 @@ func (s *Server) handlePutTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "tenant.put", tenantID: t[0], resourceType: "tenant", resourceID: t[0],
 		details: map[string]any{"partner_id": body.PartnerID}},
-		func() (string, error) { return s.graph.PutTenant(r.Context(), t[0], body.PartnerID) })
+		func(ctx context.Context) (string, error) { return s.graph.PutTenant(ctx, t[0], body.PartnerID) })
 }
 
 func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +162,7 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "tenant.delete", tenantID: t[0], resourceType: "tenant", resourceID: t[0]},
-		func() (string, error) { return s.graph.DeleteTenant(r.Context(), t[0]) })
+		func(ctx context.Context) (string, error) { return s.graph.DeleteTenant(ctx, t[0]) })
 }
 
 // customRole validates tenant_id and a custom role_id, refusing built-in ids.
@@ -210,7 +217,7 @@ func (s *Server) handlePutRole(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(names)
 	s.provision(w, r, change{action: "role.put", tenantID: tenantID, resourceType: "role", resourceID: roleID,
 		details: map[string]any{"name": body.Name, "module_permissions": names}},
-		func() (string, error) { return s.graph.PutRole(r.Context(), tenantID, roleID, keys) })
+		func(ctx context.Context) (string, error) { return s.graph.PutRole(ctx, tenantID, roleID, keys) })
 }
 
 func (s *Server) handleGetRole(w http.ResponseWriter, r *http.Request) {
@@ -238,7 +245,7 @@ func (s *Server) handleDeleteRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "role.delete", tenantID: tenantID, resourceType: "role", resourceID: roleID},
-		func() (string, error) { return s.graph.DeleteRole(r.Context(), tenantID, roleID) })
+		func(ctx context.Context) (string, error) { return s.graph.DeleteRole(ctx, tenantID, roleID) })
 }
 
 func (s *Server) handleMember(add bool) http.HandlerFunc {
@@ -263,7 +270,7 @@ func (s *Server) handleMember(add bool) http.HandlerFunc {
 		}
 		s.provision(w, r, change{action: action, tenantID: v[0], resourceType: "role", resourceID: v[1], permission: v[1],
 			details: map[string]any{"user_id": subj.String()}},
-			func() (string, error) { return s.graph.SetMember(r.Context(), v[0], v[1], subj, add) })
+			func(ctx context.Context) (string, error) { return s.graph.SetMember(ctx, v[0], v[1], subj, add) })
 	}
 }
 
@@ -302,7 +309,7 @@ func (s *Server) handlePutResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "resource.put", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID,
 		details: map[string]any{"owner_id": owner.String()}},
-		func() (string, error) { return s.graph.PutResource(r.Context(), tenantID, res, owner) })
+		func(ctx context.Context) (string, error) { return s.graph.PutResource(ctx, tenantID, res, owner) })
 }
 
 func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
@@ -312,5 +319,5 @@ func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "resource.delete", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID},
-		func() (string, error) { return s.graph.DeleteResource(r.Context(), tenantID, res) })
+		func(ctx context.Context) (string, error) { return s.graph.DeleteResource(ctx, tenantID, res) })
 }

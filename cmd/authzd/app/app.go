@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/scailabs/authzd/api"
 	authzhttp "github.com/scailabs/authzd/internal/http"
 	"github.com/scailabs/authzd/internal/metrics"
+	"github.com/scailabs/authzd/internal/outofband"
 	"github.com/scailabs/authzd/internal/postgres"
 	"github.com/scailabs/authzd/internal/spicedb"
 	"github.com/scailabs/authzd/schema"
@@ -24,12 +26,17 @@ type Main struct {
 	cfg    Config
 	logger *slog.Logger
 
-	db       *postgres.DB
-	audit    *postgres.AuditLog
-	graph    *spicedb.Graph
-	server   *http.Server
-	listener net.Listener
-	served   chan error
+	db     *postgres.DB
+	audit  *postgres.AuditLog
+	graph  *spicedb.Graph
+	server *http.Server
+	// recorder records out-of-band changes; stopRecorder ends it and waits.
+	recorder     *outofband.Recorder
+	closeOnce    sync.Once
+	closeErr     error
+	stopRecorder func()
+	listener     net.Listener
+	served       chan error
 }
 
 // New returns an unopened Main.
@@ -98,6 +105,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
 		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Observe: met.AuditBatch,
 	})
+	m.startRecorder()
 	if m.cfg.DisableAudit {
 		m.logger.Warn("AUTHZ_BENCH_DISABLE_AUDIT is set: decisions are NOT audited. Use this only to benchmark.")
 	}
@@ -132,6 +140,44 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	return nil
 }
 
+// startRecorder starts recording relationship changes made outside authzd
+// (internal/outofband) when configured.
+func (m *Main) startRecorder() {
+	if m.cfg.ExternalChanges != "on" || m.cfg.DisableAudit {
+		return
+	}
+	rec := outofband.New(m.graph, leaseStore{m.db}, m.audit, m.logger, outofband.Options{
+		Grace:          m.cfg.ExternalChangesGrace,
+		CursorUnusable: func(err error) bool { return errors.Is(err, spicedb.ErrCursorUnusable) },
+	})
+	m.recorder = rec
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rec.Run(ctx)
+	}()
+	m.stopRecorder = func() {
+		cancel()
+		<-done
+	}
+}
+
+// RecordsExternalChanges reports whether this replica is the one recording
+// relationship changes made outside authzd.
+func (m *Main) RecordsExternalChanges() bool { return m.recorder != nil && m.recorder.Leading() }
+
+// leaseStore gives the recorder Postgres's lease as its own interface.
+type leaseStore struct{ *postgres.DB }
+
+func (s leaseStore) TryLease(ctx context.Context, key int64) (outofband.Lease, error) {
+	l, err := s.DB.TryLease(ctx, key)
+	if l == nil || err != nil {
+		return nil, err // a nil *Lease must not become a non-nil interface
+	}
+	return l, nil
+}
+
 func spiceDBMode(c Config) string {
 	if c.SpiceDBEndpoint != "" {
 		return "external " + c.SpiceDBEndpoint
@@ -159,6 +205,11 @@ func (m *Main) Served() <-chan error { return m.served }
 // stops taking requests and drains those in flight, the audit writer commits
 // what is queued, then SpiceDB and the pools close.
 func (m *Main) Close(ctx context.Context) error {
+	m.closeOnce.Do(func() { m.closeErr = m.close(ctx) })
+	return m.closeErr
+}
+
+func (m *Main) close(ctx context.Context) error {
 	timeout := m.cfg.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 15 * time.Second
@@ -170,6 +221,9 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := m.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
+	}
+	if m.stopRecorder != nil {
+		m.stopRecorder() // it writes through the audit log
 	}
 	if m.audit != nil {
 		m.audit.Close()
@@ -207,7 +261,10 @@ func OpenStore(ctx context.Context, cfg Config) (*postgres.DB, error) {
 }
 
 var (
-	_ authzhttp.Graph = (*spicedb.Graph)(nil)
-	_ authzhttp.Store = (*postgres.DB)(nil)
-	_ authzhttp.Audit = (*postgres.AuditLog)(nil)
+	_ authzhttp.Graph  = (*spicedb.Graph)(nil)
+	_ authzhttp.Store  = (*postgres.DB)(nil)
+	_ authzhttp.Audit  = (*postgres.AuditLog)(nil)
+	_ outofband.Source = (*spicedb.Graph)(nil)
+	_ outofband.Store  = leaseStore{}
+	_ outofband.Audit  = (*postgres.AuditLog)(nil)
 )
