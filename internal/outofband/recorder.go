@@ -224,6 +224,9 @@ func (r *Recorder) gap(ctx context.Context, cursor string, cause error) error {
 	if err != nil {
 		return err
 	}
+	if head == cursor {
+		return cause // SpiceDB refuses its own head: not a gap, a failure; retry later
+	}
 	r.logger.Error("SpiceDB cannot replay changes since the recorder's cursor; changes made outside authzd in between are not in the audit log",
 		"cursor", cursor, "head", head, "err", cause)
 	e := r.event(ActionGap, uuid.NewSHA1(uuid.NameSpaceURL, []byte("authzd:gap:"+cursor+"\n"+head)).String(), head)

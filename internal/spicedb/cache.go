@@ -36,7 +36,10 @@ type decisionCache struct {
 	mu      sync.RWMutex
 	ready   bool
 	epoch   uint64                      // bumped by every drop of everything
-	gens    map[string]uint64           // tenant -> changes applied in this epoch
+	seq     uint64                      // bumped by every change applied to a tenant
+	gens    map[string]uint64           // tenant -> seq of its last change in this epoch (0: none)
+	// safe is a revision fills may read at instead of the head (see begin).
+	safe    safeRevision
 	tenants map[string]map[string]entry // tenant -> decision key -> answer
 	entries int
 	// subjects are the subjects each tenant holds answers for: a miss for a
@@ -60,6 +63,21 @@ type decisionCache struct {
 	observeLag func(time.Duration)
 
 	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches atomic.Uint64
+}
+
+// safeRevision is a zed token that includes every change the stream had
+// applied when seq was current in epoch: the stream's start revision, or the
+// revision of a head read that began then. For a tenant whose last change is
+// at or before seq (and with no drop of everything since), the state that
+// matters to its answers is the same at that revision as at the frontier, so
+// a fill may read at_least_as_fresh it: SpiceDB then answers at its own
+// cached (quantized) revision when that is newer, and fills of many tenants
+// share one revision and SpiceDB's dispatch cache, instead of each walking
+// the graph at a fresh head. Only revisions that are head reads or the
+// stream's start are used, never checkpoint revisions (see decisionCache).
+type safeRevision struct {
+	epoch, seq uint64
+	token      string
 }
 
 // entry is one answer and the revision SpiceDB computed it at.
@@ -150,6 +168,9 @@ type fill struct {
 	tenant string
 	epoch  uint64
 	gen    uint64
+	seq    uint64
+	// at is the revision the fill reads at least as fresh as; empty: the head.
+	at string
 }
 
 // key names the fill for sharing: only misses that began in the same state
@@ -165,7 +186,25 @@ func (c *decisionCache) begin(tenant string) (f fill, ok bool) {
 	if !c.ready {
 		return fill{}, false
 	}
-	return fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant]}, true
+	f = fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant], seq: c.seq}
+	if c.safe.token != "" && c.safe.epoch == c.epoch && f.gen <= c.safe.seq {
+		f.at = c.safe.token
+	}
+	return f, true
+}
+
+// readHead records the revision of a head read that began with f: it
+// includes every change applied by then, so it becomes the safe revision if
+// it is newer than the current one.
+func (c *decisionCache) readHead(f fill, rev string) {
+	if f.at != "" || rev == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ready && f.epoch == c.epoch && (c.safe.epoch != c.epoch || f.seq > c.safe.seq || c.safe.token == "") {
+		c.safe = safeRevision{epoch: f.epoch, seq: f.seq, token: rev}
+	}
 }
 
 // gen is the tenant's change counter (for verification).
@@ -226,13 +265,14 @@ func (c *decisionCache) pendingIDs() []string {
 	return ids
 }
 
-// start makes the cache ready, empty. before are writes that SpiceDB
-// answered before the stream's start revision was read: the stream will not
-// deliver them, and every fill reads a newer head.
-func (c *decisionCache) start(before []string) {
+// start makes the cache ready, empty, following a stream that began after
+// the revision from. before are writes that SpiceDB answered before from was
+// read: the stream will not deliver them, and every fill reads at or after from.
+func (c *decisionCache) start(from string, before []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
+	c.safe = safeRevision{epoch: c.epoch, seq: c.seq, token: from}
 	for _, id := range before {
 		if p, ok := c.pending[id]; ok {
 			delete(c.pending, id)
@@ -281,7 +321,8 @@ func (c *decisionCache) apply(ch change) {
 		c.invalidations.Add(1)
 	} else {
 		for _, t := range ch.tenants {
-			c.gens[t]++
+			c.seq++
+			c.gens[t] = c.seq
 			c.entries -= len(c.tenants[t])
 			delete(c.tenants, t)
 			delete(c.subjects, t)
@@ -341,7 +382,8 @@ func (c *decisionCache) wrote(id, token string) {
 func (c *decisionCache) dropTenant(tenant string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gens[tenant]++
+	c.seq++
+	c.gens[tenant] = c.seq
 	c.entries -= len(c.tenants[tenant])
 	delete(c.tenants, tenant)
 	delete(c.subjects, tenant)
