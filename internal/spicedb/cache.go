@@ -15,9 +15,10 @@ import (
 //
 // Invariant: an entry reflects every change the stream had applied when its
 // miss began, and no change applied since touched its tenant. A miss records
-// the tenant's change counter, asks SpiceDB fully consistent (the head includes
-// every committed transaction, hence everything the stream has delivered) and
-// stores the answer only if the counter has not moved. Watch revisions are not
+// the tenant's change counter, asks SpiceDB at a revision that includes every
+// change applied to the tenant (a safe revision, see safeRevision, or the
+// head, which includes every committed transaction) and stores the answer
+// only if the counter has not moved. Watch revisions are not
 // used as read revisions: on Postgres a checkpoint's revision is a resume
 // cursor built from one transaction's snapshot and need not include a
 // transaction delivered earlier, so reading "at the frontier" could miss an
@@ -33,18 +34,15 @@ import (
 type decisionCache struct {
 	max int // entries bound
 
-	mu      sync.RWMutex
-	ready   bool
-	epoch   uint64                      // bumped by every drop of everything
-	seq     uint64                      // bumped by every change applied to a tenant
-	gens    map[string]uint64           // tenant -> seq of its last change in this epoch (0: none)
+	mu    sync.RWMutex
+	ready bool
+	epoch uint64            // bumped by every drop of everything
+	seq   uint64            // bumped by every change applied to a tenant
+	gens  map[string]uint64 // tenant -> seq of its last change in this epoch (0: none)
 	// safe is a revision fills may read at instead of the head (see begin).
 	safe    safeRevision
 	tenants map[string]map[string]entry // tenant -> decision key -> answer
 	entries int
-	// subjects are the subjects each tenant holds answers for: a miss for a
-	// subject already seen prefetches its other keys (see Graph.cached).
-	subjects map[string]map[string]bool
 	// delivered maps the zed tokens of authzd's own writes to true once the
 	// stream has delivered them and a checkpoint followed (see wrote): a check
 	// carrying such a token may be answered here, because every change up to
@@ -94,7 +92,6 @@ func newDecisionCache(maxEntries int) *decisionCache {
 		maxEntries = 1 << 20
 	}
 	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]entry{},
-		subjects:  map[string]map[string]bool{},
 		delivered: map[string]bool{}, pending: map[string]pendingWrite{}, early: map[string]bool{}}
 }
 
@@ -107,23 +104,6 @@ type pendingWrite struct {
 // (authz.ValidateID), so the key is unambiguous.
 func decisionKey(objType, objID, perm, subjType, subjID string) string {
 	return objType + "\x00" + objID + "\x00" + perm + "\x00" + subjType + "\x00" + subjID
-}
-
-// subjectOf is the subject part ("type\x00id") of a decision key.
-func subjectOf(key string) string {
-	i := strings.LastIndexByte(key, 0)
-	if i < 0 {
-		return key
-	}
-	j := strings.LastIndexByte(key[:i], 0)
-	return key[j+1:]
-}
-
-// knows reports whether the cache holds any answer for subject in tenant.
-func (c *decisionCache) knows(tenant, subject string) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.subjects[tenant][subject]
 }
 
 // tenantOf returns the tenant whose entries a relationship on (objType, objID)
@@ -228,17 +208,11 @@ func (c *decisionCache) store(f fill, rev string, answers map[string]bool) bool 
 		m = make(map[string]entry, len(answers))
 		c.tenants[f.tenant] = m
 	}
-	subjects := c.subjects[f.tenant]
-	if subjects == nil {
-		subjects = map[string]bool{}
-		c.subjects[f.tenant] = subjects
-	}
 	for k, v := range answers {
 		if _, had := m[k]; !had {
 			c.entries++
 		}
 		m[k] = entry{allowed: v, rev: rev}
-		subjects[subjectOf(k)] = true
 	}
 	// Over the bound: drop other tenants (map order is random enough) until it fits.
 	for t, tm := range c.tenants {
@@ -248,7 +222,6 @@ func (c *decisionCache) store(f fill, rev string, answers map[string]bool) bool 
 		if t != f.tenant {
 			c.entries -= len(tm)
 			delete(c.tenants, t)
-			delete(c.subjects, t)
 		}
 	}
 	return true
@@ -295,7 +268,6 @@ func (c *decisionCache) dropAllLocked() {
 	c.epoch++
 	clear(c.gens)
 	clear(c.tenants)
-	clear(c.subjects)
 	c.entries = 0
 }
 
@@ -325,7 +297,6 @@ func (c *decisionCache) apply(ch change) {
 			c.gens[t] = c.seq
 			c.entries -= len(c.tenants[t])
 			delete(c.tenants, t)
-			delete(c.subjects, t)
 			c.invalidations.Add(1)
 		}
 	}
@@ -386,7 +357,6 @@ func (c *decisionCache) dropTenant(tenant string) {
 	c.gens[tenant] = c.seq
 	c.entries -= len(c.tenants[tenant])
 	delete(c.tenants, tenant)
-	delete(c.subjects, tenant)
 }
 
 // CacheStats is the decision cache's state for metrics.

@@ -85,14 +85,13 @@ type Graph struct {
 	checks  *coalescer // nil when coalescing is off
 	memo    *memo      // nil when off
 
-	watch       v1.WatchServiceClient
-	cache       *decisionCache // nil when off
-	watcher     *watcher
-	fills       singleflight.Group
-	tenantPerms []string // the tenant definition's permissions, for prefetching
-	verify      chan verifyRequest
-	verifyRate  float64
-	stopVerify  context.CancelFunc
+	watch      v1.WatchServiceClient
+	cache      *decisionCache // nil when off
+	watcher    *watcher
+	fills      singleflight.Group
+	verify     chan verifyRequest
+	verifyRate float64
+	stopVerify context.CancelFunc
 }
 
 // Open connects to SpiceDB (starting it in-process when no endpoint is
@@ -193,7 +192,6 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 func (g *Graph) startCache(cfg Config) {
 	g.cache = newDecisionCache(cfg.CacheEntries)
 	g.cache.observeLag = cfg.ObserveWatchLag
-	g.tenantPerms = g.model.tenantPermissionNames()
 	if cfg.CacheVerifyRate > 0 {
 		g.verify, g.verifyRate = make(chan verifyRequest, 64), cfg.CacheVerifyRate
 		ctx, cancel := context.WithCancel(context.Background())
