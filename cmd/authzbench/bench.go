@@ -542,7 +542,7 @@ func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what str
 	top := b.cfg.Concurrency[len(b.cfg.Concurrency)-1]
 	load := fmt.Sprintf("c=%d", top)
 	closed := func(o op) func() stats {
-		return func() stats { return closedLoop(ctx, top, b.cfg.Warmup, b.cfg.Duration, b.cpu, o) }
+		return func() stats { return closedLoop(ctx, top, b.cfg.ZipfWarmup, b.cfg.Duration, b.cpu, o) }
 	}
 	dr, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), SpiceDB direct", load: load}, noRows, 0, closed(directCheck(b.direct, d.drawZipf)))
 	if err != nil {

@@ -43,6 +43,7 @@ type config struct {
 	SmallTenants int           // tenants of the small data set (phases 1-3)
 	Duration     time.Duration // measured time of each run
 	Warmup       time.Duration // unmeasured time before each closed-loop run
+	ZipfWarmup   time.Duration // unmeasured time before each run of the Zipf pool (steady state)
 	FixedRun     time.Duration // least duration of a fixed-rate run
 	Concurrency  []int
 	AuditRows    int // rows seeded for phase 5
@@ -62,6 +63,7 @@ func defaultConfig() config {
 		SmallTenants: 10,
 		Duration:     3 * time.Second,
 		Warmup:       time.Second,
+		ZipfWarmup:   10 * time.Second,
 		FixedRun:     10 * time.Second,
 		Concurrency:  []int{1, 8, 32},
 		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true},
@@ -76,7 +78,7 @@ func defaultConfig() config {
 func smokeConfig(c config) config {
 	c.Smoke = true
 	c.Tenants, c.SmallTenants = 12, 3
-	c.Duration, c.Warmup = 300*time.Millisecond, 100*time.Millisecond
+	c.Duration, c.Warmup, c.ZipfWarmup = 300*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	c.Concurrency = []int{1, 4}
 	c.AuditRows = 5000
 	c.ProvisionC = 4
@@ -98,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.SmallTenants, "small-tenants", c.SmallTenants, "tenants of the small data set used by phases 1-3")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration of each run")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured warm-up before each closed-loop run")
+	fs.DurationVar(&c.ZipfWarmup, "zipf-warmup", c.ZipfWarmup, "unmeasured warm-up before each run of the Zipf pool (direct, facade, cache off alike): the realistic pool is measured in steady state, as a server that has run for a while sees it")
 	fs.DurationVar(&c.FixedRun, "fixed-duration", c.FixedRun, "least duration of the fixed-rate runs; keep it at two SpiceDB quantization intervals or more, since each interval starts its cache afresh")
 	fs.IntVar(&c.AuditRows, "audit-rows", c.AuditRows, "audit rows to seed for the audit query run (the goal is stated for 5000000)")
 	fs.IntVar(&c.ProvisionC, "provision-concurrency", c.ProvisionC, "tenants provisioned concurrently")
@@ -137,6 +140,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		if !set["warmup"] {
 			c.Warmup = s.Warmup
+		}
+		if !set["zipf-warmup"] {
+			c.ZipfWarmup = s.ZipfWarmup
 		}
 		if !set["concurrency"] {
 			*conc = joinInts(s.Concurrency)
