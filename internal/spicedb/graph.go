@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -211,24 +212,46 @@ func (g *Graph) CacheStats() CacheStats {
 	return g.cache.stats()
 }
 
-// Close releases the connection and stops an embedded SpiceDB.
+// closeWait bounds Close, which has no caller's bound.
+const closeWait = 10 * time.Second
+
+// Close is Shutdown within closeWait.
 func (g *Graph) Close() error {
-	if g.watcher != nil {
-		g.watcher.close()
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	return g.Shutdown(ctx)
+}
+
+// Shutdown stops the Watch stream, the verifier and the check slots (each
+// answers its callers), then releases the connection and stops an embedded
+// SpiceDB, all within ctx. When ctx ends first, the connection is closed
+// under whatever is still in flight, so those calls fail (closed, never a yes).
+func (g *Graph) Shutdown(ctx context.Context) error {
 	if g.stopVerify != nil {
 		g.stopVerify()
 	}
-	if g.checks != nil {
-		g.checks.close()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		if g.watcher != nil {
+			g.watcher.close()
+		}
+		if g.checks != nil {
+			g.checks.close()
+		}
+	}()
+	var errs []error
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("checks in flight did not finish within the shutdown bound: %w", ctx.Err()))
 	}
 	if g.embedded != nil {
-		return g.embedded.close()
+		errs = append(errs, g.embedded.close(ctx))
+	} else if g.conn != nil {
+		errs = append(errs, g.conn.Close())
 	}
-	if g.conn != nil {
-		return g.conn.Close()
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Ready reports whether SpiceDB answers.

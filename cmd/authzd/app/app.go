@@ -155,9 +155,11 @@ func (m *Main) URL() string {
 // Served is closed with the HTTP server's exit error when it stops serving.
 func (m *Main) Served() <-chan error { return m.served }
 
-// Close shuts down in order within the configured bound: the HTTP server
-// stops taking requests and drains those in flight, the audit writer commits
-// what is queued, then SpiceDB and the pools close.
+// Close shuts down in order, all of it within one bound (ShutdownTimeout):
+// the HTTP server stops taking requests and drains those in flight, the audit
+// writer commits what is queued, then SpiceDB and the pools close. A step that
+// runs out of time does not stop the next from being tried: each is then cut
+// short, and what is still in flight fails closed.
 func (m *Main) Close(ctx context.Context) error {
 	timeout := m.cfg.ShutdownTimeout
 	if timeout <= 0 {
@@ -172,12 +174,17 @@ func (m *Main) Close(ctx context.Context) error {
 		}
 	}
 	if m.audit != nil {
-		m.audit.Close()
+		errs = append(errs, m.audit.Shutdown(ctx))
 	}
 	if m.graph != nil {
-		if err := m.graph.Close(); err != nil {
+		if err := m.graph.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("spicedb: %w", err))
 		}
+	}
+	if m.server != nil {
+		// Requests that outlived the drain have had their answer (an error:
+		// the audit and SpiceDB are closed); drop their connections.
+		_ = m.server.Close()
 	}
 	if m.db != nil {
 		m.db.Close()
