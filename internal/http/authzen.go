@@ -126,8 +126,8 @@ func (s *Server) azResource(field string, e *azEntity) (string, *authz.Resource,
 	if e.Type == authz.ResourceTypeTenant {
 		return e.ID, nil, authz.ValidateID(field+".id", e.ID)
 	}
-	if !slices.Contains(s.graph.ResourceTypes(), e.Type) {
-		return "", nil, authz.Errorf(authz.EINVALID, "%s.type %q is not a resource type of authzd (tenant, %v)", field, truncated(e.Type), s.graph.ResourceTypes())
+	if !slices.Contains(s.model.ResourceTypes(), e.Type) {
+		return "", nil, authz.Errorf(authz.EINVALID, "%s.type %q is not a resource type of authzd (tenant, %v)", field, truncated(e.Type), s.model.ResourceTypes())
 	}
 	if e.ID == "" {
 		return "", nil, authz.Errorf(authz.EINVALID, "%s.id is required", field)
@@ -210,7 +210,7 @@ func (s *Server) azEvaluateOne(w http.ResponseWriter, r *http.Request, ev azEval
 		s.Error(w, r, err)
 		return
 	}
-	d, err := s.graph.Check(r.Context(), c)
+	d, err := s.checker.Check(r.Context(), c)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -316,13 +316,13 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 		for j, i := range idx {
 			batch[j] = checks[i]
 		}
-		ds, err := s.graph.CheckBulk(r.Context(), batch)
+		ds, err := s.checker.CheckBulk(r.Context(), batch)
 		if authz.ErrorCode(err) == authz.EINVALID {
 			// One item is wrong for SpiceDB (a key that does not apply to the
 			// resource type, a malformed token): ask item by item so that each
 			// gets its own answer or error.
 			for _, i := range idx {
-				d, err := s.graph.Check(r.Context(), checks[i])
+				d, err := s.checker.Check(r.Context(), checks[i])
 				switch {
 				case authz.ErrorCode(err) == authz.EINVALID:
 					errs[i] = err

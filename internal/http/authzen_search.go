@@ -150,7 +150,7 @@ func present(field string, e *azEntity, needID bool) error {
 }
 
 func (s *Server) knownResourceType(t string) bool {
-	return t == authz.ResourceTypeTenant || slices.Contains(s.graph.ResourceTypes(), t)
+	return t == authz.ResourceTypeTenant || slices.Contains(s.model.ResourceTypes(), t)
 }
 
 func knownSubjectType(t string) bool {
@@ -228,7 +228,7 @@ func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	found, err := s.graph.LookupSubjects(r.Context(), authz.SubjectSearch{
+	found, err := s.searcher.LookupSubjects(r.Context(), authz.SubjectSearch{
 		TenantID: tenantID, Key: key, Resource: res, SubjectKind: b.Subject.Type, At: pg.at(token),
 	})
 	if err != nil {
@@ -289,7 +289,7 @@ func (s *Server) handleAZSearchResource(w http.ResponseWriter, r *http.Request) 
 		s.Error(w, r, err)
 		return
 	}
-	found, err := s.graph.LookupResources(r.Context(), authz.ResourceSearch{
+	found, err := s.searcher.LookupResources(r.Context(), authz.ResourceSearch{
 		TenantID: tenantID, Subject: subj, Key: key, ResourceType: b.Resource.Type, At: pg.at(token),
 	})
 	if err != nil {
@@ -346,7 +346,7 @@ func (s *Server) handleAZSearchAction(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	applies := s.graph.KeysOn(b.Resource.Type)
+	applies := s.model.KeysOn(b.Resource.Type)
 	var checks []authz.Check
 	for _, k := range s.keys {
 		if slices.Contains(applies, k.Key.Relation()) {
@@ -359,7 +359,7 @@ func (s *Server) handleAZSearchAction(w http.ResponseWriter, r *http.Request) {
 	var held []string
 	revision := pg.revision
 	if len(checks) > 0 {
-		decisions, err := s.graph.CheckBulk(r.Context(), checks)
+		decisions, err := s.checker.CheckBulk(r.Context(), checks)
 		if err != nil {
 			s.Error(w, r, err)
 			return

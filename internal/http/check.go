@@ -140,7 +140,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	d, err := s.graph.Check(r.Context(), c)
+	d, err := s.checker.Check(r.Context(), c)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -181,7 +181,7 @@ func (s *Server) handleCheckBulk(w http.ResponseWriter, r *http.Request) {
 		}
 		checks[i] = c
 	}
-	decisions, err := s.graph.CheckBulk(r.Context(), checks)
+	decisions, err := s.checker.CheckBulk(r.Context(), checks)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -233,7 +233,7 @@ func (s *Server) handleEffective(w http.ResponseWriter, r *http.Request) {
 	for i, k := range s.keys {
 		checks[i] = authz.Check{TenantID: tenantID, Subject: subj, Key: k.Key, ConsistencyToken: token}
 	}
-	decisions, err := s.graph.CheckBulk(r.Context(), checks)
+	decisions, err := s.checker.CheckBulk(r.Context(), checks)
 	if err != nil {
 		s.Error(w, r, err)
 		return

@@ -32,7 +32,7 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	x, err := s.graph.Explain(r.Context(), c)
+	x, err := s.explainer.Explain(r.Context(), c)
 	if err != nil {
 		s.Error(w, r, err)
 		return

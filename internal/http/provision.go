@@ -72,7 +72,7 @@ func (s *Server) handlePutPartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.put", resourceType: "partner", resourceID: p[0]},
-		func() (string, error) { return s.graph.PutPartner(r.Context(), p[0]) })
+		func() (string, error) { return s.provisioner.PutPartner(r.Context(), p[0]) })
 }
 
 func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +82,7 @@ func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.delete", resourceType: "partner", resourceID: p[0]},
-		func() (string, error) { return s.graph.DeletePartner(r.Context(), p[0]) })
+		func() (string, error) { return s.provisioner.DeletePartner(r.Context(), p[0]) })
 }
 
 func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
@@ -99,10 +99,10 @@ func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
 		}
 		c := change{action: "partner_admin.grant", resourceType: "partner", resourceID: p[0], permission: authz.RolePartnerAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func() (string, error) { return s.graph.PutPartnerAdmin(r.Context(), p[0], subj) }
+		write := func() (string, error) { return s.provisioner.PutPartnerAdmin(r.Context(), p[0], subj) }
 		if !add {
 			c.action = "partner_admin.revoke"
-			write = func() (string, error) { return s.graph.DeletePartnerAdmin(r.Context(), p[0], subj) }
+			write = func() (string, error) { return s.provisioner.DeletePartnerAdmin(r.Context(), p[0], subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -117,10 +117,10 @@ func (s *Server) handleSuperAdmin(add bool) http.HandlerFunc {
 		}
 		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: "scaigrid", permission: authz.RoleSuperAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func() (string, error) { return s.graph.PutSuperAdmin(r.Context(), subj) }
+		write := func() (string, error) { return s.provisioner.PutSuperAdmin(r.Context(), subj) }
 		if !add {
 			c.action = "super_admin.revoke"
-			write = func() (string, error) { return s.graph.DeleteSuperAdmin(r.Context(), subj) }
+			write = func() (string, error) { return s.provisioner.DeleteSuperAdmin(r.Context(), subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -145,7 +145,7 @@ func (s *Server) handlePutTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "tenant.put", tenantID: t[0], resourceType: "tenant", resourceID: t[0],
 		details: map[string]any{"partner_id": body.PartnerID}},
-		func() (string, error) { return s.graph.PutTenant(r.Context(), t[0], body.PartnerID) })
+		func() (string, error) { return s.provisioner.PutTenant(r.Context(), t[0], body.PartnerID) })
 }
 
 func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +155,7 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "tenant.delete", tenantID: t[0], resourceType: "tenant", resourceID: t[0]},
-		func() (string, error) { return s.graph.DeleteTenant(r.Context(), t[0]) })
+		func() (string, error) { return s.provisioner.DeleteTenant(r.Context(), t[0]) })
 }
 
 // customRole validates tenant_id and a custom role_id, refusing built-in ids.
@@ -210,7 +210,7 @@ func (s *Server) handlePutRole(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(names)
 	s.provision(w, r, change{action: "role.put", tenantID: tenantID, resourceType: "role", resourceID: roleID,
 		details: map[string]any{"name": body.Name, "module_permissions": names}},
-		func() (string, error) { return s.graph.PutRole(r.Context(), tenantID, roleID, keys) })
+		func() (string, error) { return s.provisioner.PutRole(r.Context(), tenantID, roleID, keys) })
 }
 
 func (s *Server) handleGetRole(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +219,7 @@ func (s *Server) handleGetRole(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	keys, err := s.graph.GetRole(r.Context(), tenantID, roleID)
+	keys, err := s.provisioner.GetRole(r.Context(), tenantID, roleID)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -238,7 +238,7 @@ func (s *Server) handleDeleteRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "role.delete", tenantID: tenantID, resourceType: "role", resourceID: roleID},
-		func() (string, error) { return s.graph.DeleteRole(r.Context(), tenantID, roleID) })
+		func() (string, error) { return s.provisioner.DeleteRole(r.Context(), tenantID, roleID) })
 }
 
 func (s *Server) handleMember(add bool) http.HandlerFunc {
@@ -263,7 +263,7 @@ func (s *Server) handleMember(add bool) http.HandlerFunc {
 		}
 		s.provision(w, r, change{action: action, tenantID: v[0], resourceType: "role", resourceID: v[1], permission: v[1],
 			details: map[string]any{"user_id": subj.String()}},
-			func() (string, error) { return s.graph.SetMember(r.Context(), v[0], v[1], subj, add) })
+			func() (string, error) { return s.provisioner.SetMember(r.Context(), v[0], v[1], subj, add) })
 	}
 }
 
@@ -273,8 +273,8 @@ func (s *Server) resourceParams(r *http.Request) (string, authz.Resource, error)
 		return "", authz.Resource{}, err
 	}
 	typ := chi.URLParam(r, "type")
-	if !slices.Contains(s.graph.ResourceTypes(), typ) {
-		return "", authz.Resource{}, authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", typ, s.graph.ResourceTypes())
+	if !slices.Contains(s.model.ResourceTypes(), typ) {
+		return "", authz.Resource{}, authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", typ, s.model.ResourceTypes())
 	}
 	if _, err := authz.ScopedID("resource_id", v[0], v[1]); err != nil {
 		return "", authz.Resource{}, err
@@ -302,7 +302,7 @@ func (s *Server) handlePutResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "resource.put", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID,
 		details: map[string]any{"owner_id": owner.String()}},
-		func() (string, error) { return s.graph.PutResource(r.Context(), tenantID, res, owner) })
+		func() (string, error) { return s.provisioner.PutResource(r.Context(), tenantID, res, owner) })
 }
 
 func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
@@ -312,5 +312,5 @@ func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "resource.delete", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID},
-		func() (string, error) { return s.graph.DeleteResource(r.Context(), tenantID, res) })
+		func() (string, error) { return s.provisioner.DeleteResource(r.Context(), tenantID, res) })
 }

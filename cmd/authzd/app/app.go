@@ -109,7 +109,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
 	}
 	handler := authzhttp.NewServer(authzhttp.Options{
-		Graph: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
+		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
+		Readiness: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
 	})
@@ -213,8 +214,15 @@ func OpenStore(ctx context.Context, cfg Config) (*postgres.DB, error) {
 	return db, nil
 }
 
+// The SpiceDB adapter plays every role of the graph the HTTP layer names.
 var (
-	_ authzhttp.Graph = (*spicedb.Graph)(nil)
-	_ authzhttp.Store = (*postgres.DB)(nil)
-	_ authzhttp.Audit = (*postgres.AuditLog)(nil)
+	_ authzhttp.Checker     = (*spicedb.Graph)(nil)
+	_ authzhttp.Explainer   = (*spicedb.Graph)(nil)
+	_ authzhttp.Searcher    = (*spicedb.Graph)(nil)
+	_ authzhttp.Provisioner = (*spicedb.Graph)(nil)
+	_ authzhttp.Model       = (*spicedb.Graph)(nil)
+	_ authzhttp.Readiness   = (*spicedb.Graph)(nil)
+	_ authzhttp.Graph       = (*spicedb.Graph)(nil)
+	_ authzhttp.Store       = (*postgres.DB)(nil)
+	_ authzhttp.Audit       = (*postgres.AuditLog)(nil)
 )
