@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/internal/metrics"
@@ -121,7 +120,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, middleware.RealIP, s.recoverer, s.instrument)
+	r.Use(requestID, s.instrument, s.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, authz.Errorf(authz.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -220,6 +220,47 @@ func TestAuditFailureIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestPanicIs500WithRequestID: a panic in a handler answers 500 with the
+// request id and a generic message, is logged with its stack under that id,
+// and is counted and logged by the metrics middleware like any answer.
+func TestPanicIs500WithRequestID(t *testing.T) {
+	f := newFixture(t)
+	a := f.do(t, "POST", "/v1/permissions/check", `{"tenant_id":"t1","user_id":"panic","permission":"scaibunker:create"}`,
+		"X-Request-Id", "req-42")
+	if a.status != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500: %s", a.status, a.raw)
+	}
+	if got := errorField(a, "request_id"); got != "req-42" {
+		t.Errorf("request_id %q, want req-42", got)
+	}
+	if got := errorField(a, "message"); got != "internal error" {
+		t.Errorf("message %q, want the generic one", got)
+	}
+	if strings.Contains(a.raw, "blew up") {
+		t.Errorf("the panic value reached the caller: %s", a.raw)
+	}
+	logs := f.logs.String()
+	var panicLine, requestLine string
+	for line := range strings.Lines(logs) {
+		switch {
+		case strings.Contains(line, "msg=panic"):
+			panicLine = line
+		case strings.Contains(line, "msg=request"):
+			requestLine = line
+		}
+	}
+	if !strings.Contains(panicLine, "request_id=req-42") || !strings.Contains(panicLine, "checker blew up") ||
+		!strings.Contains(panicLine, "goroutine") {
+		t.Errorf("panic log lacks the request id, the value or the stack:\n%s", logs)
+	}
+	if !strings.Contains(requestLine, "status=500") {
+		t.Errorf("the metrics middleware did not see the 500:\n%s", logs)
+	}
+	if len(f.audit.events) != 0 {
+		t.Errorf("a panicked check was audited: %+v", f.audit.events)
+	}
+}
+
 // TestBadInputChangesNothing: a caller's mistake is a 4xx whose message names
 // what was wrong, and nothing is checked, written or audited.
 func TestBadInputChangesNothing(t *testing.T) {
@@ -287,3 +328,14 @@ func TestGoodInputIsAudited(t *testing.T) {
 	}
 }
 
+// TestClientAddressHeadersAreIgnored: X-Real-IP and X-Forwarded-For are the
+// caller's say-so; nothing in authzd needs the client address, so they must
+// not replace the connection's (chi's deprecated RealIP middleware did).
+func TestClientAddressHeadersAreIgnored(t *testing.T) {
+	f := newFixture(t)
+	f.srv.router.Get("/remote-addr", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.RemoteAddr)) })
+	a := f.do(t, "GET", "/remote-addr", "", "X-Real-IP", "203.0.113.9", "X-Forwarded-For", "203.0.113.9")
+	if want := httptest.NewRequest("GET", "/", nil).RemoteAddr; a.raw != want {
+		t.Errorf("RemoteAddr %q, want the connection's %q", a.raw, want)
+	}
+}
