@@ -25,14 +25,18 @@ run: ## Run authzd on :8080 against local Postgres with embedded SpiceDB (admin 
 	$(GO) run ./cmd/authzd
 
 .PHONY: test
-test: ## Run every test (unit, schema validation, contract, integration); with a Docker engine, build the images first and run the Docker world.
-	$(GO) vet ./...
+test: lint ## Run every test (lint, unit, schema validation, contract, integration); with a Docker engine, build the images first and run the Docker world.
 	@if [ "$${AUTHZ_TEST_DOCKER:-}" != 0 ] && docker version >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory images; \
 	else \
 		echo "make test: no Docker engine (or AUTHZ_TEST_DOCKER=0): the integration suite runs in the local world"; \
 	fi
 	$(GO) test -count=1 -timeout 30m ./...
+
+.PHONY: lint
+lint: ## Run go vet and staticcheck (pinned in go.mod's tool directive, configured in staticcheck.conf); both must find nothing.
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 .PHONY: images
 images: ## Build the authzd, SpiceDB and Postgres images the Docker world and compose use, pulling nothing (docker/images.sh).
