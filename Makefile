@@ -32,15 +32,18 @@ test: lint fuzz-smoke ## Run every test (lint, fuzz smoke, unit, schema validati
 		echo "make test: no Docker engine (or AUTHZ_TEST_DOCKER=0): the integration suite runs in the local world"; \
 	fi
 	$(GO) test -count=1 -timeout 30m ./...
+	cd client && $(GO) test -count=1 ./...
 
 .PHONY: lint
-lint: ## Run go vet and staticcheck (pinned in go.mod's tool directive, configured in staticcheck.conf); both must find nothing.
+lint: ## Run go vet and staticcheck (pinned in go.mod's tool directive, configured in staticcheck.conf) on both modules; both must find nothing.
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	cd client && $(GO) vet ./... && $$(cd .. && $(GO) tool -n staticcheck) ./...
 
 # Each fuzz target as package:Target; go test -fuzz takes one target of one package at a time.
 FUZZ_TARGETS := ./internal/authz:FuzzParseKey ./internal/authz:FuzzParseSubject \
-	./internal/http:FuzzDecode ./internal/http:FuzzCheckBody ./internal/http:FuzzCursor
+	./internal/http:FuzzDecode ./internal/http:FuzzCheckBody ./internal/http:FuzzCursor \
+	./clientcontract:FuzzValidateKey
 FUZZTIME ?= 3s
 
 .PHONY: fuzz-smoke

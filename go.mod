@@ -17,6 +17,7 @@ require (
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2
 	github.com/prometheus/client_golang v1.24.1
+	github.com/scailabs/authzd/client v0.0.0
 	github.com/testcontainers/testcontainers-go v0.45.0
 	golang.org/x/sync v0.24.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260831171406-18b4a7587f8a
@@ -254,3 +255,7 @@ tool (
 	github.com/authzed/spicedb/cmd/spicedb
 	honnef.co/go/tools/cmd/staticcheck
 )
+
+// The client is its own module (client/go.mod), so that a module importing it inherits none of
+// authzd's requirements; here it is used from this tree, always at the same commit.
+replace github.com/scailabs/authzd/client => ./client
