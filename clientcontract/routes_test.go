@@ -123,4 +123,3 @@ func TestRoutes(t *testing.T) {
 		}
 	}
 }
-
