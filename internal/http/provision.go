@@ -115,7 +115,7 @@ func (s *Server) handleSuperAdmin(add bool) http.HandlerFunc {
 			s.Error(w, r, err)
 			return
 		}
-		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: "scaigrid", permission: authz.RoleSuperAdmin,
+		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: authz.PlatformID, permission: authz.RoleSuperAdmin,
 			details: map[string]any{"user_id": subj.String()}}
 		write := func() (string, error) { return s.provisioner.PutSuperAdmin(r.Context(), subj) }
 		if !add {
@@ -164,7 +164,7 @@ func customRole(r *http.Request) (tenantID, roleID string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if authz.IsTenantRole(v[1]) || v[1] == authz.RoleSuperAdmin || v[1] == authz.RolePartnerAdmin {
+	if authz.IsBuiltinRole(v[1]) {
 		return "", "", authz.Errorf(authz.EINVALID, "role_id %q is a built-in role; its keys come from the module manifests and cannot be changed here", v[1])
 	}
 	if _, err := authz.ScopedID("role_id", v[0], v[1]); err != nil {
@@ -248,7 +248,7 @@ func (s *Server) handleMember(add bool) http.HandlerFunc {
 			s.Error(w, r, err)
 			return
 		}
-		if v[1] == authz.RoleSuperAdmin || v[1] == authz.RolePartnerAdmin {
+		if authz.IsPlatformRole(v[1]) {
 			s.Error(w, r, authz.Errorf(authz.EINVALID, "role_id %q is not a tenant role; use /v1/platform/super_admins or /v1/partners/{partner_id}/admins", v[1]))
 			return
 		}
@@ -274,7 +274,7 @@ func (s *Server) resourceParams(r *http.Request) (string, authz.Resource, error)
 	}
 	typ := chi.URLParam(r, "type")
 	if !slices.Contains(s.model.ResourceTypes(), typ) {
-		return "", authz.Resource{}, authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", typ, s.model.ResourceTypes())
+		return "", authz.Resource{}, authz.UnknownResourceType(typ, s.model.ResourceTypes())
 	}
 	if _, err := authz.ScopedID("resource_id", v[0], v[1]); err != nil {
 		return "", authz.Resource{}, err

@@ -89,7 +89,7 @@ func (g *Graph) LookupResources(ctx context.Context, q authz.ResourceSearch) (au
 	} else {
 		perms, ok := g.model.resources[q.ResourceType]
 		if !ok {
-			return authz.SearchResult{}, authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", q.ResourceType, g.model.resourceTypeNames())
+			return authz.SearchResult{}, authz.UnknownResourceType(q.ResourceType, g.model.resourceTypeNames())
 		}
 		if !perms[perm] {
 			return authz.SearchResult{}, authz.Errorf(authz.EINVALID, "permission %q does not apply to resource type %q", q.Key, q.ResourceType)
