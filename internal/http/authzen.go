@@ -14,6 +14,7 @@ package http
 // specification demands of receivers.
 
 import (
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -291,57 +292,10 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	checks := make([]authz.Check, len(b.Evaluations))
-	errs := make([]error, len(b.Evaluations))
-	// Items with the same consistency token go to SpiceDB together: one
-	// CheckBulkPermissions takes one consistency.
-	groups := map[string][]int{}
-	var order []string
-	for i, item := range b.Evaluations {
-		c, err := s.azCheck("", b.merged(item))
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		checks[i] = c
-		if _, ok := groups[c.ConsistencyToken]; !ok {
-			order = append(order, c.ConsistencyToken)
-		}
-		groups[c.ConsistencyToken] = append(groups[c.ConsistencyToken], i)
-	}
-	decisions := make([]authz.Decision, len(checks))
-	for _, token := range order {
-		idx := groups[token]
-		batch := make([]authz.Check, len(idx))
-		for j, i := range idx {
-			batch[j] = checks[i]
-		}
-		ds, err := s.checker.CheckBulk(r.Context(), batch)
-		if authz.ErrorCode(err) == authz.EINVALID {
-			// One item is wrong for SpiceDB (a key that does not apply to the
-			// resource type, a malformed token): ask item by item so that each
-			// gets its own answer or error.
-			for _, i := range idx {
-				d, err := s.checker.Check(r.Context(), checks[i])
-				switch {
-				case authz.ErrorCode(err) == authz.EINVALID:
-					errs[i] = err
-				case err != nil:
-					s.Error(w, r, err)
-					return
-				default:
-					decisions[i] = d
-				}
-			}
-			continue
-		}
-		if err != nil {
-			s.Error(w, r, err) // no decision at all: never a partial yes
-			return
-		}
-		for j, i := range idx {
-			decisions[i], errs[i] = ds[j], ds[j].Err
-		}
+	checks, decisions, errs, err := s.azDecide(r.Context(), b)
+	if err != nil {
+		s.Error(w, r, err) // no decision at all: never a partial yes
+		return
 	}
 
 	now := time.Now()
@@ -376,6 +330,63 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 		s.countDecision(e)
 	}
 	writeJSON(w, http.StatusOK, azEvaluationsAnswer{Evaluations: answers})
+}
+
+// azDecide validates and checks the items of an evaluations request. An item
+// that cannot be evaluated gets its error in errs; an error that leaves no
+// item decided (SpiceDB unavailable) is returned.
+func (s *Server) azDecide(ctx context.Context, b azEvaluationsRequest) ([]authz.Check, []authz.Decision, []error, error) {
+	checks := make([]authz.Check, len(b.Evaluations))
+	errs := make([]error, len(b.Evaluations))
+	// Items with the same consistency token go to SpiceDB together: one
+	// CheckBulkPermissions takes one consistency.
+	groups := map[string][]int{}
+	var order []string
+	for i, item := range b.Evaluations {
+		c, err := s.azCheck("", b.merged(item))
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		checks[i] = c
+		if _, ok := groups[c.ConsistencyToken]; !ok {
+			order = append(order, c.ConsistencyToken)
+		}
+		groups[c.ConsistencyToken] = append(groups[c.ConsistencyToken], i)
+	}
+	decisions := make([]authz.Decision, len(checks))
+	for _, token := range order {
+		idx := groups[token]
+		batch := make([]authz.Check, len(idx))
+		for j, i := range idx {
+			batch[j] = checks[i]
+		}
+		ds, err := s.checker.CheckBulk(ctx, batch)
+		if authz.ErrorCode(err) == authz.EINVALID {
+			// One item is wrong for SpiceDB (a key that does not apply to the
+			// resource type, a malformed token): ask item by item so that each
+			// gets its own answer or error.
+			for _, i := range idx {
+				d, err := s.checker.Check(ctx, checks[i])
+				switch {
+				case authz.ErrorCode(err) == authz.EINVALID:
+					errs[i] = err
+				case err != nil:
+					return nil, nil, nil, err
+				default:
+					decisions[i] = d
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for j, i := range idx {
+			decisions[i], errs[i] = ds[j], ds[j].Err
+		}
+	}
+	return checks, decisions, errs, nil
 }
 
 // azItemError is the deny of an item that has no decision, with the

@@ -115,15 +115,30 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	if cfg.Endpoint == "" && (cfg.Embedded.Datastore == "" || cfg.Embedded.Datastore == "memory") {
 		g.writeMu = &sync.Mutex{}
 	}
-	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 30 * time.Second
-	}
 	defer func() {
 		if err != nil {
 			_ = g.Close()
 		}
 	}()
 
+	if err := g.connect(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	g.perms = v1.NewPermissionsServiceClient(g.conn)
+	g.schema = v1.NewSchemaServiceClient(g.conn)
+	g.watch = v1.NewWatchServiceClient(g.conn)
+	g.startHelpers(cfg)
+	if err := g.waitForSchema(ctx, cfg, logger); err != nil {
+		return nil, err
+	}
+	if cfg.DecisionCache {
+		g.startCache(cfg)
+	}
+	return g, nil
+}
+
+// connect starts the embedded SpiceDB, or dials the external one.
+func (g *Graph) connect(ctx context.Context, cfg *Config) error {
 	interceptors := []grpc.DialOption{}
 	if cfg.Observe != nil {
 		interceptors = append(interceptors, grpc.WithChainUnaryInterceptor(observer(cfg.Observe)))
@@ -134,29 +149,31 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 		}
 		e, err := startEmbedded(ctx, cfg.Embedded, interceptors...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		g.embedded, g.conn = e, e.conn
-	} else {
-		opts := append([]grpc.DialOption{}, interceptors...)
-		if cfg.Insecure {
-			opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(cfg.Token))
-		} else {
-			certs, err := grpcutil.WithSystemCerts(grpcutil.VerifyCA)
-			if err != nil {
-				return nil, fmt.Errorf("load system certificates: %w", err)
-			}
-			opts = append(opts, certs, grpcutil.WithBearerToken(cfg.Token))
-		}
-		conn, err := grpc.NewClient(cfg.Endpoint, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("dial spicedb %s: %w", cfg.Endpoint, err)
-		}
-		g.conn = conn
+		return nil
 	}
-	g.perms = v1.NewPermissionsServiceClient(g.conn)
-	g.schema = v1.NewSchemaServiceClient(g.conn)
-	g.watch = v1.NewWatchServiceClient(g.conn)
+	opts := append([]grpc.DialOption{}, interceptors...)
+	if cfg.Insecure {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(cfg.Token))
+	} else {
+		certs, err := grpcutil.WithSystemCerts(grpcutil.VerifyCA)
+		if err != nil {
+			return fmt.Errorf("load system certificates: %w", err)
+		}
+		opts = append(opts, certs, grpcutil.WithBearerToken(cfg.Token))
+	}
+	conn, err := grpc.NewClient(cfg.Endpoint, opts...)
+	if err != nil {
+		return fmt.Errorf("dial spicedb %s: %w", cfg.Endpoint, err)
+	}
+	g.conn = conn
+	return nil
+}
+
+// startHelpers starts the check coalescer and the revision memo, as configured.
+func (g *Graph) startHelpers(cfg Config) {
 	if cfg.CheckSlots == 0 {
 		cfg.CheckSlots = 4
 	}
@@ -169,10 +186,16 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 		}
 		g.memo = newMemo(cfg.MemoWindow, cfg.MemoEntries)
 	}
+}
 
-	// An external SpiceDB may still be starting (compose, Kubernetes): wait for
-	// it within StartTimeout, but fail at once on anything but unavailability.
-	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+// waitForSchema writes the schema when SpiceDB's differs. An external SpiceDB
+// may still be starting (compose, Kubernetes): wait for it within
+// StartTimeout, but fail at once on anything but unavailability.
+func (g *Graph) waitForSchema(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := g.syncSchema(ctx, cfg.Schema)
 		if err != nil && authz.ErrorCode(err) != authz.EUNAVAILABLE {
 			return struct{}{}, backoff.Permanent(err)
@@ -181,13 +204,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	}, backoff.WithMaxElapsedTime(cfg.StartTimeout), backoff.WithNotify(func(err error, d time.Duration) {
 		logger.Warn("waiting for spicedb", "err", err, "retry_in", d.String())
 	}))
-	if err != nil {
-		return nil, err
-	}
-	if cfg.DecisionCache {
-		g.startCache(cfg)
-	}
-	return g, nil
+	return err
 }
 
 // startCache starts the decision cache, its Watch stream and its verifier.

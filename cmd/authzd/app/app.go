@@ -65,15 +65,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 
 	met := metrics.New()
-	sc := spicedb.Config{
-		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
-		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
-		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
-		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
-		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
-		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
-		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
-	}
+	sc := m.spiceDBConfig(model, met)
 	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {
 		if sc.Embedded.DatabaseURL, err = m.cfg.spiceDBDatabaseURL(); err != nil {
 			return err
@@ -104,16 +96,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
-	keys := make([]authzhttp.KeyInfo, len(model.Keys))
-	for i, k := range model.Keys {
-		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
-	}
-	handler := authzhttp.NewServer(authzhttp.Options{
-		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
-		Readiness: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
-		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
-		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
-	})
+	handler := m.handler(model, met)
 
 	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.HTTPAddr, err)
@@ -131,6 +114,33 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.logger.Info("authzd serving", "addr", m.listener.Addr().String(), "spicedb", spiceDBMode(m.cfg),
 		"modules", len(model.Modules), "keys", len(model.Keys))
 	return nil
+}
+
+// spiceDBConfig is the SpiceDB adapter's part of the configuration.
+func (m *Main) spiceDBConfig(model *schema.Model, met *metrics.Metrics) spicedb.Config {
+	return spicedb.Config{
+		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
+		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
+		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
+		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
+		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
+		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
+		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
+	}
+}
+
+// handler builds the HTTP API over what Open opened.
+func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
+	keys := make([]authzhttp.KeyInfo, len(model.Keys))
+	for i, k := range model.Keys {
+		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
+	}
+	return authzhttp.NewServer(authzhttp.Options{
+		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
+		Readiness: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
+		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
+		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
+	})
 }
 
 func spiceDBMode(c Config) string {
