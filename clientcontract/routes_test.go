@@ -18,7 +18,8 @@ import (
 	"github.com/scailabs/authzd/client"
 )
 
-// MustClient returns a client of srv with fast retries, so that tests do not wait.
+// MustClient returns a client of srv with fast retries, so that tests do not wait. It repeats the helper of
+// client/client_test.go: that one lives in the client module's tests, which no other module can import.
 func MustClient(tb testing.TB, srv *httptest.Server, opts ...client.Option) *client.Client {
 	tb.Helper()
 	opts = append([]client.Option{client.WithRetry(3, time.Millisecond, 5*time.Millisecond)}, opts...)

@@ -217,12 +217,7 @@ func (s *Server) azEvaluateOne(w http.ResponseWriter, r *http.Request, ev azEval
 		return
 	}
 	e := s.checkEvent(r, c, d, time.Now())
-	if err := s.record(r, e); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	s.countDecision(e)
-	writeJSON(w, http.StatusOK, azAnswer(d, e))
+	s.answerDecisions(w, r, azAnswer(d, e), e)
 }
 
 // merged applies the request's top-level defaults to one evaluation: each of
@@ -322,14 +317,7 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if err := s.record(r, events...); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	for _, e := range events {
-		s.countDecision(e)
-	}
-	writeJSON(w, http.StatusOK, azEvaluationsAnswer{Evaluations: answers})
+	s.answerDecisions(w, r, azEvaluationsAnswer{Evaluations: answers}, events...)
 }
 
 // azDecide validates and checks the items of an evaluations request. An item

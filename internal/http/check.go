@@ -123,6 +123,20 @@ func (s *Server) record(r *http.Request, events ...authz.Event) error {
 	return s.audit.Record(r.Context(), events...)
 }
 
+// answerDecisions commits the decisions' audit rows, counts them, and only
+// then answers body with 200. Without the rows the answer is the error, never
+// a decision.
+func (s *Server) answerDecisions(w http.ResponseWriter, r *http.Request, body any, events ...authz.Event) {
+	if err := s.record(r, events...); err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	for _, e := range events {
+		s.countDecision(e)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
 func (s *Server) countDecision(e authz.Event) {
 	if s.metrics != nil {
 		s.metrics.Decision(e.Module, e.Decision == authz.DecisionAllowed)
@@ -146,12 +160,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := s.checkEvent(r, c, d, time.Now())
-	if err := s.record(r, e); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	s.countDecision(e)
-	writeJSON(w, http.StatusOK, checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID})
+	s.answerDecisions(w, r, checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}, e)
 }
 
 type bulkBody struct {
@@ -199,14 +208,7 @@ func (s *Server) handleCheckBulk(w http.ResponseWriter, r *http.Request) {
 		events = append(events, e)
 		results[i] = checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}
 	}
-	if err := s.record(r, events...); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	for _, e := range events {
-		s.countDecision(e)
-	}
-	writeJSON(w, http.StatusOK, bulkAnswer{Results: results})
+	s.answerDecisions(w, r, bulkAnswer{Results: results}, events...)
 }
 
 type effectiveAnswer struct {

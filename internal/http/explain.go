@@ -45,12 +45,7 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 	reasons := explain.Reasons(explain.Input{Check: c, Explanation: x, KeyRoles: s.keyRoles[c.Key.String()], RoleNames: names})
 	c.Action = "explain"
 	e := s.checkEvent(r, c, x.Decision, time.Now())
-	if err := s.record(r, e); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	s.countDecision(e)
-	writeJSON(w, http.StatusOK, explainAnswer{
+	s.answerDecisions(w, r, explainAnswer{
 		Allowed: x.Decision.Allowed, CheckedAt: x.Decision.CheckedAt, DecisionID: e.DecisionID, Reasons: reasons, Trace: x.Trace,
-	})
+	}, e)
 }
