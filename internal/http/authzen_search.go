@@ -128,6 +128,18 @@ func (pg paging) cut(ids []string, revision string) ([]string, azPageAnswer) {
 	return ids[start:end], page
 }
 
+// refs cuts this page out of a search's answer and names each id as an
+// entity of type typ; revision is what the answer and the next page read at.
+func (pg paging) refs(found authz.SearchResult, typ string) (ids []string, page azPageAnswer, results []any, revision string) {
+	revision = cmp.Or(found.CheckedAt, pg.revision)
+	ids, page = pg.cut(found.IDs, revision)
+	results = make([]any, len(ids))
+	for i, id := range ids {
+		results[i] = azEntityRef{Type: typ, ID: id}
+	}
+	return ids, page, results, revision
+}
+
 // emptySearch is the answer for a type authzd does not know: no entity of it
 // can match, which the certification scenario wants as an empty result, not
 // an error.
@@ -235,12 +247,7 @@ func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	revision := cmp.Or(found.CheckedAt, pg.revision)
-	ids, page := pg.cut(found.IDs, revision)
-	results := make([]any, len(ids))
-	for i, id := range ids {
-		results[i] = azEntityRef{Type: b.Subject.Type, ID: id}
-	}
+	ids, page, results, revision := pg.refs(found, b.Subject.Type)
 	e := s.searchEvent(r, "authzen.search.subject", &key, "", tenantID, res, "", ids, page.Total, revision)
 	e.Details["subject_type"] = b.Subject.Type
 	s.answerSearch(w, r, e, page, results)
@@ -296,12 +303,7 @@ func (s *Server) handleAZSearchResource(w http.ResponseWriter, r *http.Request) 
 		s.Error(w, r, err)
 		return
 	}
-	revision := cmp.Or(found.CheckedAt, pg.revision)
-	ids, page := pg.cut(found.IDs, revision)
-	results := make([]any, len(ids))
-	for i, id := range ids {
-		results[i] = azEntityRef{Type: b.Resource.Type, ID: id}
-	}
+	ids, page, results, revision := pg.refs(found, b.Resource.Type)
 	e := s.searchEvent(r, "authzen.search.resource", &key, subj.String(), tenantID, nil, b.Resource.Type, ids, page.Total, revision)
 	s.answerSearch(w, r, e, page, results)
 }

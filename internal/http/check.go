@@ -82,7 +82,16 @@ func (s *Server) toCheck(b checkBody) (authz.Check, error) {
 	return c, nil
 }
 
-// event builds the audit row of a decision.
+// decodeCheck reads and validates a check body (POST check and explain).
+func (s *Server) decodeCheck(r *http.Request) (authz.Check, error) {
+	var b checkBody
+	if err := decode(r, &b, false); err != nil {
+		return authz.Check{}, err
+	}
+	return s.toCheck(b)
+}
+
+// checkEvent builds the audit row of a decision.
 func (s *Server) checkEvent(r *http.Request, c authz.Check, d authz.Decision, now time.Time) authz.Event {
 	action := c.Action
 	if action == "" {
@@ -144,12 +153,7 @@ func (s *Server) countDecision(e authz.Event) {
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
-	var b checkBody
-	if err := decode(r, &b, false); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	c, err := s.toCheck(b)
+	c, err := s.decodeCheck(r)
 	if err != nil {
 		s.Error(w, r, err)
 		return

@@ -22,12 +22,7 @@ type explainAnswer struct {
 // revision, and the trace itself. It is audited like a check, with action
 // "explain".
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
-	var b checkBody
-	if err := decode(r, &b, false); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	c, err := s.toCheck(b)
+	c, err := s.decodeCheck(r)
 	if err != nil {
 		s.Error(w, r, err)
 		return
