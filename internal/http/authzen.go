@@ -211,13 +211,7 @@ func (s *Server) azEvaluateOne(w http.ResponseWriter, r *http.Request, ev azEval
 		s.Error(w, r, err)
 		return
 	}
-	d, err := s.checker.Check(r.Context(), c)
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	e := s.checkEvent(r, c, d, time.Now())
-	s.answerDecisions(w, r, azAnswer(d, e), e)
+	s.checkOne(w, r, c, func(d authz.Decision, e authz.Event) any { return azAnswer(d, e) })
 }
 
 // merged applies the request's top-level defaults to one evaluation: each of

@@ -201,6 +201,22 @@ func (s *Server) answerSearch(w http.ResponseWriter, r *http.Request, e authz.Ev
 	})
 }
 
+// azSearchScope reads what subject and action searches are scoped by: the
+// resource (a tenant, or one resource of a tenant; resID names it for the
+// page token) and the caller's consistency token.
+func (s *Server) azSearchScope(b azSearchRequest) (tenantID string, res *authz.Resource, resID, token string, err error) {
+	if tenantID, res, err = s.azResource("resource", b.Resource); err != nil {
+		return "", nil, "", "", err
+	}
+	if token, err = b.Context.consistencyToken("context"); err != nil {
+		return "", nil, "", "", err
+	}
+	if res != nil {
+		resID = res.Type + ":" + res.ID
+	}
+	return tenantID, res, resID, token, nil
+}
+
 // handleAZSearchSubject: who holds a key on a resource (or tenant-wide).
 func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 	var b azSearchRequest
@@ -221,19 +237,10 @@ func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 		emptySearch(w)
 		return
 	}
-	tenantID, res, err := s.azResource("resource", b.Resource)
+	tenantID, res, resID, token, err := s.azSearchScope(b)
 	if err != nil {
 		s.Error(w, r, err)
 		return
-	}
-	token, err := b.Context.consistencyToken("context")
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	resID := ""
-	if res != nil {
-		resID = res.Type + ":" + res.ID
 	}
 	pg, err := azPaging(b.Page, "subject", b.Subject.Type, key.String(), tenantID, resID, token)
 	if err != nil {
@@ -329,19 +336,10 @@ func (s *Server) handleAZSearchAction(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	tenantID, res, err := s.azResource("resource", b.Resource)
+	tenantID, res, resID, token, err := s.azSearchScope(b)
 	if err != nil {
 		s.Error(w, r, err)
 		return
-	}
-	token, err := b.Context.consistencyToken("context")
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	resID := ""
-	if res != nil {
-		resID = res.Type + ":" + res.ID
 	}
 	pg, err := azPaging(b.Page, "action", subj.String(), subj.Kind, tenantID, resID, token)
 	if err != nil {

@@ -158,13 +158,21 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
+	s.checkOne(w, r, c, func(d authz.Decision, e authz.Event) any {
+		return checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}
+	})
+}
+
+// checkOne answers one validated check: the decision, its audit row, then
+// the answer body answer makes of them.
+func (s *Server) checkOne(w http.ResponseWriter, r *http.Request, c authz.Check, answer func(authz.Decision, authz.Event) any) {
 	d, err := s.checker.Check(r.Context(), c)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
 	e := s.checkEvent(r, c, d, time.Now())
-	s.answerDecisions(w, r, checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}, e)
+	s.answerDecisions(w, r, answer(d, e), e)
 }
 
 type bulkBody struct {
