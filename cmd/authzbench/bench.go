@@ -473,6 +473,16 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		return b.phaseEffective(ctx, small, facade)
 	}
 
+	if err := b.fixedRateRows(ctx, direct, facade, bare); err != nil {
+		return err
+	}
+	return b.phaseEffective(ctx, small, facade)
+}
+
+// fixedRateRows runs the facade at half its measured peak rate, and the same
+// rate without audit (phase 2) and straight to SpiceDB, to tell where the tail
+// latency comes from.
+func (b *bench) fixedRateRows(ctx context.Context, direct, facade, bare op) error {
 	// Half the facade's peak, at a fixed rate.
 	peak := 0.0
 	for _, r := range b.report.byConc {
@@ -500,8 +510,7 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		noRows, 0, func() stats { return openLoop(ctx, rate, fixed, b.cpu, direct) }); err != nil {
 		return err
 	}
-
-	return b.phaseEffective(ctx, small, facade)
+	return nil
 }
 
 // phaseEffective: phase 3, effective permissions against single checks, one request at a time.
