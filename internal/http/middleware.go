@@ -176,7 +176,7 @@ var bootstrapToken = authz.Token{ID: "bootstrap", Name: "bootstrap", Scopes: aut
 
 func newAuthenticator(admin string, store Store, ttl time.Duration) *authenticator {
 	if ttl <= 0 {
-		ttl = 10 * time.Second
+		ttl = DefaultTokenCacheTTL
 	}
 	a := &authenticator{store: store, ttl: ttl, cache: map[[32]byte]cachedToken{}}
 	if admin != "" {

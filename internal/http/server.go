@@ -63,6 +63,13 @@ type Server struct {
 	readyCheck  time.Duration
 }
 
+// What a zero Options field means. authzd's configuration (cmd/authzd/app)
+// has the same defaults, which a test there keeps equal to these.
+const (
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultTokenCacheTTL = 10 * time.Second
+)
+
 // Options configure a Server.
 type Options struct {
 	// The graph's roles: authzd passes its one SpiceDB adapter for each; a
@@ -104,7 +111,7 @@ func NewServer(o Options) *Server {
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
 	}
 	if s.maxBody <= 0 {
-		s.maxBody = 1 << 20
+		s.maxBody = DefaultMaxBodyBytes
 	}
 	for _, k := range o.Keys {
 		s.known[k.Key.String()] = k.Key

@@ -23,6 +23,15 @@ import (
 	"github.com/scailabs/authzd/internal/authz"
 )
 
+// What a zero Config field means. authzd's configuration (cmd/authzd/app)
+// has the same defaults, which a test there keeps equal to these.
+const (
+	DefaultTimeout      = 5 * time.Second
+	DefaultWriteTimeout = 15 * time.Second
+	DefaultStartTimeout = 30 * time.Second
+	DefaultCheckSlots   = 4
+)
+
 // Config selects and configures the SpiceDB that authzd talks to.
 type Config struct {
 	// Endpoint of an external SpiceDB (host:port). Empty runs SpiceDB embedded.
@@ -106,11 +115,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	}
 	g := &Graph{timeout: cfg.Timeout, model: m, logger: logger}
 	if g.timeout <= 0 {
-		g.timeout = 5 * time.Second
+		g.timeout = DefaultTimeout
 	}
 	g.wtimeout = cfg.WriteTimeout
 	if g.wtimeout <= 0 {
-		g.wtimeout = 15 * time.Second
+		g.wtimeout = DefaultWriteTimeout
 	}
 	if cfg.Endpoint == "" && (cfg.Embedded.Datastore == "" || cfg.Embedded.Datastore == "memory") {
 		g.writeMu = &sync.Mutex{}
@@ -175,7 +184,7 @@ func (g *Graph) connect(ctx context.Context, cfg *Config) error {
 // startHelpers starts the check coalescer and the revision memo, as configured.
 func (g *Graph) startHelpers(cfg Config) {
 	if cfg.CheckSlots == 0 {
-		cfg.CheckSlots = 4
+		cfg.CheckSlots = DefaultCheckSlots
 	}
 	if cfg.CheckSlots > 0 {
 		g.checks = newCoalescer(g, cfg.CheckSlots, cfg.ObserveCheckBatch)
@@ -193,7 +202,7 @@ func (g *Graph) startHelpers(cfg Config) {
 // StartTimeout, but fail at once on anything but unavailability.
 func (g *Graph) waitForSchema(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 30 * time.Second
+		cfg.StartTimeout = DefaultStartTimeout
 	}
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := g.syncSchema(ctx, cfg.Schema)

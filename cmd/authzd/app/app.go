@@ -166,6 +166,10 @@ func (m *Main) URL() string {
 // Served is closed with the HTTP server's exit error when it stops serving.
 func (m *Main) Served() <-chan error { return m.served }
 
+// defaultShutdownTimeout bounds Close when ShutdownTimeout is zero (a Config
+// built by hand); it is AUTHZ_SHUTDOWN_TIMEOUT's default.
+const defaultShutdownTimeout = 15 * time.Second
+
 // Close shuts down in order, all of it within one bound (ShutdownTimeout):
 // the HTTP server stops taking requests and drains those in flight, the audit
 // writer commits what is queued, then SpiceDB and the pools close. A step that
@@ -174,7 +178,7 @@ func (m *Main) Served() <-chan error { return m.served }
 func (m *Main) Close(ctx context.Context) error {
 	timeout := m.cfg.ShutdownTimeout
 	if timeout <= 0 {
-		timeout = 15 * time.Second
+		timeout = defaultShutdownTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -6,6 +6,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/caarlos0/env/v11"
+
+	authzhttp "github.com/scailabs/authzd/internal/http"
+	"github.com/scailabs/authzd/internal/spicedb"
 )
 
 // TestREADMEConfigTable: the README's configuration table lists every
@@ -47,6 +52,32 @@ func TestREADMEConfigTable(t *testing.T) {
 	for name := range documented {
 		if !inConfig[name] {
 			t.Errorf("README's configuration table lists %s, which Config does not read", name)
+		}
+	}
+}
+
+// TestConstructorDefaults: what the adapters do with a zero setting is what
+// the environment's default says, so a Config built by hand (tests, the
+// benchmark) behaves like a deployed authzd.
+func TestConstructorDefaults(t *testing.T) {
+	d, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		env, code any
+	}{
+		{"AUTHZ_SPICEDB_TIMEOUT", d.SpiceDBTimeout, spicedb.DefaultTimeout},
+		{"AUTHZ_SPICEDB_WRITE_TIMEOUT", d.SpiceDBWriteTimeout, spicedb.DefaultWriteTimeout},
+		{"AUTHZ_SPICEDB_START_TIMEOUT", d.SpiceDBStartTimeout, spicedb.DefaultStartTimeout},
+		{"AUTHZ_SPICEDB_CHECK_SLOTS", d.SpiceDBCheckSlots, spicedb.DefaultCheckSlots},
+		{"AUTHZ_MAX_BODY_BYTES", d.MaxBodyBytes, int64(authzhttp.DefaultMaxBodyBytes)},
+		{"AUTHZ_TOKEN_CACHE_TTL", d.TokenCacheTTL, authzhttp.DefaultTokenCacheTTL},
+		{"AUTHZ_SHUTDOWN_TIMEOUT", d.ShutdownTimeout, defaultShutdownTimeout},
+	} {
+		if c.env != c.code {
+			t.Errorf("%s defaults to %v; a zero setting means %v", c.name, c.env, c.code)
 		}
 	}
 }
