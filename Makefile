@@ -43,7 +43,7 @@ lint: ## Run go vet and staticcheck (pinned in go.mod's tool directive, configur
 # Each fuzz target as package:Target; go test -fuzz takes one target of one package at a time.
 FUZZ_TARGETS := ./internal/authz:FuzzParseKey ./internal/authz:FuzzParseSubject \
 	./internal/http:FuzzDecode ./internal/http:FuzzCheckBody ./internal/http:FuzzCursor \
-	./clientcontract:FuzzValidateKey
+	./internal/authz:FuzzValidateKey
 FUZZTIME ?= 3s
 
 .PHONY: fuzz-smoke

@@ -10,7 +10,7 @@ import (
 // grammar (internal/authz.ParseKey). They must stay here: this module may not
 // import authzd's internal packages, and ScaiGrid modules want a typo in a key
 // caught when their routes are built, not on the first request. The main
-// module's clientcontract tests check that both accept exactly the same keys.
+// module's FuzzValidateKey (internal/authz) checks that both accept exactly the same keys.
 var keyPattern = regexp.MustCompile(`^[a-z0-9_]+(:[a-z0-9_]+)+$`)
 
 // maxRelationLen is SpiceDB's limit on the relation authzd derives from a key

@@ -1,4 +1,7 @@
-package clientcontract_test
+package authz_test
+
+// This fuzz target lives here rather than in clientcontract/ so that its
+// fuzzing binary holds only the two key grammars, not all of authzd.
 
 import (
 	"strings"
