@@ -19,7 +19,9 @@ import (
 	"github.com/scailabs/authzd/internal/outofband"
 )
 
-// auditRow is one row of audit_events as the database holds it.
+// auditRow is one row of audit_events as the database holds it. It and auditEvent repeat the fields of
+// authz.Event on purpose: the suite reads the table and the API as an outsider would, so a renamed column or
+// JSON field fails here instead of changing on both sides at once.
 type auditRow struct {
 	ID           string
 	OccurredAt   time.Time

@@ -85,6 +85,44 @@ func smokeConfig(c config) config {
 	return c
 }
 
+// applySmoke sets the smoke run's sizes, except those given explicitly as
+// flags; conc is the -concurrency flag's value.
+func applySmoke(c *config, fs *flag.FlagSet, conc *string) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	s := smokeConfig(*c)
+	// Flags given explicitly win over the smoke sizes.
+	if !set["tenants"] {
+		c.Tenants = s.Tenants
+	}
+	if !set["small-tenants"] {
+		c.SmallTenants = s.SmallTenants
+	}
+	if !set["duration"] {
+		c.Duration = s.Duration
+	}
+	if !set["warmup"] {
+		c.Warmup = s.Warmup
+	}
+	if !set["zipf-warmup"] {
+		c.ZipfWarmup = s.ZipfWarmup
+	}
+	if !set["concurrency"] {
+		*conc = joinInts(s.Concurrency)
+	}
+	if !set["audit-rows"] {
+		c.AuditRows = s.AuditRows
+	}
+	if !set["provision-concurrency"] {
+		c.ProvisionC = s.ProvisionC
+	}
+	if !set["fixed-duration"] {
+		c.FixedRun = 0
+	}
+	c.Smoke = true
+}
+
+// parseFlags reads the flags over the defaults (or the smoke sizes).
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c := defaultConfig()
 	fs := flag.NewFlagSet("authzbench", flag.ContinueOnError)
@@ -125,38 +163,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	if *smoke {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		s := smokeConfig(c)
-		// Flags given explicitly win over the smoke sizes.
-		if !set["tenants"] {
-			c.Tenants = s.Tenants
-		}
-		if !set["small-tenants"] {
-			c.SmallTenants = s.SmallTenants
-		}
-		if !set["duration"] {
-			c.Duration = s.Duration
-		}
-		if !set["warmup"] {
-			c.Warmup = s.Warmup
-		}
-		if !set["zipf-warmup"] {
-			c.ZipfWarmup = s.ZipfWarmup
-		}
-		if !set["concurrency"] {
-			*conc = joinInts(s.Concurrency)
-		}
-		if !set["audit-rows"] {
-			c.AuditRows = s.AuditRows
-		}
-		if !set["provision-concurrency"] {
-			c.ProvisionC = s.ProvisionC
-		}
-		if !set["fixed-duration"] {
-			c.FixedRun = 0
-		}
-		c.Smoke = true
+		applySmoke(&c, fs, conc)
 	}
 	c.SpiceDBArgs = strings.Fields(*spiceArgs)
 	c.SpiceDBEnv = strings.Fields(*spiceEnv)
@@ -174,17 +181,22 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Concurrency, err = parseInts(*conc); err != nil {
 		return c, fmt.Errorf("-concurrency: %w", err)
 	}
+	return c, c.validate()
+}
+
+// validate refuses sizes the benchmark cannot run with.
+func (c config) validate() error {
 	switch {
 	case c.Tenants < 1 || c.SmallTenants < 1:
-		return c, fmt.Errorf("-tenants and -small-tenants must be at least 1")
+		return fmt.Errorf("-tenants and -small-tenants must be at least 1")
 	case c.Duration <= 0:
-		return c, fmt.Errorf("-duration must be positive")
+		return fmt.Errorf("-duration must be positive")
 	case c.AuditRows < 1:
-		return c, fmt.Errorf("-audit-rows must be at least 1")
+		return fmt.Errorf("-audit-rows must be at least 1")
 	case c.ProvisionC < 1:
-		return c, fmt.Errorf("-provision-concurrency must be at least 1")
+		return fmt.Errorf("-provision-concurrency must be at least 1")
 	}
-	return c, nil
+	return nil
 }
 
 func parseInts(s string) ([]int, error) {

@@ -79,7 +79,7 @@ func (s *Server) handlePutPartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.put", resourceType: "partner", resourceID: p[0]},
-		func(ctx context.Context) (string, error) { return s.graph.PutPartner(ctx, p[0]) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutPartner(ctx, p[0]) })
 }
 
 func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +89,7 @@ func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.delete", resourceType: "partner", resourceID: p[0]},
-		func(ctx context.Context) (string, error) { return s.graph.DeletePartner(ctx, p[0]) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeletePartner(ctx, p[0]) })
 }
 
 func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
@@ -106,10 +106,10 @@ func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
 		}
 		c := change{action: "partner_admin.grant", resourceType: "partner", resourceID: p[0], permission: authz.RolePartnerAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func(ctx context.Context) (string, error) { return s.graph.PutPartnerAdmin(ctx, p[0], subj) }
+		write := func(ctx context.Context) (string, error) { return s.provisioner.PutPartnerAdmin(ctx, p[0], subj) }
 		if !add {
 			c.action = "partner_admin.revoke"
-			write = func(ctx context.Context) (string, error) { return s.graph.DeletePartnerAdmin(ctx, p[0], subj) }
+			write = func(ctx context.Context) (string, error) { return s.provisioner.DeletePartnerAdmin(ctx, p[0], subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -122,12 +122,12 @@ func (s *Server) handleSuperAdmin(add bool) http.HandlerFunc {
 			s.Error(w, r, err)
 			return
 		}
-		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: "scaigrid", permission: authz.RoleSuperAdmin,
+		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: authz.PlatformID, permission: authz.RoleSuperAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func(ctx context.Context) (string, error) { return s.graph.PutSuperAdmin(ctx, subj) }
+		write := func(ctx context.Context) (string, error) { return s.provisioner.PutSuperAdmin(ctx, subj) }
 		if !add {
 			c.action = "super_admin.revoke"
-			write = func(ctx context.Context) (string, error) { return s.graph.DeleteSuperAdmin(ctx, subj) }
+			write = func(ctx context.Context) (string, error) { return s.provisioner.DeleteSuperAdmin(ctx, subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -152,7 +152,7 @@ func (s *Server) handlePutTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "tenant.put", tenantID: t[0], resourceType: "tenant", resourceID: t[0],
 		details: map[string]any{"partner_id": body.PartnerID}},
-		func(ctx context.Context) (string, error) { return s.graph.PutTenant(ctx, t[0], body.PartnerID) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutTenant(ctx, t[0], body.PartnerID) })
 }
 
 func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
@@ -162,7 +162,7 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "tenant.delete", tenantID: t[0], resourceType: "tenant", resourceID: t[0]},
-		func(ctx context.Context) (string, error) { return s.graph.DeleteTenant(ctx, t[0]) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeleteTenant(ctx, t[0]) })
 }
 
 // customRole validates tenant_id and a custom role_id, refusing built-in ids.
@@ -171,7 +171,7 @@ func customRole(r *http.Request) (tenantID, roleID string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if authz.IsTenantRole(v[1]) || v[1] == authz.RoleSuperAdmin || v[1] == authz.RolePartnerAdmin {
+	if authz.IsBuiltinRole(v[1]) {
 		return "", "", authz.Errorf(authz.EINVALID, "role_id %q is a built-in role; its keys come from the module manifests and cannot be changed here", v[1])
 	}
 	if _, err := authz.ScopedID("role_id", v[0], v[1]); err != nil {
@@ -217,7 +217,7 @@ func (s *Server) handlePutRole(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(names)
 	s.provision(w, r, change{action: "role.put", tenantID: tenantID, resourceType: "role", resourceID: roleID,
 		details: map[string]any{"name": body.Name, "module_permissions": names}},
-		func(ctx context.Context) (string, error) { return s.graph.PutRole(ctx, tenantID, roleID, keys) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutRole(ctx, tenantID, roleID, keys) })
 }
 
 func (s *Server) handleGetRole(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +226,7 @@ func (s *Server) handleGetRole(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	keys, err := s.graph.GetRole(r.Context(), tenantID, roleID)
+	keys, err := s.provisioner.GetRole(r.Context(), tenantID, roleID)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -245,7 +245,7 @@ func (s *Server) handleDeleteRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "role.delete", tenantID: tenantID, resourceType: "role", resourceID: roleID},
-		func(ctx context.Context) (string, error) { return s.graph.DeleteRole(ctx, tenantID, roleID) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeleteRole(ctx, tenantID, roleID) })
 }
 
 func (s *Server) handleMember(add bool) http.HandlerFunc {
@@ -255,7 +255,7 @@ func (s *Server) handleMember(add bool) http.HandlerFunc {
 			s.Error(w, r, err)
 			return
 		}
-		if v[1] == authz.RoleSuperAdmin || v[1] == authz.RolePartnerAdmin {
+		if authz.IsPlatformRole(v[1]) {
 			s.Error(w, r, authz.Errorf(authz.EINVALID, "role_id %q is not a tenant role; use /v1/platform/super_admins or /v1/partners/{partner_id}/admins", v[1]))
 			return
 		}
@@ -270,7 +270,7 @@ func (s *Server) handleMember(add bool) http.HandlerFunc {
 		}
 		s.provision(w, r, change{action: action, tenantID: v[0], resourceType: "role", resourceID: v[1], permission: v[1],
 			details: map[string]any{"user_id": subj.String()}},
-			func(ctx context.Context) (string, error) { return s.graph.SetMember(ctx, v[0], v[1], subj, add) })
+			func(ctx context.Context) (string, error) { return s.provisioner.SetMember(ctx, v[0], v[1], subj, add) })
 	}
 }
 
@@ -280,8 +280,8 @@ func (s *Server) resourceParams(r *http.Request) (string, authz.Resource, error)
 		return "", authz.Resource{}, err
 	}
 	typ := chi.URLParam(r, "type")
-	if !slices.Contains(s.graph.ResourceTypes(), typ) {
-		return "", authz.Resource{}, authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", typ, s.graph.ResourceTypes())
+	if !slices.Contains(s.model.ResourceTypes(), typ) {
+		return "", authz.Resource{}, authz.UnknownResourceType(typ, s.model.ResourceTypes())
 	}
 	if _, err := authz.ScopedID("resource_id", v[0], v[1]); err != nil {
 		return "", authz.Resource{}, err
@@ -309,7 +309,7 @@ func (s *Server) handlePutResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "resource.put", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID,
 		details: map[string]any{"owner_id": owner.String()}},
-		func(ctx context.Context) (string, error) { return s.graph.PutResource(ctx, tenantID, res, owner) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutResource(ctx, tenantID, res, owner) })
 }
 
 func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
@@ -319,5 +319,5 @@ func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "resource.delete", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID},
-		func(ctx context.Context) (string, error) { return s.graph.DeleteResource(ctx, tenantID, res) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeleteResource(ctx, tenantID, res) })
 }

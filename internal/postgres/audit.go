@@ -27,6 +27,10 @@ type AuditLog struct {
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
 	wg     sync.WaitGroup
+	// stopped is the parent of every COPY's context; abort cancels it when a
+	// shutdown runs out of time.
+	stopped context.Context
+	abort   context.CancelFunc
 }
 
 type pending struct {
@@ -55,6 +59,7 @@ func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 		o.Timeout = 3 * time.Second
 	}
 	a := &AuditLog{db: db, queue: make(chan *pending, 4096), maxBatch: o.MaxBatch, timeout: o.Timeout, observe: o.Observe}
+	a.stopped, a.abort = context.WithCancel(context.Background())
 	for range o.Writers {
 		a.wg.Add(1)
 		go a.run()
@@ -86,15 +91,34 @@ func (a *AuditLog) Record(ctx context.Context, events ...authz.Event) error {
 	}
 }
 
-// Close stops accepting records, commits what is queued and waits for the writers.
-func (a *AuditLog) Close() {
+// Close is Shutdown bounded only by the writers' own COPY timeout.
+func (a *AuditLog) Close() { _ = a.Shutdown(context.Background()) }
+
+// Shutdown stops accepting records, commits what is queued and waits for the
+// writers, within ctx. When ctx ends first, the COPYs in flight are cancelled:
+// the records still waiting fail (so no decision waiting on them is given) and
+// Shutdown returns an error saying so.
+func (a *AuditLog) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	if !a.closed {
 		a.closed = true
 		close(a.queue)
 	}
 	a.mu.Unlock()
-	a.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		a.abort()
+		return nil
+	case <-ctx.Done():
+		a.abort()
+		<-done // a cancelled COPY returns at once
+		return fmt.Errorf("audit log: queued records were not committed within the shutdown bound: %w", ctx.Err())
+	}
 }
 
 func (a *AuditLog) run() {
@@ -134,7 +158,7 @@ var auditColumns = []string{"occurred_at", "module", "action", "actor_user_id", 
 
 // insert writes the batch with one COPY, which commits as a single statement.
 func (a *AuditLog) insert(batch []*pending, n int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+	ctx, cancel := context.WithTimeout(a.stopped, a.timeout)
 	defer cancel()
 	rows := make([][]any, 0, n)
 	for _, p := range batch {

@@ -464,7 +464,7 @@ func (g *Graph) SetMember(ctx context.Context, tenantID, roleID string, s authz.
 // owner it read (see unchanged); concurrent writes end with exactly one owner.
 func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error) {
 	if _, ok := g.model.resources[r.Type]; !ok {
-		return "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", r.Type, g.model.resourceTypeNames())
+		return "", authz.UnknownResourceType(r.Type, g.model.resourceTypeNames())
 	}
 	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
 	if err != nil {
@@ -495,7 +495,7 @@ func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resour
 // DeleteResource removes a tenant resource.
 func (g *Graph) DeleteResource(ctx context.Context, tenantID string, r authz.Resource) (string, error) {
 	if _, ok := g.model.resources[r.Type]; !ok {
-		return "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", r.Type, g.model.resourceTypeNames())
+		return "", authz.UnknownResourceType(r.Type, g.model.resourceTypeNames())
 	}
 	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
 	if err != nil {

@@ -72,15 +72,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 
 	met := metrics.New()
-	sc := spicedb.Config{
-		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
-		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
-		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
-		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
-		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
-		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
-		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
-	}
+	sc := m.spiceDBConfig(model, met)
 	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {
 		if sc.Embedded.DatabaseURL, err = m.cfg.spiceDBDatabaseURL(); err != nil {
 			return err
@@ -112,15 +104,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
-	keys := make([]authzhttp.KeyInfo, len(model.Keys))
-	for i, k := range model.Keys {
-		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
-	}
-	handler := authzhttp.NewServer(authzhttp.Options{
-		Graph: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
-		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
-		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
-	})
+	handler := m.handler(model, met)
 
 	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.HTTPAddr, err)
@@ -178,6 +162,33 @@ func (s leaseStore) TryLease(ctx context.Context, key int64) (outofband.Lease, e
 	return l, nil
 }
 
+// spiceDBConfig is the SpiceDB adapter's part of the configuration.
+func (m *Main) spiceDBConfig(model *schema.Model, met *metrics.Metrics) spicedb.Config {
+	return spicedb.Config{
+		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
+		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
+		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
+		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
+		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
+		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
+		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
+	}
+}
+
+// handler builds the HTTP API over what Open opened.
+func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
+	keys := make([]authzhttp.KeyInfo, len(model.Keys))
+	for i, k := range model.Keys {
+		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
+	}
+	return authzhttp.NewServer(authzhttp.Options{
+		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
+		Readiness: m.graph, Audit: m.audit, Store: m.db, Keys: keys, AdminToken: m.cfg.AdminToken,
+		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
+		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
+	})
+}
+
 func spiceDBMode(c Config) string {
 	if c.SpiceDBEndpoint != "" {
 		return "external " + c.SpiceDBEndpoint
@@ -201,9 +212,15 @@ func (m *Main) URL() string {
 // Served is closed with the HTTP server's exit error when it stops serving.
 func (m *Main) Served() <-chan error { return m.served }
 
-// Close shuts down in order within the configured bound: the HTTP server
-// stops taking requests and drains those in flight, the audit writer commits
-// what is queued, then SpiceDB and the pools close.
+// defaultShutdownTimeout bounds Close when ShutdownTimeout is zero (a Config
+// built by hand); it is AUTHZ_SHUTDOWN_TIMEOUT's default.
+const defaultShutdownTimeout = 15 * time.Second
+
+// Close shuts down in order, all of it within one bound (ShutdownTimeout):
+// the HTTP server stops taking requests and drains those in flight, the audit
+// writer commits what is queued, then SpiceDB and the pools close. A step that
+// runs out of time does not stop the next from being tried: each is then cut
+// short, and what is still in flight fails closed.
 func (m *Main) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() { m.closeErr = m.close(ctx) })
 	return m.closeErr
@@ -212,7 +229,7 @@ func (m *Main) Close(ctx context.Context) error {
 func (m *Main) close(ctx context.Context) error {
 	timeout := m.cfg.ShutdownTimeout
 	if timeout <= 0 {
-		timeout = 15 * time.Second
+		timeout = defaultShutdownTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -226,12 +243,17 @@ func (m *Main) close(ctx context.Context) error {
 		m.stopRecorder() // it writes through the audit log
 	}
 	if m.audit != nil {
-		m.audit.Close()
+		errs = append(errs, m.audit.Shutdown(ctx))
 	}
 	if m.graph != nil {
-		if err := m.graph.Close(); err != nil {
+		if err := m.graph.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("spicedb: %w", err))
 		}
+	}
+	if m.server != nil {
+		// Requests that outlived the drain have had their answer (an error:
+		// the audit and SpiceDB are closed); drop their connections.
+		_ = m.server.Close()
 	}
 	if m.db != nil {
 		m.db.Close()
@@ -260,11 +282,18 @@ func OpenStore(ctx context.Context, cfg Config) (*postgres.DB, error) {
 	return db, nil
 }
 
+// The SpiceDB adapter plays every role of the graph the HTTP layer names.
 var (
-	_ authzhttp.Graph  = (*spicedb.Graph)(nil)
-	_ authzhttp.Store  = (*postgres.DB)(nil)
-	_ authzhttp.Audit  = (*postgres.AuditLog)(nil)
-	_ outofband.Source = (*spicedb.Graph)(nil)
-	_ outofband.Store  = leaseStore{}
-	_ outofband.Audit  = (*postgres.AuditLog)(nil)
+	_ authzhttp.Checker     = (*spicedb.Graph)(nil)
+	_ authzhttp.Explainer   = (*spicedb.Graph)(nil)
+	_ authzhttp.Searcher    = (*spicedb.Graph)(nil)
+	_ authzhttp.Provisioner = (*spicedb.Graph)(nil)
+	_ authzhttp.Model       = (*spicedb.Graph)(nil)
+	_ authzhttp.Readiness   = (*spicedb.Graph)(nil)
+	_ authzhttp.Graph       = (*spicedb.Graph)(nil)
+	_ authzhttp.Store       = (*postgres.DB)(nil)
+	_ authzhttp.Audit       = (*postgres.AuditLog)(nil)
+	_ outofband.Source      = (*spicedb.Graph)(nil)
+	_ outofband.Store       = leaseStore{}
+	_ outofband.Audit       = (*postgres.AuditLog)(nil)
 )
