@@ -12,6 +12,8 @@ ENV GOTOOLCHAIN=go1.27.3
 WORKDIR /src
 # Dependencies first, so source edits do not invalidate the module download layer.
 COPY go.mod go.sum ./
+# The client module, which go.mod replaces with ./client, must be there for the module graph to load.
+COPY client/go.mod client/go.sum ./client/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \

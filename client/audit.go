@@ -16,7 +16,9 @@ const (
 	DecisionDenied  = "denied"
 )
 
-// AuditEvent is one row of the audit trail: a decision or a provisioning write.
+// AuditEvent is one row of the audit trail: a decision or a provisioning write. It repeats the server's
+// answer type (internal/http) because this module may not import authzd's packages; clientcontract tests
+// every route against api/openapi.yaml and a real authzd.
 type AuditEvent struct {
 	ID           string    `json:"id"` // a decimal number, increasing with insertion order
 	OccurredAt   time.Time `json:"occurred_at"`

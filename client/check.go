@@ -7,7 +7,7 @@ import (
 	"net/url"
 )
 
-// Resource types authzd knows.
+// Resource types authzd knows (the module manifests define them; clientcontract tests the two agree).
 const (
 	ResourceBunker  = "bunker"
 	ResourceBinding = "binding"

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scailabs/authzd/api"
 	"github.com/scailabs/authzd/client"
 )
 
@@ -553,101 +551,6 @@ func TestActor(t *testing.T) {
 	c.PutPartner(ctx, "p1")
 	if want := []string{"", "alice", ""}; !slices.Equal(actors, want) {
 		t.Errorf("actors = %q, want %q (WithActor must not change the original)", actors, want)
-	}
-}
-
-// TestRoutes calls every method of the client and checks that each request matches an
-// operation of api/openapi.yaml, and that every /v1 operation is called.
-func TestRoutes(t *testing.T) {
-	routes, err := api.Routes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	type route struct {
-		method, path string
-		re           *regexp.Regexp
-	}
-	var spec []route
-	for _, r := range routes {
-		method, path, _ := strings.Cut(r, " ")
-		segs := strings.Split(path, "/")
-		for i, seg := range segs {
-			if strings.HasPrefix(seg, "{") {
-				segs[i] = `[^/]+`
-			} else {
-				segs[i] = regexp.QuoteMeta(seg)
-			}
-		}
-		spec = append(spec, route{method, path, regexp.MustCompile("^" + strings.Join(segs, "/") + "$")})
-	}
-
-	called := map[string]bool{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		matched := false
-		for _, s := range spec {
-			if s.method == r.Method && s.re.MatchString(r.URL.EscapedPath()) {
-				called[s.method+" "+s.path] = true
-				matched = true
-			}
-		}
-		if !matched {
-			t.Errorf("%s %s is not in openapi.yaml", r.Method, r.URL.EscapedPath())
-		}
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/tokens" {
-			w.WriteHeader(http.StatusCreated)
-		}
-		io.WriteString(w, okBody)
-	}))
-	defer srv.Close()
-	c := MustClient(t, srv)
-	ctx := context.Background()
-	calls := []func() error{
-		func() error { _, err := c.PutPartner(ctx, "p1"); return err },
-		func() error { _, err := c.DeletePartner(ctx, "p1"); return err },
-		func() error { _, err := c.PutTenant(ctx, "t1", "p1"); return err },
-		func() error { _, err := c.DeleteTenant(ctx, "t1"); return err },
-		func() error { _, err := c.PutSuperAdmin(ctx, "alice"); return err },
-		func() error { _, err := c.DeleteSuperAdmin(ctx, "alice"); return err },
-		func() error { _, err := c.PutPartnerAdmin(ctx, "p1", "alice"); return err },
-		func() error { _, err := c.DeletePartnerAdmin(ctx, "p1", "alice"); return err },
-		func() error {
-			_, err := c.PutRole(ctx, client.Role{TenantID: "t1", RoleID: "ops", ModulePermissions: []string{"m:k"}})
-			return err
-		},
-		func() error { _, err := c.GetRole(ctx, "t1", "ops"); return err },
-		func() error { _, err := c.DeleteRole(ctx, "t1", "ops"); return err },
-		func() error { _, err := c.AddRoleMember(ctx, "t1", "ops", "sa:bot"); return err },
-		func() error { _, err := c.RemoveRoleMember(ctx, "t1", "ops", "sa:bot"); return err },
-		func() error { _, err := c.PutResource(ctx, "t1", "bunker", "b1", "alice"); return err },
-		func() error { _, err := c.DeleteResource(ctx, "t1", "bunker", "b1"); return err },
-		func() error { _, err := c.HasModulePermission(ctx, "t1", "alice", "m:k"); return err },
-		func() error {
-			_, err := c.CheckBulk(ctx, []client.CheckRequest{{TenantID: "t1", UserID: "alice", Permission: "m:k"}})
-			return err
-		},
-		func() error { _, err := c.EffectivePermissions(ctx, "t1", "alice"); return err },
-		func() error { _, err := c.Explain(ctx, "t1", "alice", "m:k"); return err },
-		func() error { _, err := c.Keys(ctx); return err },
-		func() error { _, err := c.ListAuditEvents(ctx, client.AuditQuery{}); return err },
-		func() error { _, err := c.AuditChain(ctx, -1, 10, time.Time{}); return err },
-		func() error { _, err := c.AuditCheckpoints(ctx, -1, 10); return err },
-		func() error { _, err := c.AuditKeys(ctx); return err },
-		func() error { _, err := c.CreateToken(ctx, "n", client.ScopeCheck); return err },
-		func() error { _, err := c.ListTokens(ctx); return err },
-		func() error { return c.RevokeToken(ctx, "tok1") },
-	}
-	for i, call := range calls {
-		if err := call(); err != nil {
-			t.Errorf("call %d: %v", i, err)
-		}
-	}
-	for _, r := range routes {
-		if strings.HasPrefix(r, "GET /v1/openapi") || !strings.Contains(r, " /v1/") {
-			continue
-		}
-		if !called[r] {
-			t.Errorf("no client method calls %s", r)
-		}
 	}
 }
 

@@ -21,4 +21,9 @@
 //
 // Failures that authzd answered come back as *Error; test them with IsNotFound,
 // IsUnavailable and friends, or errors.As.
+//
+// This is a Go module of its own (github.com/scailabs/authzd/client) so that importing it
+// brings none of authzd's requirements. Its request and answer types therefore repeat the
+// server's wire types instead of importing them; the main module's clientcontract tests
+// call every route against api/openapi.yaml and a real authzd to keep the two in line.
 package client

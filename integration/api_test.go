@@ -173,7 +173,8 @@ func (a *api) check(ctx context.Context, req checkRequest) (reply, checkAnswer, 
 	rec := callRecord{reply: r, Actor: a.actor}
 	var ans checkAnswer
 	if r.Status == http.StatusOK {
-		if err := json.Unmarshal(r.Body, &ans); err == nil {
+		err := json.Unmarshal(r.Body, &ans)
+		if err == nil {
 			err = ans.validate()
 		}
 		if err != nil {

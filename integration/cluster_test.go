@@ -175,7 +175,7 @@ func TestCluster(t *testing.T) {
 	a, b := c.replicas[0].api.as("ops"), c.replicas[1].api.as("ops")
 	a.mustPartner(t, "p")
 	a.mustTenant(t, "t", "p")
-	tok := a.mustRole(t, "t", "ops", "scaibunker:execute", "scaibunker:create")
+	a.mustRole(t, "t", "ops", "scaibunker:execute", "scaibunker:create")
 
 	// The schema was written through the first replica a moment ago; checks without a token are
 	// answered at a quantized revision that may predate it (see mustSettleSchema).
@@ -196,7 +196,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	tok = a.mustMember(t, "t", "ops", "alice")
+	tok := a.mustMember(t, "t", "ops", "alice")
 	checks := freshWhereAllowed([]knownCheck{
 		{checkRequest{TenantID: "t", UserID: "alice", Permission: "scaibunker:execute"}, true},
 		{checkRequest{TenantID: "t", UserID: "alice", Permission: "scaibunker:create"}, true},

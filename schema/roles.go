@@ -1,14 +1,19 @@
 package schema
 
-import "slices"
+import (
+	"slices"
 
-// Built-in roles. Each is a relation or permission of the same name on the tenant definition.
+	"github.com/scailabs/authzd/internal/authz"
+)
+
+// Built-in roles, named once in internal/authz. Each is a relation or
+// permission of the same name on the tenant definition.
 const (
-	RoleSuperAdmin   = "super_admin"   // platform:scaigrid#super_admin, reached through tenant#platform
-	RolePartnerAdmin = "partner_admin" // partner:<P>#admin, reached through tenant#partner
-	RoleTenantAdmin  = "tenant_admin"
-	RoleTenantUser   = "tenant_user"
-	RoleTenantViewer = "tenant_viewer"
+	RoleSuperAdmin   = authz.RoleSuperAdmin   // platform:scaigrid#super_admin, reached through tenant#platform
+	RolePartnerAdmin = authz.RolePartnerAdmin // partner:<P>#admin, reached through tenant#partner
+	RoleTenantAdmin  = authz.RoleTenantAdmin
+	RoleTenantUser   = authz.RoleTenantUser
+	RoleTenantViewer = authz.RoleTenantViewer
 )
 
 // BuiltinRoles returns the built-in roles, from the broadest to the narrowest.

@@ -34,7 +34,6 @@ import (
 	"net/http"
 
 	"github.com/scailabs/authzd/client"
-	"github.com/scailabs/authzd/internal/authz"
 )
 
 // Checker asks authzd one question; *client.Client satisfies it.
@@ -111,7 +110,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // It panics when key is not a valid key or WithTenant or WithUser is missing: those are
 // mistakes to catch when routes are built, not on a request.
 func RequireModulePermission(c Checker, key string, opts ...Option) func(http.Handler) http.Handler {
-	if _, err := authz.ParseKey(key); err != nil {
+	if err := client.ValidateKey(key); err != nil {
 		panic(fmt.Sprintf("middleware.RequireModulePermission: %v", err))
 	}
 	cfg := config{logger: slog.Default(), onError: writeError}

@@ -85,17 +85,7 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 	b.report.background = idle.use(s0, idle.sample()).cores()
 	whole := idle.sample()
 
-	fmt.Fprintln(log, "starting spicedb on", dbs.name("spicedb"))
-	b.spiceURL = dbs.url("spicedb")
-	datastoreURL := b.spiceURL
-	if cfg.DatastoreQS != "" {
-		datastoreURL += map[bool]string{true: "&", false: "?"}[strings.Contains(datastoreURL, "?")] + cfg.DatastoreQS
-	}
-	opts := spicedbOptions{Profile: cfg.ProfileDir != "", Extra: cfg.SpiceDBArgs, Env: cfg.SpiceDBEnv}
-	if cfg.Smoke {
-		opts.QuantizationInterval = 100 * time.Millisecond
-	}
-	if b.spice, err = startSpiceDB(ctx, bin, datastoreURL, opts); err != nil {
+	if err := b.startSpiceDB(ctx, bin, dbs); err != nil {
 		return err
 	}
 	defer b.spice.Stop()
@@ -108,34 +98,10 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 	}
 	defer b.direct.Close()
 
-	adminToken := "bench-admin-" + randomHex(16)
-	maxConc := 256
-	for _, c := range cfg.Concurrency {
-		maxConc = max(maxConc, c)
-	}
-	httpClient := newHTTPClient(maxConc)
-	for _, inst := range []struct {
-		dst                             **apiClient
-		disableAudit, cacheOff, noChain bool
-	}{{&b.audited, false, false, false}, {&b.unaudited, true, false, false}, {&b.nocache, false, true, false}, {&b.unchained, false, false, true}} {
-		var m *app.Main
-		if m, err = b.openApp(ctx, dbs.url("audit"), adminToken, inst.disableAudit, inst.cacheOff, inst.noChain); err != nil {
-			return err
-		}
-		defer func() { err = errors.Join(err, closeApp(m)) }()
-		*inst.dst = &apiClient{base: m.URL(), http: httpClient, adminToken: adminToken}
-	}
-	// Service tokens, as modules would hold them; both instances share the token table.
-	for _, t := range []struct {
-		dst   *string
-		scope string
-	}{{&b.audited.checkToken, authz.ScopeCheck}, {&b.audited.provisionToken, authz.ScopeProvision}, {&b.audited.auditToken, authz.ScopeAuditRead}} {
-		if *t.dst, err = b.audited.createToken(ctx, "bench-"+t.scope, t.scope); err != nil {
-			return err
-		}
-	}
-	for _, c := range []*apiClient{b.unaudited, b.nocache, b.unchained} {
-		c.checkToken, c.provisionToken, c.auditToken = b.audited.checkToken, b.audited.provisionToken, b.audited.auditToken
+	closeApps, err := b.openApps(ctx, dbs)
+	defer func() { err = errors.Join(err, closeApps()) }()
+	if err != nil {
+		return err
 	}
 	if b.auditDB, err = pgxpool.New(ctx, dbs.url("audit")); err != nil {
 		return err
@@ -160,6 +126,68 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 	b.report.failure = phaseErr
 	b.report.write(out, b)
 	return errors.Join(phaseErr, b.report.completenessError())
+}
+
+// startSpiceDB starts the benchmark's SpiceDB on its own database; the caller stops it.
+func (b *bench) startSpiceDB(ctx context.Context, bin string, dbs *databases) (err error) {
+	cfg, log := b.cfg, b.log
+	fmt.Fprintln(log, "starting spicedb on", dbs.name("spicedb"))
+	b.spiceURL = dbs.url("spicedb")
+	datastoreURL := b.spiceURL
+	if cfg.DatastoreQS != "" {
+		datastoreURL += map[bool]string{true: "&", false: "?"}[strings.Contains(datastoreURL, "?")] + cfg.DatastoreQS
+	}
+	opts := spicedbOptions{Profile: cfg.ProfileDir != "", Extra: cfg.SpiceDBArgs, Env: cfg.SpiceDBEnv}
+	if cfg.Smoke {
+		opts.QuantizationInterval = 100 * time.Millisecond
+	}
+	b.spice, err = startSpiceDB(ctx, bin, datastoreURL, opts)
+	return err
+}
+
+// openApps starts the three authzd instances the phases compare (audited,
+// unaudited, decision cache off) and their service tokens. closeAll closes
+// what was opened, also when err is set.
+func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() error, err error) {
+	var opened []*app.Main
+	closeAll = func() error {
+		var errs []error
+		for _, m := range slices.Backward(opened) {
+			errs = append(errs, closeApp(m))
+		}
+		return errors.Join(errs...)
+	}
+	adminToken := "bench-admin-" + randomHex(16)
+	maxConc := 256
+	for _, c := range b.cfg.Concurrency {
+		maxConc = max(maxConc, c)
+	}
+	httpClient := newHTTPClient(maxConc)
+	for _, inst := range []struct {
+		dst                             **apiClient
+		disableAudit, cacheOff, noChain bool
+	}{{&b.audited, false, false, false}, {&b.unaudited, true, false, false}, {&b.nocache, false, true, false}, {&b.unchained, false, false, true}} {
+		m, err := b.openApp(ctx, dbs.url("audit"), adminToken, inst.disableAudit, inst.cacheOff, inst.noChain)
+		if err != nil {
+			return closeAll, err
+		}
+		opened = append(opened, m)
+		*inst.dst = &apiClient{base: m.URL(), http: httpClient, adminToken: adminToken}
+	}
+	// Service tokens, as modules would hold them; both instances share the token table.
+	for _, t := range []struct {
+		dst   *string
+		scope string
+	}{{&b.audited.checkToken, authz.ScopeCheck}, {&b.audited.provisionToken, authz.ScopeProvision}, {&b.audited.auditToken, authz.ScopeAuditRead}} {
+		var err error
+		if *t.dst, err = b.audited.createToken(ctx, "bench-"+t.scope, t.scope); err != nil {
+			return closeAll, err
+		}
+	}
+	for _, c := range []*apiClient{b.unaudited, b.nocache, b.unchained} {
+		c.checkToken, c.provisionToken, c.auditToken = b.audited.checkToken, b.audited.provisionToken, b.audited.auditToken
+	}
+	return closeAll, nil
 }
 
 // openApp starts authzd in-process through cmd/authzd/app, in external mode
@@ -456,6 +484,16 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		return b.phaseEffective(ctx, small, facade)
 	}
 
+	if err := b.fixedRateRows(ctx, direct, facade, bare); err != nil {
+		return err
+	}
+	return b.phaseEffective(ctx, small, facade)
+}
+
+// fixedRateRows runs the facade at half its measured peak rate, and the same
+// rate without audit (phase 2) and straight to SpiceDB, to tell where the tail
+// latency comes from.
+func (b *bench) fixedRateRows(ctx context.Context, direct, facade, bare op) error {
 	// Half the facade's peak, at a fixed rate.
 	peak := 0.0
 	for _, r := range b.report.byConc {
@@ -483,8 +521,7 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		noRows, 0, func() stats { return openLoop(ctx, rate, fixed, b.cpu, direct) }); err != nil {
 		return err
 	}
-
-	return b.phaseEffective(ctx, small, facade)
+	return nil
 }
 
 // phaseEffective: phase 3, effective permissions against single checks, one request at a time.
@@ -553,7 +590,7 @@ func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what str
 	top := b.cfg.Concurrency[len(b.cfg.Concurrency)-1]
 	load := fmt.Sprintf("c=%d", top)
 	closed := func(o op) func() stats {
-		return func() stats { return closedLoop(ctx, top, b.cfg.Warmup, b.cfg.Duration, b.cpu, o) }
+		return func() stats { return closedLoop(ctx, top, b.cfg.ZipfWarmup, b.cfg.Duration, b.cpu, o) }
 	}
 	dr, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), SpiceDB direct", load: load}, noRows, 0, closed(directCheck(b.direct, d.drawZipf)))
 	if err != nil {

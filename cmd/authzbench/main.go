@@ -43,6 +43,7 @@ type config struct {
 	SmallTenants int           // tenants of the small data set (phases 1-3)
 	Duration     time.Duration // measured time of each run
 	Warmup       time.Duration // unmeasured time before each closed-loop run
+	ZipfWarmup   time.Duration // unmeasured time before each run of the Zipf pool (steady state)
 	FixedRun     time.Duration // least duration of a fixed-rate run
 	Concurrency  []int
 	AuditRows    int // rows seeded for phase 5
@@ -62,6 +63,7 @@ func defaultConfig() config {
 		SmallTenants: 10,
 		Duration:     3 * time.Second,
 		Warmup:       time.Second,
+		ZipfWarmup:   10 * time.Second,
 		FixedRun:     10 * time.Second,
 		Concurrency:  []int{1, 8, 32},
 		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true},
@@ -76,13 +78,51 @@ func defaultConfig() config {
 func smokeConfig(c config) config {
 	c.Smoke = true
 	c.Tenants, c.SmallTenants = 12, 3
-	c.Duration, c.Warmup = 300*time.Millisecond, 100*time.Millisecond
+	c.Duration, c.Warmup, c.ZipfWarmup = 300*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	c.Concurrency = []int{1, 4}
 	c.AuditRows = 5000
 	c.ProvisionC = 4
 	return c
 }
 
+// applySmoke sets the smoke run's sizes, except those given explicitly as
+// flags; conc is the -concurrency flag's value.
+func applySmoke(c *config, fs *flag.FlagSet, conc *string) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	s := smokeConfig(*c)
+	// Flags given explicitly win over the smoke sizes.
+	if !set["tenants"] {
+		c.Tenants = s.Tenants
+	}
+	if !set["small-tenants"] {
+		c.SmallTenants = s.SmallTenants
+	}
+	if !set["duration"] {
+		c.Duration = s.Duration
+	}
+	if !set["warmup"] {
+		c.Warmup = s.Warmup
+	}
+	if !set["zipf-warmup"] {
+		c.ZipfWarmup = s.ZipfWarmup
+	}
+	if !set["concurrency"] {
+		*conc = joinInts(s.Concurrency)
+	}
+	if !set["audit-rows"] {
+		c.AuditRows = s.AuditRows
+	}
+	if !set["provision-concurrency"] {
+		c.ProvisionC = s.ProvisionC
+	}
+	if !set["fixed-duration"] {
+		c.FixedRun = 0
+	}
+	c.Smoke = true
+}
+
+// parseFlags reads the flags over the defaults (or the smoke sizes).
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c := defaultConfig()
 	fs := flag.NewFlagSet("authzbench", flag.ContinueOnError)
@@ -98,6 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.SmallTenants, "small-tenants", c.SmallTenants, "tenants of the small data set used by phases 1-3")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration of each run")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "unmeasured warm-up before each closed-loop run")
+	fs.DurationVar(&c.ZipfWarmup, "zipf-warmup", c.ZipfWarmup, "unmeasured warm-up before each run of the Zipf pool (direct, facade, cache off alike): the realistic pool is measured in steady state, as a server that has run for a while sees it")
 	fs.DurationVar(&c.FixedRun, "fixed-duration", c.FixedRun, "least duration of the fixed-rate runs; keep it at two SpiceDB quantization intervals or more, since each interval starts its cache afresh")
 	fs.IntVar(&c.AuditRows, "audit-rows", c.AuditRows, "audit rows to seed for the audit query run (the goal is stated for 5000000)")
 	fs.IntVar(&c.ProvisionC, "provision-concurrency", c.ProvisionC, "tenants provisioned concurrently")
@@ -122,35 +163,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	if *smoke {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		s := smokeConfig(c)
-		// Flags given explicitly win over the smoke sizes.
-		if !set["tenants"] {
-			c.Tenants = s.Tenants
-		}
-		if !set["small-tenants"] {
-			c.SmallTenants = s.SmallTenants
-		}
-		if !set["duration"] {
-			c.Duration = s.Duration
-		}
-		if !set["warmup"] {
-			c.Warmup = s.Warmup
-		}
-		if !set["concurrency"] {
-			*conc = joinInts(s.Concurrency)
-		}
-		if !set["audit-rows"] {
-			c.AuditRows = s.AuditRows
-		}
-		if !set["provision-concurrency"] {
-			c.ProvisionC = s.ProvisionC
-		}
-		if !set["fixed-duration"] {
-			c.FixedRun = 0
-		}
-		c.Smoke = true
+		applySmoke(&c, fs, conc)
 	}
 	c.SpiceDBArgs = strings.Fields(*spiceArgs)
 	c.SpiceDBEnv = strings.Fields(*spiceEnv)
@@ -168,17 +181,22 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Concurrency, err = parseInts(*conc); err != nil {
 		return c, fmt.Errorf("-concurrency: %w", err)
 	}
+	return c, c.validate()
+}
+
+// validate refuses sizes the benchmark cannot run with.
+func (c config) validate() error {
 	switch {
 	case c.Tenants < 1 || c.SmallTenants < 1:
-		return c, fmt.Errorf("-tenants and -small-tenants must be at least 1")
+		return fmt.Errorf("-tenants and -small-tenants must be at least 1")
 	case c.Duration <= 0:
-		return c, fmt.Errorf("-duration must be positive")
+		return fmt.Errorf("-duration must be positive")
 	case c.AuditRows < 1:
-		return c, fmt.Errorf("-audit-rows must be at least 1")
+		return fmt.Errorf("-audit-rows must be at least 1")
 	case c.ProvisionC < 1:
-		return c, fmt.Errorf("-provision-concurrency must be at least 1")
+		return fmt.Errorf("-provision-concurrency must be at least 1")
 	}
-	return c, nil
+	return nil
 }
 
 func parseInts(s string) ([]int, error) {

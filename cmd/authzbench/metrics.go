@@ -17,6 +17,7 @@ type facadeMetrics struct {
 	calls, callSeconds     float64 // SpiceDB calls and their total latency
 	checkCalls, checkItems float64 // coalesced check calls and the single checks they answered
 	memoHits, memoMisses   float64 // checks answered from the revision memo, and not
+	cacheHits, cacheMisses float64 // decision cache lookups answered, and not
 }
 
 // scrape reads the counters of authzd's Prometheus endpoint.
@@ -67,6 +68,10 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 			m.memoHits += v
 		case "authzd_check_memo_misses_total":
 			m.memoMisses += v
+		case "authzd_cache_hits_total":
+			m.cacheHits += v
+		case "authzd_cache_misses_total":
+			m.cacheMisses += v
 		}
 	}
 	return m, sc.Err()
@@ -75,7 +80,8 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 func (m facadeMetrics) sub(o facadeMetrics) facadeMetrics {
 	return facadeMetrics{m.batches - o.batches, m.batchRows - o.batchRows, m.commits - o.commits,
 		m.commitSeconds - o.commitSeconds, m.calls - o.calls, m.callSeconds - o.callSeconds,
-		m.checkCalls - o.checkCalls, m.checkItems - o.checkItems, m.memoHits - o.memoHits, m.memoMisses - o.memoMisses}
+		m.checkCalls - o.checkCalls, m.checkItems - o.checkItems, m.memoHits - o.memoHits, m.memoMisses - o.memoMisses,
+		m.cacheHits - o.cacheHits, m.cacheMisses - o.cacheMisses}
 }
 
 // String summarises the run's audit batching and SpiceDB latency as authzd saw them.
@@ -92,6 +98,9 @@ func (m facadeMetrics) String() string {
 	}
 	if m.memoHits+m.memoMisses > 0 {
 		parts = append(parts, fmt.Sprintf("revision memo answered %.0f%% of checks", 100*m.memoHits/(m.memoHits+m.memoMisses)))
+	}
+	if m.cacheHits+m.cacheMisses > 0 {
+		parts = append(parts, fmt.Sprintf("decision cache hit %.0f%% of %.0f lookups", 100*m.cacheHits/(m.cacheHits+m.cacheMisses), m.cacheHits+m.cacheMisses))
 	}
 	if m.checkCalls > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f single checks per coalesced SpiceDB call", m.checkItems/m.checkCalls))

@@ -112,9 +112,32 @@ func (r *report) completenessError() error {
 	return nil
 }
 
+// printer writes one line of the report.
+type printer func(format string, a ...any)
+
+// write writes the report in Markdown: how the run was made, its tables, the
+// goals, and last the ratio line that scripts read.
 func (r *report) write(w io.Writer, b *bench) {
+	p := printer(func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) })
+	r.writeSetup(p, b)
+	r.writeResults(p)
+	r.writeComparisons(p)
+	ratio := r.writeGoals(p, b)
+	if r.failure != nil {
+		p("**The run stopped early: %s**", strings.ReplaceAll(r.failure.Error(), "\n", " "))
+		p("")
+	}
+	// The last line, which scripts read.
+	if ratio == 0 {
+		p("facade/direct check throughput ratio: n/a (phase 1 did not run)")
+		return
+	}
+	p("facade/direct check throughput ratio: %.2f", ratio)
+}
+
+// writeSetup says how the run was made: machine, versions, settings, data.
+func (r *report) writeSetup(p printer, b *bench) {
 	cfg := b.cfg
-	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p("# authzbench")
 	p("")
 	if cfg.Smoke {
@@ -141,6 +164,10 @@ func (r *report) write(w io.Writer, b *bench) {
 	}
 	p("- columns: latency in ms; *wrong* = answers that differ from what the data set implies; *audit* = rows committed in audit_events during the run vs decisions answered with 200; *CPU µs/op* = CPU time per operation of this process (load generator + authzd) / the spicedb process / the Postgres backends of the benchmark's databases / everything else on the machine (other work, kernel, Postgres background writers) / stolen by the hypervisor (this VM's CPUs were not ours for that long: the higher, the less the run's numbers say about this code)")
 	p("")
+}
+
+// writeResults writes the table of every run and what authzd saw inside it.
+func (r *report) writeResults(p printer) {
 	p("## Results")
 	p("")
 	p("| # | scenario | load | ops | ops/s | p50 | p95 | p99 | errors | allowed | wrong | audit rows = answers | CPU µs/op |")
@@ -171,6 +198,10 @@ func (r *report) write(w io.Writer, b *bench) {
 		}
 	}
 	p("")
+}
+
+// writeComparisons writes the facade against SpiceDB direct, and the large data set against the small.
+func (r *report) writeComparisons(p printer) {
 	p("## Facade against SpiceDB direct, and what the audit costs (small data set)")
 	p("")
 	p("| concurrency | direct ops/s | facade ops/s | facade/direct | facade without audit ops/s | no-audit/direct | p50 direct / facade / no audit | p99 direct / facade / no audit | CPU µs per check direct / facade / no audit |")
@@ -184,7 +215,7 @@ func (r *report) write(w io.Writer, b *bench) {
 	p("")
 	p("When the machine's CPUs are the limit (they are at high concurrency on 2 cores), throughput is inversely proportional to the CPU each check costs across all processes, so the last column bounds the ratio.")
 	p("")
-	if cfg.Phases[2] {
+	if len(r.byConc) > 0 && len(r.byConc[0].chainOn.Lat) > 0 { // phase 2 ran
 		p("## What the audit hash chain costs (phase 2, same data, back to back)")
 		p("")
 		p("| concurrency | chain on ops/s | chain off ops/s | on/off | p50 on / off | p99 on / off | CPU µs per check on / off |")
@@ -211,6 +242,12 @@ func (r *report) write(w io.Writer, b *bench) {
 			ms(l.facade.Quantile(.5)), ms(l.facade.Quantile(.99)), float64(l.facade.Quantile(.5))/nonzero(float64(s.Quantile(.5))), l.direct.Throughput())
 	}
 	p("")
+}
+
+// writeGoals writes each goal, measured and met or not, and returns the
+// facade/direct throughput ratio (0 when phase 1 did not run).
+func (r *report) writeGoals(p printer, b *bench) float64 {
+	cfg := b.cfg
 	p("## Goals")
 	p("")
 	p("| goal | target | measured | met |")
@@ -227,7 +264,7 @@ func (r *report) write(w io.Writer, b *bench) {
 	}
 	for _, z := range r.zipf {
 		q := z.facade.Throughput() / nonzero(z.direct.Throughput())
-		goal(fmt.Sprintf("phase %s: facade vs SpiceDB direct, Zipf users, c=%d (decision cache)", z.phase, r.topConc), "≥ 1.5x", fmt.Sprintf("%.2fx (%.0f vs %.0f checks/s; facade p99 %s ms)",
+		goal(fmt.Sprintf("phase %s: facade vs SpiceDB direct, Zipf users, c=%d, after %s warm-up each (decision cache)", z.phase, r.topConc, cfg.ZipfWarmup), "≥ 1.5x", fmt.Sprintf("%.2fx (%.0f vs %.0f checks/s; facade p99 %s ms)",
 			q, z.facade.Throughput(), z.direct.Throughput(), ms(z.facade.Quantile(.99))), q >= 1.5)
 	}
 	if n := len(r.visibility); n > 0 {
@@ -268,16 +305,7 @@ func (r *report) write(w io.Writer, b *bench) {
 	}
 	goal("audit completeness after every run", "rows = answers", fmt.Sprintf("%d of %d runs", len(r.completeness)-bad, len(r.completeness)), bad == 0)
 	p("")
-	if r.failure != nil {
-		p("**The run stopped early: %s**", strings.ReplaceAll(r.failure.Error(), "\n", " "))
-		p("")
-	}
-	// The last line, which scripts read.
-	if ratio == 0 {
-		p("facade/direct check throughput ratio: n/a (phase 1 did not run)")
-		return
-	}
-	p("facade/direct check throughput ratio: %.2f", ratio)
+	return ratio
 }
 
 // pick returns the q-quantile of sorted durations (0 when empty).

@@ -219,19 +219,12 @@ func checkCmd() *command {
 			fs.StringVar(&consistency, "consistency-token", "", "zed token of a write the answer must reflect")
 		},
 		run: func(ctx context.Context, e *env, c *client.Client, a []string) error {
-			var opts []client.CheckOption
-			if resource != "" {
-				typ, id, ok := strings.Cut(resource, ":")
-				if !ok || typ == "" || id == "" {
-					return usagef("--resource %q must be type:id, e.g. bunker:b1", resource)
-				}
-				opts = append(opts, client.WithResource(typ, id))
+			opts, err := checkOptions(resource, consistency)
+			if err != nil {
+				return err
 			}
 			if action != "" {
 				opts = append(opts, client.WithAction(action))
-			}
-			if consistency != "" {
-				opts = append(opts, client.WithConsistencyToken(consistency))
 			}
 			d, err := c.HasModulePermission(ctx, a[0], a[1], a[2], opts...)
 			if err != nil {

@@ -25,16 +25,9 @@ fully consistent. Audited like a check, with action "explain".
 			fs.StringVar(&consistency, "consistency-token", "", "zed token of a write the answer must reflect")
 		},
 		run: func(ctx context.Context, e *env, c *client.Client, a []string) error {
-			var opts []client.CheckOption
-			if resource != "" {
-				typ, id, ok := strings.Cut(resource, ":")
-				if !ok || typ == "" || id == "" {
-					return usagef("--resource %q must be type:id, e.g. bunker:b1", resource)
-				}
-				opts = append(opts, client.WithResource(typ, id))
-			}
-			if consistency != "" {
-				opts = append(opts, client.WithConsistencyToken(consistency))
+			opts, err := checkOptions(resource, consistency)
+			if err != nil {
+				return err
 			}
 			x, err := c.Explain(ctx, a[0], a[1], a[2], opts...)
 			if err != nil {
@@ -82,4 +75,21 @@ func printTrace(t *table, n *client.Trace, depth int) {
 	for _, s := range n.Steps {
 		printTrace(t, s, depth+1)
 	}
+}
+
+// checkOptions turns check's and explain's --resource (type:id) and
+// --consistency-token flags into client options.
+func checkOptions(resource, consistency string) ([]client.CheckOption, error) {
+	var opts []client.CheckOption
+	if resource != "" {
+		typ, id, ok := strings.Cut(resource, ":")
+		if !ok || typ == "" || id == "" {
+			return nil, usagef("--resource %q must be type:id, e.g. bunker:b1", resource)
+		}
+		opts = append(opts, client.WithResource(typ, id))
+	}
+	if consistency != "" {
+		opts = append(opts, client.WithConsistencyToken(consistency))
+	}
+	return opts, nil
 }

@@ -64,3 +64,8 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// UnknownResourceType is the error of a resource type the schema does not define.
+func UnknownResourceType(typ string, known []string) *Error {
+	return Errorf(EINVALID, "unknown resource type %q (known: %v)", truncate(typ), known)
+}

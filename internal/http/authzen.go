@@ -14,6 +14,7 @@ package http
 // specification demands of receivers.
 
 import (
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -126,8 +127,8 @@ func (s *Server) azResource(field string, e *azEntity) (string, *authz.Resource,
 	if e.Type == authz.ResourceTypeTenant {
 		return e.ID, nil, authz.ValidateID(field+".id", e.ID)
 	}
-	if !slices.Contains(s.graph.ResourceTypes(), e.Type) {
-		return "", nil, authz.Errorf(authz.EINVALID, "%s.type %q is not a resource type of authzd (tenant, %v)", field, truncated(e.Type), s.graph.ResourceTypes())
+	if !slices.Contains(s.model.ResourceTypes(), e.Type) {
+		return "", nil, authz.Errorf(authz.EINVALID, "%s.type %q is not a resource type of authzd (tenant, %v)", field, truncated(e.Type), s.model.ResourceTypes())
 	}
 	if e.ID == "" {
 		return "", nil, authz.Errorf(authz.EINVALID, "%s.id is required", field)
@@ -210,18 +211,7 @@ func (s *Server) azEvaluateOne(w http.ResponseWriter, r *http.Request, ev azEval
 		s.Error(w, r, err)
 		return
 	}
-	d, err := s.graph.Check(r.Context(), c)
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	e := s.checkEvent(r, c, d, time.Now())
-	if err := s.record(r, e); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	s.countDecision(e)
-	writeJSON(w, http.StatusOK, azAnswer(d, e))
+	s.checkOne(w, r, c, func(d authz.Decision, e authz.Event) any { return azAnswer(d, e) })
 }
 
 // merged applies the request's top-level defaults to one evaluation: each of
@@ -291,57 +281,10 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	checks := make([]authz.Check, len(b.Evaluations))
-	errs := make([]error, len(b.Evaluations))
-	// Items with the same consistency token go to SpiceDB together: one
-	// CheckBulkPermissions takes one consistency.
-	groups := map[string][]int{}
-	var order []string
-	for i, item := range b.Evaluations {
-		c, err := s.azCheck("", b.merged(item))
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		checks[i] = c
-		if _, ok := groups[c.ConsistencyToken]; !ok {
-			order = append(order, c.ConsistencyToken)
-		}
-		groups[c.ConsistencyToken] = append(groups[c.ConsistencyToken], i)
-	}
-	decisions := make([]authz.Decision, len(checks))
-	for _, token := range order {
-		idx := groups[token]
-		batch := make([]authz.Check, len(idx))
-		for j, i := range idx {
-			batch[j] = checks[i]
-		}
-		ds, err := s.graph.CheckBulk(r.Context(), batch)
-		if authz.ErrorCode(err) == authz.EINVALID {
-			// One item is wrong for SpiceDB (a key that does not apply to the
-			// resource type, a malformed token): ask item by item so that each
-			// gets its own answer or error.
-			for _, i := range idx {
-				d, err := s.graph.Check(r.Context(), checks[i])
-				switch {
-				case authz.ErrorCode(err) == authz.EINVALID:
-					errs[i] = err
-				case err != nil:
-					s.Error(w, r, err)
-					return
-				default:
-					decisions[i] = d
-				}
-			}
-			continue
-		}
-		if err != nil {
-			s.Error(w, r, err) // no decision at all: never a partial yes
-			return
-		}
-		for j, i := range idx {
-			decisions[i], errs[i] = ds[j], ds[j].Err
-		}
+	checks, decisions, errs, err := s.azDecide(r.Context(), b)
+	if err != nil {
+		s.Error(w, r, err) // no decision at all: never a partial yes
+		return
 	}
 
 	now := time.Now()
@@ -368,14 +311,64 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if err := s.record(r, events...); err != nil {
-		s.Error(w, r, err)
-		return
+	s.answerDecisions(w, r, azEvaluationsAnswer{Evaluations: answers}, events...)
+}
+
+// azDecide validates and checks the items of an evaluations request. An item
+// that cannot be evaluated gets its error in errs; an error that leaves no
+// item decided (SpiceDB unavailable) is returned.
+func (s *Server) azDecide(ctx context.Context, b azEvaluationsRequest) ([]authz.Check, []authz.Decision, []error, error) {
+	checks := make([]authz.Check, len(b.Evaluations))
+	errs := make([]error, len(b.Evaluations))
+	// Items with the same consistency token go to SpiceDB together: one
+	// CheckBulkPermissions takes one consistency.
+	groups := map[string][]int{}
+	var order []string
+	for i, item := range b.Evaluations {
+		c, err := s.azCheck("", b.merged(item))
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		checks[i] = c
+		if _, ok := groups[c.ConsistencyToken]; !ok {
+			order = append(order, c.ConsistencyToken)
+		}
+		groups[c.ConsistencyToken] = append(groups[c.ConsistencyToken], i)
 	}
-	for _, e := range events {
-		s.countDecision(e)
+	decisions := make([]authz.Decision, len(checks))
+	for _, token := range order {
+		idx := groups[token]
+		batch := make([]authz.Check, len(idx))
+		for j, i := range idx {
+			batch[j] = checks[i]
+		}
+		ds, err := s.checker.CheckBulk(ctx, batch)
+		if authz.ErrorCode(err) == authz.EINVALID {
+			// One item is wrong for SpiceDB (a key that does not apply to the
+			// resource type, a malformed token): ask item by item so that each
+			// gets its own answer or error.
+			for _, i := range idx {
+				d, err := s.checker.Check(ctx, checks[i])
+				switch {
+				case authz.ErrorCode(err) == authz.EINVALID:
+					errs[i] = err
+				case err != nil:
+					return nil, nil, nil, err
+				default:
+					decisions[i] = d
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for j, i := range idx {
+			decisions[i], errs[i] = ds[j], ds[j].Err
+		}
 	}
-	writeJSON(w, http.StatusOK, azEvaluationsAnswer{Evaluations: answers})
+	return checks, decisions, errs, nil
 }
 
 // azItemError is the deny of an item that has no decision, with the

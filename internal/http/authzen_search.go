@@ -128,6 +128,18 @@ func (pg paging) cut(ids []string, revision string) ([]string, azPageAnswer) {
 	return ids[start:end], page
 }
 
+// refs cuts this page out of a search's answer and names each id as an
+// entity of type typ; revision is what the answer and the next page read at.
+func (pg paging) refs(found authz.SearchResult, typ string) (ids []string, page azPageAnswer, results []any, revision string) {
+	revision = cmp.Or(found.CheckedAt, pg.revision)
+	ids, page = pg.cut(found.IDs, revision)
+	results = make([]any, len(ids))
+	for i, id := range ids {
+		results[i] = azEntityRef{Type: typ, ID: id}
+	}
+	return ids, page, results, revision
+}
+
 // emptySearch is the answer for a type authzd does not know: no entity of it
 // can match, which the certification scenario wants as an empty result, not
 // an error.
@@ -150,7 +162,7 @@ func present(field string, e *azEntity, needID bool) error {
 }
 
 func (s *Server) knownResourceType(t string) bool {
-	return t == authz.ResourceTypeTenant || slices.Contains(s.graph.ResourceTypes(), t)
+	return t == authz.ResourceTypeTenant || slices.Contains(s.model.ResourceTypes(), t)
 }
 
 func knownSubjectType(t string) bool {
@@ -189,6 +201,22 @@ func (s *Server) answerSearch(w http.ResponseWriter, r *http.Request, e authz.Ev
 	})
 }
 
+// azSearchScope reads what subject and action searches are scoped by: the
+// resource (a tenant, or one resource of a tenant; resID names it for the
+// page token) and the caller's consistency token.
+func (s *Server) azSearchScope(b azSearchRequest) (tenantID string, res *authz.Resource, resID, token string, err error) {
+	if tenantID, res, err = s.azResource("resource", b.Resource); err != nil {
+		return "", nil, "", "", err
+	}
+	if token, err = b.Context.consistencyToken("context"); err != nil {
+		return "", nil, "", "", err
+	}
+	if res != nil {
+		resID = res.Type + ":" + res.ID
+	}
+	return tenantID, res, resID, token, nil
+}
+
 // handleAZSearchSubject: who holds a key on a resource (or tenant-wide).
 func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 	var b azSearchRequest
@@ -209,38 +237,24 @@ func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 		emptySearch(w)
 		return
 	}
-	tenantID, res, err := s.azResource("resource", b.Resource)
+	tenantID, res, resID, token, err := s.azSearchScope(b)
 	if err != nil {
 		s.Error(w, r, err)
 		return
-	}
-	token, err := b.Context.consistencyToken("context")
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	resID := ""
-	if res != nil {
-		resID = res.Type + ":" + res.ID
 	}
 	pg, err := azPaging(b.Page, "subject", b.Subject.Type, key.String(), tenantID, resID, token)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	found, err := s.graph.LookupSubjects(r.Context(), authz.SubjectSearch{
+	found, err := s.searcher.LookupSubjects(r.Context(), authz.SubjectSearch{
 		TenantID: tenantID, Key: key, Resource: res, SubjectKind: b.Subject.Type, At: pg.at(token),
 	})
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	revision := cmp.Or(found.CheckedAt, pg.revision)
-	ids, page := pg.cut(found.IDs, revision)
-	results := make([]any, len(ids))
-	for i, id := range ids {
-		results[i] = azEntityRef{Type: b.Subject.Type, ID: id}
-	}
+	ids, page, results, revision := pg.refs(found, b.Subject.Type)
 	e := s.searchEvent(r, "authzen.search.subject", &key, "", tenantID, res, "", ids, page.Total, revision)
 	e.Details["subject_type"] = b.Subject.Type
 	s.answerSearch(w, r, e, page, results)
@@ -289,19 +303,14 @@ func (s *Server) handleAZSearchResource(w http.ResponseWriter, r *http.Request) 
 		s.Error(w, r, err)
 		return
 	}
-	found, err := s.graph.LookupResources(r.Context(), authz.ResourceSearch{
+	found, err := s.searcher.LookupResources(r.Context(), authz.ResourceSearch{
 		TenantID: tenantID, Subject: subj, Key: key, ResourceType: b.Resource.Type, At: pg.at(token),
 	})
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	revision := cmp.Or(found.CheckedAt, pg.revision)
-	ids, page := pg.cut(found.IDs, revision)
-	results := make([]any, len(ids))
-	for i, id := range ids {
-		results[i] = azEntityRef{Type: b.Resource.Type, ID: id}
-	}
+	ids, page, results, revision := pg.refs(found, b.Resource.Type)
 	e := s.searchEvent(r, "authzen.search.resource", &key, subj.String(), tenantID, nil, b.Resource.Type, ids, page.Total, revision)
 	s.answerSearch(w, r, e, page, results)
 }
@@ -327,26 +336,17 @@ func (s *Server) handleAZSearchAction(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	tenantID, res, err := s.azResource("resource", b.Resource)
+	tenantID, res, resID, token, err := s.azSearchScope(b)
 	if err != nil {
 		s.Error(w, r, err)
 		return
-	}
-	token, err := b.Context.consistencyToken("context")
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	resID := ""
-	if res != nil {
-		resID = res.Type + ":" + res.ID
 	}
 	pg, err := azPaging(b.Page, "action", subj.String(), subj.Kind, tenantID, resID, token)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	applies := s.graph.KeysOn(b.Resource.Type)
+	applies := s.model.KeysOn(b.Resource.Type)
 	var checks []authz.Check
 	for _, k := range s.keys {
 		if slices.Contains(applies, k.Key.Relation()) {
@@ -359,7 +359,7 @@ func (s *Server) handleAZSearchAction(w http.ResponseWriter, r *http.Request) {
 	var held []string
 	revision := pg.revision
 	if len(checks) > 0 {
-		decisions, err := s.graph.CheckBulk(r.Context(), checks)
+		decisions, err := s.checker.CheckBulk(r.Context(), checks)
 		if err != nil {
 			s.Error(w, r, err)
 			return

@@ -82,7 +82,16 @@ func (s *Server) toCheck(b checkBody) (authz.Check, error) {
 	return c, nil
 }
 
-// event builds the audit row of a decision.
+// decodeCheck reads and validates a check body (POST check and explain).
+func (s *Server) decodeCheck(r *http.Request) (authz.Check, error) {
+	var b checkBody
+	if err := decode(r, &b, false); err != nil {
+		return authz.Check{}, err
+	}
+	return s.toCheck(b)
+}
+
+// checkEvent builds the audit row of a decision.
 func (s *Server) checkEvent(r *http.Request, c authz.Check, d authz.Decision, now time.Time) authz.Event {
 	action := c.Action
 	if action == "" {
@@ -123,6 +132,20 @@ func (s *Server) record(r *http.Request, events ...authz.Event) error {
 	return s.audit.Record(r.Context(), events...)
 }
 
+// answerDecisions commits the decisions' audit rows, counts them, and only
+// then answers body with 200. Without the rows the answer is the error, never
+// a decision.
+func (s *Server) answerDecisions(w http.ResponseWriter, r *http.Request, body any, events ...authz.Event) {
+	if err := s.record(r, events...); err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	for _, e := range events {
+		s.countDecision(e)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
 func (s *Server) countDecision(e authz.Event) {
 	if s.metrics != nil {
 		s.metrics.Decision(e.Module, e.Decision == authz.DecisionAllowed)
@@ -130,28 +153,26 @@ func (s *Server) countDecision(e authz.Event) {
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
-	var b checkBody
-	if err := decode(r, &b, false); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	c, err := s.toCheck(b)
+	c, err := s.decodeCheck(r)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	d, err := s.graph.Check(r.Context(), c)
+	s.checkOne(w, r, c, func(d authz.Decision, e authz.Event) any {
+		return checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}
+	})
+}
+
+// checkOne answers one validated check: the decision, its audit row, then
+// the answer body answer makes of them.
+func (s *Server) checkOne(w http.ResponseWriter, r *http.Request, c authz.Check, answer func(authz.Decision, authz.Event) any) {
+	d, err := s.checker.Check(r.Context(), c)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
 	e := s.checkEvent(r, c, d, time.Now())
-	if err := s.record(r, e); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	s.countDecision(e)
-	writeJSON(w, http.StatusOK, checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID})
+	s.answerDecisions(w, r, answer(d, e), e)
 }
 
 type bulkBody struct {
@@ -181,7 +202,7 @@ func (s *Server) handleCheckBulk(w http.ResponseWriter, r *http.Request) {
 		}
 		checks[i] = c
 	}
-	decisions, err := s.graph.CheckBulk(r.Context(), checks)
+	decisions, err := s.checker.CheckBulk(r.Context(), checks)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -199,14 +220,7 @@ func (s *Server) handleCheckBulk(w http.ResponseWriter, r *http.Request) {
 		events = append(events, e)
 		results[i] = checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}
 	}
-	if err := s.record(r, events...); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	for _, e := range events {
-		s.countDecision(e)
-	}
-	writeJSON(w, http.StatusOK, bulkAnswer{Results: results})
+	s.answerDecisions(w, r, bulkAnswer{Results: results}, events...)
 }
 
 type effectiveAnswer struct {
@@ -233,7 +247,7 @@ func (s *Server) handleEffective(w http.ResponseWriter, r *http.Request) {
 	for i, k := range s.keys {
 		checks[i] = authz.Check{TenantID: tenantID, Subject: subj, Key: k.Key, ConsistencyToken: token}
 	}
-	decisions, err := s.graph.CheckBulk(r.Context(), checks)
+	decisions, err := s.checker.CheckBulk(r.Context(), checks)
 	if err != nil {
 		s.Error(w, r, err)
 		return

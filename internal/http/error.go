@@ -45,23 +45,28 @@ type errorDetail struct {
 // unavailable dependencies are logged with the request id; callers see only
 // the caller-safe message.
 func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
-	code := authz.ErrorCode(err)
-	status, ok := statuses[code]
-	if !ok {
-		code, status = authz.EINTERNAL, http.StatusInternalServerError
-	}
 	rid := RequestID(r.Context())
-	msg := authz.ErrorMessage(err)
-	switch code {
+	switch authz.ErrorCode(err) {
 	case authz.EINTERNAL:
 		s.logger.ErrorContext(r.Context(), "internal error", "err", err, "request_id", rid, "method", r.Method, "path", r.URL.Path)
 	case authz.EUNAVAILABLE:
 		s.logger.WarnContext(r.Context(), "dependency unavailable", "err", err, "request_id", rid, "method", r.Method, "path", r.URL.Path)
 	}
+	writeError(w, r, err)
+}
+
+// writeError is Error without the log, for callers that logged already.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := authz.ErrorCode(err)
+	status, ok := statuses[code]
+	if !ok {
+		code, status = authz.EINTERNAL, http.StatusInternalServerError
+	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authzd"`)
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Status: status, Code: code, Message: msg, RequestID: rid}})
+	detail := errorDetail{Status: status, Code: code, Message: authz.ErrorMessage(err), RequestID: RequestID(r.Context())}
+	writeJSON(w, status, errorBody{Error: detail})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

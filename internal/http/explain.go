@@ -22,17 +22,12 @@ type explainAnswer struct {
 // revision, and the trace itself. It is audited like a check, with action
 // "explain".
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
-	var b checkBody
-	if err := decode(r, &b, false); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	c, err := s.toCheck(b)
+	c, err := s.decodeCheck(r)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	x, err := s.graph.Explain(r.Context(), c)
+	x, err := s.explainer.Explain(r.Context(), c)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -45,12 +40,7 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 	reasons := explain.Reasons(explain.Input{Check: c, Explanation: x, KeyRoles: s.keyRoles[c.Key.String()], RoleNames: names})
 	c.Action = "explain"
 	e := s.checkEvent(r, c, x.Decision, time.Now())
-	if err := s.record(r, e); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	s.countDecision(e)
-	writeJSON(w, http.StatusOK, explainAnswer{
+	s.answerDecisions(w, r, explainAnswer{
 		Allowed: x.Decision.Allowed, CheckedAt: x.Decision.CheckedAt, DecisionID: e.DecisionID, Reasons: reasons, Trace: x.Trace,
-	})
+	}, e)
 }

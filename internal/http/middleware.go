@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -81,15 +83,22 @@ func requestID(next http.Handler) http.Handler {
 	})
 }
 
+// recoverer turns a panic into a 500 that carries the request id and a
+// generic message, and logs the panic with its stack under the same id. It
+// sits inside instrument, so the 500 is counted and logged like any answer.
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				s.Error(w, r, authz.Errorf(authz.EINTERNAL, "panic: %v", p))
+			p := recover()
+			if p == nil {
+				return
 			}
+			if p == http.ErrAbortHandler {
+				panic(p) // net/http's own way to abort a response: let it through
+			}
+			s.logger.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()),
+				"request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path)
+			writeError(w, r, authz.Errorf(authz.EINTERNAL, "panic")) // callers see "internal error"
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -167,7 +176,7 @@ var bootstrapToken = authz.Token{ID: "bootstrap", Name: "bootstrap", Scopes: aut
 
 func newAuthenticator(admin string, store Store, ttl time.Duration) *authenticator {
 	if ttl <= 0 {
-		ttl = 10 * time.Second
+		ttl = DefaultTokenCacheTTL
 	}
 	a := &authenticator{store: store, ttl: ttl, cache: map[[32]byte]cachedToken{}}
 	if admin != "" {

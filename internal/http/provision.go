@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"time"
@@ -27,9 +28,15 @@ type change struct {
 // provision runs a validated write, commits its audit row, then answers with
 // the zed token. A write SpiceDB applied but whose row could not be committed
 // answers 503; the caller's retry is idempotent and records the row.
-func (s *Server) provision(w http.ResponseWriter, r *http.Request, c change, write func() (string, error)) {
+//
+// The write is made under its audit row's decision_id (authz.WithWriteID):
+// SpiceDB keeps it in the transaction's metadata, so that a change seen on the
+// Watch stream can be matched to the row that accounts for it (see
+// internal/outofband).
+func (s *Server) provision(w http.ResponseWriter, r *http.Request, c change, write func(context.Context) (string, error)) {
 	actor := actorFrom(r.Context()) // validated by the actor middleware
-	token, err := write()
+	decisionID := newDecisionID()
+	token, err := write(authz.WithWriteID(r.Context(), decisionID))
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -37,7 +44,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request, c change, wri
 	e := authz.Event{
 		OccurredAt: time.Now(), Module: authz.AuditModule, Action: c.action, ActorUserID: actor,
 		TenantID: c.tenantID, ResourceType: c.resourceType, ResourceID: c.resourceID, Permission: c.permission,
-		Decision: authz.DecisionAllowed, ZedToken: token, DecisionID: newDecisionID(),
+		Decision: authz.DecisionAllowed, ZedToken: token, DecisionID: decisionID,
 		Client: clientName(tokenFrom(r.Context())), RequestID: RequestID(r.Context()), Details: c.details,
 	}
 	if err := s.record(r, e); err != nil {
@@ -72,7 +79,7 @@ func (s *Server) handlePutPartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.put", resourceType: "partner", resourceID: p[0]},
-		func() (string, error) { return s.graph.PutPartner(r.Context(), p[0]) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutPartner(ctx, p[0]) })
 }
 
 func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +89,7 @@ func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "partner.delete", resourceType: "partner", resourceID: p[0]},
-		func() (string, error) { return s.graph.DeletePartner(r.Context(), p[0]) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeletePartner(ctx, p[0]) })
 }
 
 func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
@@ -99,10 +106,10 @@ func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
 		}
 		c := change{action: "partner_admin.grant", resourceType: "partner", resourceID: p[0], permission: authz.RolePartnerAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func() (string, error) { return s.graph.PutPartnerAdmin(r.Context(), p[0], subj) }
+		write := func(ctx context.Context) (string, error) { return s.provisioner.PutPartnerAdmin(ctx, p[0], subj) }
 		if !add {
 			c.action = "partner_admin.revoke"
-			write = func() (string, error) { return s.graph.DeletePartnerAdmin(r.Context(), p[0], subj) }
+			write = func(ctx context.Context) (string, error) { return s.provisioner.DeletePartnerAdmin(ctx, p[0], subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -115,12 +122,12 @@ func (s *Server) handleSuperAdmin(add bool) http.HandlerFunc {
 			s.Error(w, r, err)
 			return
 		}
-		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: "scaigrid", permission: authz.RoleSuperAdmin,
+		c := change{action: "super_admin.grant", resourceType: "platform", resourceID: authz.PlatformID, permission: authz.RoleSuperAdmin,
 			details: map[string]any{"user_id": subj.String()}}
-		write := func() (string, error) { return s.graph.PutSuperAdmin(r.Context(), subj) }
+		write := func(ctx context.Context) (string, error) { return s.provisioner.PutSuperAdmin(ctx, subj) }
 		if !add {
 			c.action = "super_admin.revoke"
-			write = func() (string, error) { return s.graph.DeleteSuperAdmin(r.Context(), subj) }
+			write = func(ctx context.Context) (string, error) { return s.provisioner.DeleteSuperAdmin(ctx, subj) }
 		}
 		s.provision(w, r, c, write)
 	}
@@ -145,7 +152,7 @@ func (s *Server) handlePutTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "tenant.put", tenantID: t[0], resourceType: "tenant", resourceID: t[0],
 		details: map[string]any{"partner_id": body.PartnerID}},
-		func() (string, error) { return s.graph.PutTenant(r.Context(), t[0], body.PartnerID) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutTenant(ctx, t[0], body.PartnerID) })
 }
 
 func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +162,7 @@ func (s *Server) handleDeleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "tenant.delete", tenantID: t[0], resourceType: "tenant", resourceID: t[0]},
-		func() (string, error) { return s.graph.DeleteTenant(r.Context(), t[0]) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeleteTenant(ctx, t[0]) })
 }
 
 // customRole validates tenant_id and a custom role_id, refusing built-in ids.
@@ -164,7 +171,7 @@ func customRole(r *http.Request) (tenantID, roleID string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if authz.IsTenantRole(v[1]) || v[1] == authz.RoleSuperAdmin || v[1] == authz.RolePartnerAdmin {
+	if authz.IsBuiltinRole(v[1]) {
 		return "", "", authz.Errorf(authz.EINVALID, "role_id %q is a built-in role; its keys come from the module manifests and cannot be changed here", v[1])
 	}
 	if _, err := authz.ScopedID("role_id", v[0], v[1]); err != nil {
@@ -210,7 +217,7 @@ func (s *Server) handlePutRole(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(names)
 	s.provision(w, r, change{action: "role.put", tenantID: tenantID, resourceType: "role", resourceID: roleID,
 		details: map[string]any{"name": body.Name, "module_permissions": names}},
-		func() (string, error) { return s.graph.PutRole(r.Context(), tenantID, roleID, keys) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutRole(ctx, tenantID, roleID, keys) })
 }
 
 func (s *Server) handleGetRole(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +226,7 @@ func (s *Server) handleGetRole(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	keys, err := s.graph.GetRole(r.Context(), tenantID, roleID)
+	keys, err := s.provisioner.GetRole(r.Context(), tenantID, roleID)
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -238,7 +245,7 @@ func (s *Server) handleDeleteRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "role.delete", tenantID: tenantID, resourceType: "role", resourceID: roleID},
-		func() (string, error) { return s.graph.DeleteRole(r.Context(), tenantID, roleID) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeleteRole(ctx, tenantID, roleID) })
 }
 
 func (s *Server) handleMember(add bool) http.HandlerFunc {
@@ -248,7 +255,7 @@ func (s *Server) handleMember(add bool) http.HandlerFunc {
 			s.Error(w, r, err)
 			return
 		}
-		if v[1] == authz.RoleSuperAdmin || v[1] == authz.RolePartnerAdmin {
+		if authz.IsPlatformRole(v[1]) {
 			s.Error(w, r, authz.Errorf(authz.EINVALID, "role_id %q is not a tenant role; use /v1/platform/super_admins or /v1/partners/{partner_id}/admins", v[1]))
 			return
 		}
@@ -263,7 +270,7 @@ func (s *Server) handleMember(add bool) http.HandlerFunc {
 		}
 		s.provision(w, r, change{action: action, tenantID: v[0], resourceType: "role", resourceID: v[1], permission: v[1],
 			details: map[string]any{"user_id": subj.String()}},
-			func() (string, error) { return s.graph.SetMember(r.Context(), v[0], v[1], subj, add) })
+			func(ctx context.Context) (string, error) { return s.provisioner.SetMember(ctx, v[0], v[1], subj, add) })
 	}
 }
 
@@ -273,8 +280,8 @@ func (s *Server) resourceParams(r *http.Request) (string, authz.Resource, error)
 		return "", authz.Resource{}, err
 	}
 	typ := chi.URLParam(r, "type")
-	if !slices.Contains(s.graph.ResourceTypes(), typ) {
-		return "", authz.Resource{}, authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", typ, s.graph.ResourceTypes())
+	if !slices.Contains(s.model.ResourceTypes(), typ) {
+		return "", authz.Resource{}, authz.UnknownResourceType(typ, s.model.ResourceTypes())
 	}
 	if _, err := authz.ScopedID("resource_id", v[0], v[1]); err != nil {
 		return "", authz.Resource{}, err
@@ -302,7 +309,7 @@ func (s *Server) handlePutResource(w http.ResponseWriter, r *http.Request) {
 	}
 	s.provision(w, r, change{action: "resource.put", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID,
 		details: map[string]any{"owner_id": owner.String()}},
-		func() (string, error) { return s.graph.PutResource(r.Context(), tenantID, res, owner) })
+		func(ctx context.Context) (string, error) { return s.provisioner.PutResource(ctx, tenantID, res, owner) })
 }
 
 func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
@@ -312,5 +319,5 @@ func (s *Server) handleDeleteResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.provision(w, r, change{action: "resource.delete", tenantID: tenantID, resourceType: res.Type, resourceID: res.ID},
-		func() (string, error) { return s.graph.DeleteResource(r.Context(), tenantID, res) })
+		func(ctx context.Context) (string, error) { return s.provisioner.DeleteResource(ctx, tenantID, res) })
 }

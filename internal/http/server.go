@@ -9,41 +9,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/internal/metrics"
 )
-
-// Graph is what the server needs of SpiceDB.
-type Graph interface {
-	Check(ctx context.Context, c authz.Check) (authz.Decision, error)
-	CheckBulk(ctx context.Context, checks []authz.Check) ([]authz.Decision, error)
-	ResourceTypes() []string
-	Ready(ctx context.Context) error
-
-	// Explain answers a check with SpiceDB's trace and the model's facts.
-	Explain(ctx context.Context, c authz.Check) (authz.Explanation, error)
-	// KeysOn lists the key relations that apply to a resource type ("tenant" included).
-	KeysOn(resourceType string) []string
-	LookupSubjects(ctx context.Context, q authz.SubjectSearch) (authz.SearchResult, error)
-	LookupResources(ctx context.Context, q authz.ResourceSearch) (authz.SearchResult, error)
-
-	PutPartner(ctx context.Context, partnerID string) (string, error)
-	DeletePartner(ctx context.Context, partnerID string) (string, error)
-	PutTenant(ctx context.Context, tenantID, partnerID string) (string, error)
-	DeleteTenant(ctx context.Context, tenantID string) (string, error)
-	PutSuperAdmin(ctx context.Context, s authz.Subject) (string, error)
-	DeleteSuperAdmin(ctx context.Context, s authz.Subject) (string, error)
-	PutPartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error)
-	DeletePartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error)
-	PutRole(ctx context.Context, tenantID, roleID string, keys []authz.Key) (string, error)
-	GetRole(ctx context.Context, tenantID, roleID string) ([]authz.Key, error)
-	DeleteRole(ctx context.Context, tenantID, roleID string) (string, error)
-	SetMember(ctx context.Context, tenantID, roleID string, s authz.Subject, add bool) (string, error)
-	PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error)
-	DeleteResource(ctx context.Context, tenantID string, r authz.Resource) (string, error)
-}
 
 // Audit is the durable audit log.
 type Audit interface {
@@ -72,10 +41,15 @@ type KeyInfo struct {
 
 // Server serves contract v1.
 type Server struct {
-	graph Graph
-	audit Audit
-	store Store
-	chain Chain
+	checker     Checker
+	explainer   Explainer
+	searcher    Searcher
+	provisioner Provisioner
+	model       Model
+	readiness   Readiness
+	audit       Audit
+	store       Store
+	chain       Chain
 	// signingKeyID is the key this instance signs checkpoints with.
 	signingKeyID string
 	keys         []KeyInfo
@@ -92,9 +66,24 @@ type Server struct {
 	readyCheck   time.Duration
 }
 
+// What a zero Options field means. authzd's configuration (cmd/authzd/app)
+// has the same defaults, which a test there keeps equal to these.
+const (
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultTokenCacheTTL = 10 * time.Second
+)
+
 // Options configure a Server.
 type Options struct {
-	Graph Graph
+	// The graph's roles: authzd passes its one SpiceDB adapter for each; a
+	// test passes small fakes of the roles it exercises.
+	Checker     Checker
+	Explainer   Explainer
+	Searcher    Searcher
+	Provisioner Provisioner
+	Model       Model
+	Readiness   Readiness
+
 	Audit Audit
 	Store Store
 	// Chain serves the audit hash chain, its checkpoints and keys.
@@ -123,12 +112,13 @@ type Options struct {
 // NewServer builds the router.
 func NewServer(o Options) *Server {
 	s := &Server{
-		graph: o.Graph, audit: o.Audit, store: o.Store, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
+		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner,
+		model: o.Model, readiness: o.Readiness, audit: o.Audit, store: o.Store, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
 	}
 	if s.maxBody <= 0 {
-		s.maxBody = 1 << 20
+		s.maxBody = DefaultMaxBodyBytes
 	}
 	for _, k := range o.Keys {
 		s.known[k.Key.String()] = k.Key
@@ -144,7 +134,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, middleware.RealIP, s.recoverer, s.instrument)
+	r.Use(requestID, s.instrument, s.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, authz.Errorf(authz.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -234,7 +224,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	checks := map[string]string{"spicedb": "ok", "postgres": "ok"}
 	status := http.StatusOK
-	if err := s.graph.Ready(ctx); err != nil {
+	if err := s.readiness.Ready(ctx); err != nil {
 		checks["spicedb"], status = authz.ErrorMessage(err), http.StatusServiceUnavailable
 		s.logger.WarnContext(ctx, "readiness: spicedb", "err", err, "request_id", RequestID(r.Context()))
 	}

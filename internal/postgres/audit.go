@@ -37,6 +37,10 @@ type AuditLog struct {
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
 	wg     sync.WaitGroup
+	// stopped is the parent of every COPY's context; abort cancels it when a
+	// shutdown runs out of time.
+	stopped context.Context
+	abort   context.CancelFunc
 }
 
 type pending struct {
@@ -69,6 +73,7 @@ func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 	}
 	a := &AuditLog{db: db, queue: make(chan *pending, 4096), maxBatch: o.MaxBatch, timeout: o.Timeout, observe: o.Observe,
 		noChain: o.DisableChain}
+	a.stopped, a.abort = context.WithCancel(context.Background())
 	for range o.Writers {
 		a.wg.Add(1)
 		go a.run()
@@ -100,15 +105,34 @@ func (a *AuditLog) Record(ctx context.Context, events ...authz.Event) error {
 	}
 }
 
-// Close stops accepting records, commits what is queued and waits for the writers.
-func (a *AuditLog) Close() {
+// Close is Shutdown bounded only by the writers' own COPY timeout.
+func (a *AuditLog) Close() { _ = a.Shutdown(context.Background()) }
+
+// Shutdown stops accepting records, commits what is queued and waits for the
+// writers, within ctx. When ctx ends first, the COPYs in flight are cancelled:
+// the records still waiting fail (so no decision waiting on them is given) and
+// Shutdown returns an error saying so.
+func (a *AuditLog) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	if !a.closed {
 		a.closed = true
 		close(a.queue)
 	}
 	a.mu.Unlock()
-	a.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		a.abort()
+		return nil
+	case <-ctx.Done():
+		a.abort()
+		<-done // a cancelled COPY returns at once
+		return fmt.Errorf("audit log: queued records were not committed within the shutdown bound: %w", ctx.Err())
+	}
 }
 
 func (a *AuditLog) run() {
@@ -170,7 +194,7 @@ func chainRow(e authz.Event) (auditchain.Row, error) {
 // one transaction with the head's lock and update. Any failure rolls back
 // the whole batch: its callers answer 503, never an unaudited decision.
 func (a *AuditLog) insert(batch []*pending, n int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+	ctx, cancel := context.WithTimeout(a.stopped, a.timeout)
 	defer cancel()
 	rows := make([]auditchain.Row, 0, n)
 	for _, p := range batch {

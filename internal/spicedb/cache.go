@@ -15,9 +15,10 @@ import (
 //
 // Invariant: an entry reflects every change the stream had applied when its
 // miss began, and no change applied since touched its tenant. A miss records
-// the tenant's change counter, asks SpiceDB fully consistent (the head includes
-// every committed transaction, hence everything the stream has delivered) and
-// stores the answer only if the counter has not moved. Watch revisions are not
+// the tenant's change counter, asks SpiceDB at a revision that includes every
+// change applied to the tenant (a safe revision, see safeRevision, or the
+// head, which includes every committed transaction) and stores the answer
+// only if the counter has not moved. Watch revisions are not
 // used as read revisions: on Postgres a checkpoint's revision is a resume
 // cursor built from one transaction's snapshot and need not include a
 // transaction delivered earlier, so reading "at the frontier" could miss an
@@ -33,15 +34,15 @@ import (
 type decisionCache struct {
 	max int // entries bound
 
-	mu      sync.RWMutex
-	ready   bool
-	epoch   uint64                      // bumped by every drop of everything
-	gens    map[string]uint64           // tenant -> changes applied in this epoch
+	mu    sync.RWMutex
+	ready bool
+	epoch uint64            // bumped by every drop of everything
+	seq   uint64            // bumped by every change applied to a tenant
+	gens  map[string]uint64 // tenant -> seq of its last change in this epoch (0: none)
+	// safe is a revision fills may read at instead of the head (see begin).
+	safe    safeRevision
 	tenants map[string]map[string]entry // tenant -> decision key -> answer
 	entries int
-	// subjects are the subjects each tenant holds answers for: a miss for a
-	// subject already seen prefetches its other keys (see Graph.cached).
-	subjects map[string]map[string]bool
 	// delivered maps the zed tokens of authzd's own writes to true once the
 	// stream has delivered them and a checkpoint followed (see wrote): a check
 	// carrying such a token may be answered here, because every change up to
@@ -62,6 +63,21 @@ type decisionCache struct {
 	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches atomic.Uint64
 }
 
+// safeRevision is a zed token that includes every change the stream had
+// applied when seq was current in epoch: the stream's start revision, or the
+// revision of a head read that began then. For a tenant whose last change is
+// at or before seq (and with no drop of everything since), the state that
+// matters to its answers is the same at that revision as at the frontier, so
+// a fill may read at_least_as_fresh it: SpiceDB then answers at its own
+// cached (quantized) revision when that is newer, and fills of many tenants
+// share one revision and SpiceDB's dispatch cache, instead of each walking
+// the graph at a fresh head. Only revisions that are head reads or the
+// stream's start are used, never checkpoint revisions (see decisionCache).
+type safeRevision struct {
+	epoch, seq uint64
+	token      string
+}
+
 // entry is one answer and the revision SpiceDB computed it at.
 type entry struct {
 	allowed bool
@@ -76,7 +92,6 @@ func newDecisionCache(maxEntries int) *decisionCache {
 		maxEntries = 1 << 20
 	}
 	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]entry{},
-		subjects:  map[string]map[string]bool{},
 		delivered: map[string]bool{}, pending: map[string]pendingWrite{}, early: map[string]bool{}}
 }
 
@@ -89,23 +104,6 @@ type pendingWrite struct {
 // (authz.ValidateID), so the key is unambiguous.
 func decisionKey(objType, objID, perm, subjType, subjID string) string {
 	return objType + "\x00" + objID + "\x00" + perm + "\x00" + subjType + "\x00" + subjID
-}
-
-// subjectOf is the subject part ("type\x00id") of a decision key.
-func subjectOf(key string) string {
-	i := strings.LastIndexByte(key, 0)
-	if i < 0 {
-		return key
-	}
-	j := strings.LastIndexByte(key[:i], 0)
-	return key[j+1:]
-}
-
-// knows reports whether the cache holds any answer for subject in tenant.
-func (c *decisionCache) knows(tenant, subject string) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.subjects[tenant][subject]
 }
 
 // tenantOf returns the tenant whose entries a relationship on (objType, objID)
@@ -150,6 +148,9 @@ type fill struct {
 	tenant string
 	epoch  uint64
 	gen    uint64
+	seq    uint64
+	// at is the revision the fill reads at least as fresh as; empty: the head.
+	at string
 }
 
 // key names the fill for sharing: only misses that began in the same state
@@ -165,7 +166,25 @@ func (c *decisionCache) begin(tenant string) (f fill, ok bool) {
 	if !c.ready {
 		return fill{}, false
 	}
-	return fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant]}, true
+	f = fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant], seq: c.seq}
+	if c.safe.token != "" && c.safe.epoch == c.epoch && f.gen <= c.safe.seq {
+		f.at = c.safe.token
+	}
+	return f, true
+}
+
+// readHead records the revision of a head read that began with f: it
+// includes every change applied by then, so it becomes the safe revision if
+// it is newer than the current one.
+func (c *decisionCache) readHead(f fill, rev string) {
+	if f.at != "" || rev == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ready && f.epoch == c.epoch && (c.safe.epoch != c.epoch || f.seq > c.safe.seq || c.safe.token == "") {
+		c.safe = safeRevision{epoch: f.epoch, seq: f.seq, token: rev}
+	}
 }
 
 // gen is the tenant's change counter (for verification).
@@ -189,17 +208,11 @@ func (c *decisionCache) store(f fill, rev string, answers map[string]bool) bool 
 		m = make(map[string]entry, len(answers))
 		c.tenants[f.tenant] = m
 	}
-	subjects := c.subjects[f.tenant]
-	if subjects == nil {
-		subjects = map[string]bool{}
-		c.subjects[f.tenant] = subjects
-	}
 	for k, v := range answers {
 		if _, had := m[k]; !had {
 			c.entries++
 		}
 		m[k] = entry{allowed: v, rev: rev}
-		subjects[subjectOf(k)] = true
 	}
 	// Over the bound: drop other tenants (map order is random enough) until it fits.
 	for t, tm := range c.tenants {
@@ -209,7 +222,6 @@ func (c *decisionCache) store(f fill, rev string, answers map[string]bool) bool 
 		if t != f.tenant {
 			c.entries -= len(tm)
 			delete(c.tenants, t)
-			delete(c.subjects, t)
 		}
 	}
 	return true
@@ -226,13 +238,14 @@ func (c *decisionCache) pendingIDs() []string {
 	return ids
 }
 
-// start makes the cache ready, empty. before are writes that SpiceDB
-// answered before the stream's start revision was read: the stream will not
-// deliver them, and every fill reads a newer head.
-func (c *decisionCache) start(before []string) {
+// start makes the cache ready, empty, following a stream that began after
+// the revision from. before are writes that SpiceDB answered before from was
+// read: the stream will not deliver them, and every fill reads at or after from.
+func (c *decisionCache) start(from string, before []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
+	c.safe = safeRevision{epoch: c.epoch, seq: c.seq, token: from}
 	for _, id := range before {
 		if p, ok := c.pending[id]; ok {
 			delete(c.pending, id)
@@ -255,7 +268,6 @@ func (c *decisionCache) dropAllLocked() {
 	c.epoch++
 	clear(c.gens)
 	clear(c.tenants)
-	clear(c.subjects)
 	c.entries = 0
 }
 
@@ -281,10 +293,10 @@ func (c *decisionCache) apply(ch change) {
 		c.invalidations.Add(1)
 	} else {
 		for _, t := range ch.tenants {
-			c.gens[t]++
+			c.seq++
+			c.gens[t] = c.seq
 			c.entries -= len(c.tenants[t])
 			delete(c.tenants, t)
-			delete(c.subjects, t)
 			c.invalidations.Add(1)
 		}
 	}
@@ -341,10 +353,10 @@ func (c *decisionCache) wrote(id, token string) {
 func (c *decisionCache) dropTenant(tenant string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gens[tenant]++
+	c.seq++
+	c.gens[tenant] = c.seq
 	c.entries -= len(c.tenants[tenant])
 	delete(c.tenants, tenant)
-	delete(c.subjects, tenant)
 }
 
 // CacheStats is the decision cache's state for metrics.

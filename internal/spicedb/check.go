@@ -39,7 +39,7 @@ func (g *Graph) target(c authz.Check) (*v1.ObjectReference, string, error) {
 	}
 	perms, ok := g.model.resources[c.Resource.Type]
 	if !ok {
-		return nil, "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", c.Resource.Type, g.model.resourceTypeNames())
+		return nil, "", authz.UnknownResourceType(c.Resource.Type, g.model.resourceTypeNames())
 	}
 	if !perms[perm] {
 		return nil, "", authz.Errorf(authz.EINVALID, "permission %q does not apply to resource type %q", c.Key, c.Resource.Type)

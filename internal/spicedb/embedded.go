@@ -105,14 +105,15 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 	)
 	conn, err := srv.NewClient(dialOpts...)
 	if err != nil {
-		e.close()
+		_ = e.close(ctx)
 		return nil, fmt.Errorf("connect to embedded spicedb: %w", err)
 	}
 	e.conn = conn
 	return e, nil
 }
 
-func (e *embedded) close() error {
+// close stops the server within ctx.
+func (e *embedded) close(ctx context.Context) error {
 	var errs []error
 	if e.conn != nil {
 		errs = append(errs, e.conn.Close())
@@ -123,8 +124,8 @@ func (e *embedded) close() error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, err)
 		}
-	case <-time.After(10 * time.Second):
-		errs = append(errs, errors.New("embedded spicedb did not stop within 10s"))
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("embedded spicedb did not stop within the shutdown bound: %w", ctx.Err()))
 	}
 	return errors.Join(errs...)
 }

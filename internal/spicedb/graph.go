@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,6 +21,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/scailabs/authzd/internal/authz"
+)
+
+// What a zero Config field means. authzd's configuration (cmd/authzd/app)
+// has the same defaults, which a test there keeps equal to these.
+const (
+	DefaultTimeout      = 5 * time.Second
+	DefaultWriteTimeout = 15 * time.Second
+	DefaultStartTimeout = 30 * time.Second
+	DefaultCheckSlots   = 4
 )
 
 // Config selects and configures the SpiceDB that authzd talks to.
@@ -85,14 +95,13 @@ type Graph struct {
 	checks  *coalescer // nil when coalescing is off
 	memo    *memo      // nil when off
 
-	watch       v1.WatchServiceClient
-	cache       *decisionCache // nil when off
-	watcher     *watcher
-	fills       singleflight.Group
-	tenantPerms []string // the tenant definition's permissions, for prefetching
-	verify      chan verifyRequest
-	verifyRate  float64
-	stopVerify  context.CancelFunc
+	watch      v1.WatchServiceClient
+	cache      *decisionCache // nil when off
+	watcher    *watcher
+	fills      singleflight.Group
+	verify     chan verifyRequest
+	verifyRate float64
+	stopVerify context.CancelFunc
 }
 
 // Open connects to SpiceDB (starting it in-process when no endpoint is
@@ -105,17 +114,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	}
 	g := &Graph{timeout: cfg.Timeout, model: m, logger: logger}
 	if g.timeout <= 0 {
-		g.timeout = 5 * time.Second
+		g.timeout = DefaultTimeout
 	}
 	g.wtimeout = cfg.WriteTimeout
 	if g.wtimeout <= 0 {
-		g.wtimeout = 15 * time.Second
+		g.wtimeout = DefaultWriteTimeout
 	}
 	if cfg.Endpoint == "" && (cfg.Embedded.Datastore == "" || cfg.Embedded.Datastore == "memory") {
 		g.writeMu = &sync.Mutex{}
-	}
-	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 30 * time.Second
 	}
 	defer func() {
 		if err != nil {
@@ -123,6 +129,24 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 		}
 	}()
 
+	if err := g.connect(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	g.perms = v1.NewPermissionsServiceClient(g.conn)
+	g.schema = v1.NewSchemaServiceClient(g.conn)
+	g.watch = v1.NewWatchServiceClient(g.conn)
+	g.startHelpers(cfg)
+	if err := g.waitForSchema(ctx, cfg, logger); err != nil {
+		return nil, err
+	}
+	if cfg.DecisionCache {
+		g.startCache(cfg)
+	}
+	return g, nil
+}
+
+// connect starts the embedded SpiceDB, or dials the external one.
+func (g *Graph) connect(ctx context.Context, cfg *Config) error {
 	interceptors := []grpc.DialOption{}
 	if cfg.Observe != nil {
 		interceptors = append(interceptors, grpc.WithChainUnaryInterceptor(observer(cfg.Observe)))
@@ -133,31 +157,33 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 		}
 		e, err := startEmbedded(ctx, cfg.Embedded, interceptors...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		g.embedded, g.conn = e, e.conn
-	} else {
-		opts := append([]grpc.DialOption{}, interceptors...)
-		if cfg.Insecure {
-			opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(cfg.Token))
-		} else {
-			certs, err := grpcutil.WithSystemCerts(grpcutil.VerifyCA)
-			if err != nil {
-				return nil, fmt.Errorf("load system certificates: %w", err)
-			}
-			opts = append(opts, certs, grpcutil.WithBearerToken(cfg.Token))
-		}
-		conn, err := grpc.NewClient(cfg.Endpoint, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("dial spicedb %s: %w", cfg.Endpoint, err)
-		}
-		g.conn = conn
+		return nil
 	}
-	g.perms = v1.NewPermissionsServiceClient(g.conn)
-	g.schema = v1.NewSchemaServiceClient(g.conn)
-	g.watch = v1.NewWatchServiceClient(g.conn)
+	opts := append([]grpc.DialOption{}, interceptors...)
+	if cfg.Insecure {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(cfg.Token))
+	} else {
+		certs, err := grpcutil.WithSystemCerts(grpcutil.VerifyCA)
+		if err != nil {
+			return fmt.Errorf("load system certificates: %w", err)
+		}
+		opts = append(opts, certs, grpcutil.WithBearerToken(cfg.Token))
+	}
+	conn, err := grpc.NewClient(cfg.Endpoint, opts...)
+	if err != nil {
+		return fmt.Errorf("dial spicedb %s: %w", cfg.Endpoint, err)
+	}
+	g.conn = conn
+	return nil
+}
+
+// startHelpers starts the check coalescer and the revision memo, as configured.
+func (g *Graph) startHelpers(cfg Config) {
 	if cfg.CheckSlots == 0 {
-		cfg.CheckSlots = 4
+		cfg.CheckSlots = DefaultCheckSlots
 	}
 	if cfg.CheckSlots > 0 {
 		g.checks = newCoalescer(g, cfg.CheckSlots, cfg.ObserveCheckBatch)
@@ -168,10 +194,16 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 		}
 		g.memo = newMemo(cfg.MemoWindow, cfg.MemoEntries)
 	}
+}
 
-	// An external SpiceDB may still be starting (compose, Kubernetes): wait for
-	// it within StartTimeout, but fail at once on anything but unavailability.
-	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+// waitForSchema writes the schema when SpiceDB's differs. An external SpiceDB
+// may still be starting (compose, Kubernetes): wait for it within
+// StartTimeout, but fail at once on anything but unavailability.
+func (g *Graph) waitForSchema(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := g.syncSchema(ctx, cfg.Schema)
 		if err != nil && authz.ErrorCode(err) != authz.EUNAVAILABLE {
 			return struct{}{}, backoff.Permanent(err)
@@ -180,20 +212,13 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	}, backoff.WithMaxElapsedTime(cfg.StartTimeout), backoff.WithNotify(func(err error, d time.Duration) {
 		logger.Warn("waiting for spicedb", "err", err, "retry_in", d.String())
 	}))
-	if err != nil {
-		return nil, err
-	}
-	if cfg.DecisionCache {
-		g.startCache(cfg)
-	}
-	return g, nil
+	return err
 }
 
 // startCache starts the decision cache, its Watch stream and its verifier.
 func (g *Graph) startCache(cfg Config) {
 	g.cache = newDecisionCache(cfg.CacheEntries)
 	g.cache.observeLag = cfg.ObserveWatchLag
-	g.tenantPerms = g.model.tenantPermissionNames()
 	if cfg.CacheVerifyRate > 0 {
 		g.verify, g.verifyRate = make(chan verifyRequest, 64), cfg.CacheVerifyRate
 		ctx, cancel := context.WithCancel(context.Background())
@@ -211,24 +236,46 @@ func (g *Graph) CacheStats() CacheStats {
 	return g.cache.stats()
 }
 
-// Close releases the connection and stops an embedded SpiceDB.
+// closeWait bounds Close, which has no caller's bound.
+const closeWait = 10 * time.Second
+
+// Close is Shutdown within closeWait.
 func (g *Graph) Close() error {
-	if g.watcher != nil {
-		g.watcher.close()
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	return g.Shutdown(ctx)
+}
+
+// Shutdown stops the Watch stream, the verifier and the check slots (each
+// answers its callers), then releases the connection and stops an embedded
+// SpiceDB, all within ctx. When ctx ends first, the connection is closed
+// under whatever is still in flight, so those calls fail (closed, never a yes).
+func (g *Graph) Shutdown(ctx context.Context) error {
 	if g.stopVerify != nil {
 		g.stopVerify()
 	}
-	if g.checks != nil {
-		g.checks.close()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		if g.watcher != nil {
+			g.watcher.close()
+		}
+		if g.checks != nil {
+			g.checks.close()
+		}
+	}()
+	var errs []error
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("checks in flight did not finish within the shutdown bound: %w", ctx.Err()))
 	}
 	if g.embedded != nil {
-		return g.embedded.close()
+		errs = append(errs, g.embedded.close(ctx))
+	} else if g.conn != nil {
+		errs = append(errs, g.conn.Close())
 	}
-	if g.conn != nil {
-		return g.conn.Close()
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Ready reports whether SpiceDB answers.

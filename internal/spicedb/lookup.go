@@ -55,25 +55,12 @@ func (g *Graph) LookupSubjects(ctx context.Context, q authz.SubjectSearch) (auth
 	if err != nil {
 		return authz.SearchResult{}, mapLookupError(err, q.At)
 	}
-	var res authz.SearchResult
-	for {
-		r, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return authz.SearchResult{}, mapLookupError(err, q.At)
-		}
-		res.CheckedAt = r.GetLookedUpAt().GetToken()
+	return collect(stream, q.At, func(r *v1.LookupSubjectsResponse) (string, bool) {
 		s := r.GetSubject()
-		if s.GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION || s.GetSubjectObjectId() == "*" {
-			continue // no caveats or wildcards in the schema; anything else is not a plain yes
-		}
-		res.IDs = append(res.IDs, s.GetSubjectObjectId())
-	}
-	sort.Strings(res.IDs)
-	res.IDs = slices.Compact(res.IDs) // one answer per subject or resource, however SpiceDB streams them
-	return res, nil
+		// No caveats or wildcards in the schema; anything else is not a plain yes.
+		return s.GetSubjectObjectId(), s.GetPermissionship() == v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION &&
+			s.GetSubjectObjectId() != "*"
+	})
 }
 
 // LookupResources answers on which resources of a type the subject holds a
@@ -89,7 +76,7 @@ func (g *Graph) LookupResources(ctx context.Context, q authz.ResourceSearch) (au
 	} else {
 		perms, ok := g.model.resources[q.ResourceType]
 		if !ok {
-			return authz.SearchResult{}, authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", q.ResourceType, g.model.resourceTypeNames())
+			return authz.SearchResult{}, authz.UnknownResourceType(q.ResourceType, g.model.resourceTypeNames())
 		}
 		if !perms[perm] {
 			return authz.SearchResult{}, authz.Errorf(authz.EINVALID, "permission %q does not apply to resource type %q", q.Key, q.ResourceType)
@@ -104,6 +91,20 @@ func (g *Graph) LookupResources(ctx context.Context, q authz.ResourceSearch) (au
 	if err != nil {
 		return authz.SearchResult{}, mapLookupError(err, q.At)
 	}
+	return collect(stream, q.At, func(r *v1.LookupResourcesResponse) (string, bool) {
+		if r.GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION {
+			return "", false
+		}
+		return strings.CutPrefix(r.GetResourceObjectId(), prefix) // false: another tenant's resource
+	})
+}
+
+// lookedUp is a streamed lookup answer.
+type lookedUp interface{ GetLookedUpAt() *v1.ZedToken }
+
+// collect reads a lookup stream to its end: the ids pick keeps, sorted, each
+// once (however SpiceDB streams them), and the revision of the answer.
+func collect[R lookedUp](stream interface{ Recv() (R, error) }, at authz.Snapshot, pick func(R) (string, bool)) (authz.SearchResult, error) {
 	var res authz.SearchResult
 	for {
 		r, err := stream.Recv()
@@ -111,20 +112,15 @@ func (g *Graph) LookupResources(ctx context.Context, q authz.ResourceSearch) (au
 			break
 		}
 		if err != nil {
-			return authz.SearchResult{}, mapLookupError(err, q.At)
+			return authz.SearchResult{}, mapLookupError(err, at)
 		}
 		res.CheckedAt = r.GetLookedUpAt().GetToken()
-		if r.GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION {
-			continue
+		if id, ok := pick(r); ok {
+			res.IDs = append(res.IDs, id)
 		}
-		id, ok := strings.CutPrefix(r.GetResourceObjectId(), prefix)
-		if !ok {
-			continue // another tenant's resource
-		}
-		res.IDs = append(res.IDs, id)
 	}
 	sort.Strings(res.IDs)
-	res.IDs = slices.Compact(res.IDs) // one answer per subject or resource, however SpiceDB streams them
+	res.IDs = slices.Compact(res.IDs)
 	return res, nil
 }
 

@@ -27,7 +27,7 @@ const (
 	typeRole           = "role"
 
 	// platformID is the single platform object.
-	platformID = "scaigrid"
+	platformID = authz.PlatformID
 
 	relPlatform   = "platform"
 	relPartner    = "partner"

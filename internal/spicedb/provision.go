@@ -149,16 +149,19 @@ func (g *Graph) retryWrite(ctx context.Context, id string, call func(ctx context
 	return token, err
 }
 
-// newWriteID names one write in its transaction metadata (see writeIDField).
-func (g *Graph) newWriteID() (string, *structpb.Struct) {
-	id := randomKey()[:24]
+// newWriteID names one write in its transaction metadata (see writeIDField):
+// the write id the caller put in ctx (authz.WithWriteID, the decision_id of
+// the write's audit row), then "/" and a part of its own, so that each
+// SpiceDB transaction of one call has a distinct id.
+func (g *Graph) newWriteID(ctx context.Context) (string, *structpb.Struct) {
+	id := authz.WriteTag(authz.WriteIDFrom(ctx), randomKey()[:16])
 	return id, writeMetadata(id)
 }
 
 // write applies updates atomically; when a precondition fails, the caller's
 // notFound error is returned instead.
 func (g *Graph) write(ctx context.Context, updates []*v1.RelationshipUpdate, pre []*v1.Precondition, notFound error) (string, error) {
-	id, md := g.newWriteID()
+	id, md := g.newWriteID(ctx)
 	return g.retryWrite(ctx, id, func(ctx context.Context) (string, error) {
 		resp, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates, OptionalPreconditions: pre,
 			OptionalTransactionMetadata: md})
@@ -173,7 +176,7 @@ func (g *Graph) write(ctx context.Context, updates []*v1.RelationshipUpdate, pre
 }
 
 func (g *Graph) deleteWhere(ctx context.Context, f *v1.RelationshipFilter, pre []*v1.Precondition, failed error) (string, error) {
-	id, md := g.newWriteID()
+	id, md := g.newWriteID(ctx)
 	return g.retryWrite(ctx, id, func(ctx context.Context) (string, error) {
 		resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: f, OptionalPreconditions: pre,
 			OptionalTransactionMetadata: md})
@@ -461,7 +464,7 @@ func (g *Graph) SetMember(ctx context.Context, tenantID, roleID string, s authz.
 // owner it read (see unchanged); concurrent writes end with exactly one owner.
 func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error) {
 	if _, ok := g.model.resources[r.Type]; !ok {
-		return "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", r.Type, g.model.resourceTypeNames())
+		return "", authz.UnknownResourceType(r.Type, g.model.resourceTypeNames())
 	}
 	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
 	if err != nil {
@@ -492,7 +495,7 @@ func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resour
 // DeleteResource removes a tenant resource.
 func (g *Graph) DeleteResource(ctx context.Context, tenantID string, r authz.Resource) (string, error) {
 	if _, ok := g.model.resources[r.Type]; !ok {
-		return "", authz.Errorf(authz.EINVALID, "unknown resource type %q (known: %v)", r.Type, g.model.resourceTypeNames())
+		return "", authz.UnknownResourceType(r.Type, g.model.resourceTypeNames())
 	}
 	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/scailabs/authzd/internal/auditchain"
 	authzhttp "github.com/scailabs/authzd/internal/http"
 	"github.com/scailabs/authzd/internal/metrics"
+	"github.com/scailabs/authzd/internal/outofband"
 	"github.com/scailabs/authzd/internal/postgres"
 	"github.com/scailabs/authzd/internal/spicedb"
 	"github.com/scailabs/authzd/schema"
@@ -35,8 +36,13 @@ type Main struct {
 	bgDone      sync.WaitGroup
 	graph       *spicedb.Graph
 	server      *http.Server
-	listener    net.Listener
-	served      chan error
+	// recorder records out-of-band changes; stopRecorder ends it and waits.
+	recorder     *outofband.Recorder
+	closeOnce    sync.Once
+	closeErr     error
+	stopRecorder func()
+	listener     net.Listener
+	served       chan error
 }
 
 // New returns an unopened Main.
@@ -78,20 +84,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	maintainer := postgres.NewMaintainer(m.db, m.signer, time.Duration(m.cfg.AuditRetention), m.logger)
 	if _, err := maintainer.Maintain(ctx, time.Now()); err != nil {
-		// Not fatal: rows whose month has no partition still land in the DEFAULT partition.
+		// Not fatal: the writer creates a missing partition on demand.
 		m.logger.Error("audit partition maintenance failed at start", "err", err)
 	}
 
 	met := metrics.New()
-	sc := spicedb.Config{
-		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
-		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
-		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
-		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
-		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
-		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
-		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
-	}
+	sc := m.spiceDBConfig(model, met)
 	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {
 		if sc.Embedded.DatabaseURL, err = m.cfg.spiceDBDatabaseURL(); err != nil {
 			return err
@@ -117,6 +115,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Observe: met.AuditBatch,
 		DisableChain: m.cfg.DisableAuditChain,
 	})
+	m.startRecorder()
 	if m.cfg.DisableAudit {
 		m.logger.Warn("AUTHZ_BENCH_DISABLE_AUDIT is set: decisions are NOT audited. Use this only to benchmark.")
 	}
@@ -131,15 +130,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
-	keys := make([]authzhttp.KeyInfo, len(model.Keys))
-	for i, k := range model.Keys {
-		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
-	}
-	handler := authzhttp.NewServer(authzhttp.Options{
-		Graph: m.graph, Audit: m.audit, Store: m.db, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
-		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
-		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
-	})
+	handler := m.handler(model, met)
 
 	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.HTTPAddr, err)
@@ -182,6 +173,72 @@ func auditSigner(cfg Config, logger *slog.Logger) (*auditchain.Signer, error) {
 	return s, nil
 }
 
+// startRecorder starts recording relationship changes made outside authzd
+// (internal/outofband) when configured.
+func (m *Main) startRecorder() {
+	if m.cfg.ExternalChanges != "on" || m.cfg.DisableAudit {
+		return
+	}
+	rec := outofband.New(m.graph, leaseStore{m.db}, m.audit, m.logger, outofband.Options{
+		Grace:          m.cfg.ExternalChangesGrace,
+		CursorUnusable: func(err error) bool { return errors.Is(err, spicedb.ErrCursorUnusable) },
+	})
+	m.recorder = rec
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rec.Run(ctx)
+	}()
+	m.stopRecorder = func() {
+		cancel()
+		<-done
+	}
+}
+
+// RecordsExternalChanges reports whether this replica is the one recording
+// relationship changes made outside authzd.
+func (m *Main) RecordsExternalChanges() bool { return m.recorder != nil && m.recorder.Leading() }
+
+// leaseStore gives the recorder Postgres's lease as its own interface.
+type leaseStore struct{ *postgres.DB }
+
+func (s leaseStore) TryLease(ctx context.Context, key int64) (outofband.Lease, error) {
+	l, err := s.DB.TryLease(ctx, key)
+	if l == nil || err != nil {
+		return nil, err // a nil *Lease must not become a non-nil interface
+	}
+	return l, nil
+}
+
+// spiceDBConfig is the SpiceDB adapter's part of the configuration.
+func (m *Main) spiceDBConfig(model *schema.Model, met *metrics.Metrics) spicedb.Config {
+	return spicedb.Config{
+		Endpoint: m.cfg.SpiceDBEndpoint, Token: m.cfg.SpiceDBToken, Insecure: m.cfg.SpiceDBInsecure,
+		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
+		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
+		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
+		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
+		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
+		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
+	}
+}
+
+// handler builds the HTTP API over what Open opened.
+func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
+	keys := make([]authzhttp.KeyInfo, len(model.Keys))
+	for i, k := range model.Keys {
+		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
+	}
+	return authzhttp.NewServer(authzhttp.Options{
+		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
+		Readiness: m.graph, Audit: m.audit, Store: m.db, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys,
+		AdminToken: m.cfg.AdminToken,
+		Logger:     m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
+		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
+	})
+}
+
 func spiceDBMode(c Config) string {
 	if c.SpiceDBEndpoint != "" {
 		return "external " + c.SpiceDBEndpoint
@@ -205,13 +262,24 @@ func (m *Main) URL() string {
 // Served is closed with the HTTP server's exit error when it stops serving.
 func (m *Main) Served() <-chan error { return m.served }
 
-// Close shuts down in order within the configured bound: the HTTP server
-// stops taking requests and drains those in flight, the audit writer commits
-// what is queued, then SpiceDB and the pools close.
+// defaultShutdownTimeout bounds Close when ShutdownTimeout is zero (a Config
+// built by hand); it is AUTHZ_SHUTDOWN_TIMEOUT's default.
+const defaultShutdownTimeout = 15 * time.Second
+
+// Close shuts down in order, all of it within one bound (ShutdownTimeout):
+// the HTTP server stops taking requests and drains those in flight, the audit
+// writer commits what is queued, then SpiceDB and the pools close. A step that
+// runs out of time does not stop the next from being tried: each is then cut
+// short, and what is still in flight fails closed.
 func (m *Main) Close(ctx context.Context) error {
+	m.closeOnce.Do(func() { m.closeErr = m.close(ctx) })
+	return m.closeErr
+}
+
+func (m *Main) close(ctx context.Context) error {
 	timeout := m.cfg.ShutdownTimeout
 	if timeout <= 0 {
-		timeout = 15 * time.Second
+		timeout = defaultShutdownTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -221,8 +289,11 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
+	if m.stopRecorder != nil {
+		m.stopRecorder() // it writes through the audit log
+	}
 	if m.audit != nil {
-		m.audit.Close()
+		errs = append(errs, m.audit.Shutdown(ctx))
 	}
 	if m.background != nil {
 		m.background()
@@ -235,9 +306,14 @@ func (m *Main) Close(ctx context.Context) error {
 		}
 	}
 	if m.graph != nil {
-		if err := m.graph.Close(); err != nil {
+		if err := m.graph.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("spicedb: %w", err))
 		}
+	}
+	if m.server != nil {
+		// Requests that outlived the drain have had their answer (an error:
+		// the audit and SpiceDB are closed); drop their connections.
+		_ = m.server.Close()
 	}
 	if m.db != nil {
 		m.db.Close()
@@ -266,9 +342,19 @@ func OpenStore(ctx context.Context, cfg Config) (*postgres.DB, error) {
 	return db, nil
 }
 
+// The SpiceDB adapter plays every role of the graph the HTTP layer names.
 var (
-	_ authzhttp.Graph = (*spicedb.Graph)(nil)
-	_ authzhttp.Store = (*postgres.DB)(nil)
-	_ authzhttp.Audit = (*postgres.AuditLog)(nil)
-	_ authzhttp.Chain = (*postgres.DB)(nil)
+	_ authzhttp.Checker     = (*spicedb.Graph)(nil)
+	_ authzhttp.Explainer   = (*spicedb.Graph)(nil)
+	_ authzhttp.Searcher    = (*spicedb.Graph)(nil)
+	_ authzhttp.Provisioner = (*spicedb.Graph)(nil)
+	_ authzhttp.Model       = (*spicedb.Graph)(nil)
+	_ authzhttp.Readiness   = (*spicedb.Graph)(nil)
+	_ authzhttp.Graph       = (*spicedb.Graph)(nil)
+	_ authzhttp.Store       = (*postgres.DB)(nil)
+	_ authzhttp.Audit       = (*postgres.AuditLog)(nil)
+	_ authzhttp.Chain       = (*postgres.DB)(nil)
+	_ outofband.Source      = (*spicedb.Graph)(nil)
+	_ outofband.Store       = leaseStore{}
+	_ outofband.Audit       = (*postgres.AuditLog)(nil)
 )

@@ -66,6 +66,13 @@ type Config struct {
 	LogLevel        string        `env:"AUTHZ_LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"AUTHZ_LOG_FORMAT" envDefault:"json"`
 
+	// ExternalChanges records relationship changes made straight in SpiceDB,
+	// not through authzd, as audit rows: on or off.
+	ExternalChanges string `env:"AUTHZ_AUDIT_EXTERNAL_CHANGES" envDefault:"on"`
+	// ExternalChangesGrace is how long a change tagged as authzd's own waits
+	// for its write's audit row before it is recorded as unaccounted for.
+	ExternalChangesGrace time.Duration `env:"AUTHZ_AUDIT_EXTERNAL_GRACE" envDefault:"30s"`
+
 	// DisableAudit skips audit rows. For the benchmark only, to show what the
 	// audit costs; authzd logs a warning when it is set.
 	DisableAudit bool `env:"AUTHZ_BENCH_DISABLE_AUDIT" envDefault:"false"`
@@ -105,6 +112,14 @@ func (c Config) Validate() error {
 	}
 	if c.DecisionCacheEntries < 1 {
 		return fmt.Errorf("AUTHZ_DECISION_CACHE_ENTRIES must be positive, not %d", c.DecisionCacheEntries)
+	}
+	switch c.ExternalChanges {
+	case "on", "off":
+	default:
+		return fmt.Errorf("AUTHZ_AUDIT_EXTERNAL_CHANGES must be on or off, not %q", c.ExternalChanges)
+	}
+	if c.ExternalChangesGrace <= 0 {
+		return fmt.Errorf("AUTHZ_AUDIT_EXTERNAL_GRACE must be positive, not %s", c.ExternalChangesGrace)
 	}
 	switch c.SpiceDBDatastore {
 	case "postgres", "memory":

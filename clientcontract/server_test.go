@@ -1,4 +1,4 @@
-package client_test
+package clientcontract_test
 
 // These tests run package client against a real authzd: the app's own constructor
 // with embedded SpiceDB (memory datastore) and a fresh Postgres database per test.

@@ -8,6 +8,7 @@ ALTER INDEX audit_events_tenant_time RENAME TO audit_events_legacy_tenant_time;
 ALTER INDEX audit_events_actor_time RENAME TO audit_events_legacy_actor_time;
 ALTER INDEX audit_events_time_brin RENAME TO audit_events_legacy_time_brin;
 ALTER INDEX audit_events_role_put RENAME TO audit_events_legacy_role_put;
+ALTER INDEX audit_events_authzd_decision RENAME TO audit_events_legacy_authzd_decision;
 
 -- details is json, not jsonb: json keeps the exact text authzd wrote, which is
 -- what the chain hashes (jsonb would reorder keys and renormalise numbers).
@@ -36,6 +37,9 @@ CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, occurred_at, i
 CREATE INDEX audit_events_actor_time  ON audit_events (actor_user_id, occurred_at, id);
 CREATE INDEX audit_events_time_brin   ON audit_events USING brin (occurred_at);
 CREATE INDEX audit_events_role_put    ON audit_events (tenant_id, resource_id, occurred_at) WHERE action = 'role.put';
+-- As in 005: the out-of-band recorder looks up authzd's own rows by decision_id.
+CREATE INDEX audit_events_authzd_decision ON audit_events (decision_id)
+    WHERE module = 'authzd' AND action <> 'permissions.effective';
 -- Verification and GET /v1/audit/chain walk the chain in sequence order.
 CREATE INDEX audit_events_seq         ON audit_events (seq);
 -- Finds a row without a sequence newer than the chain's start in one descent;
@@ -193,3 +197,5 @@ CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, occurred_at, i
 CREATE INDEX audit_events_actor_time  ON audit_events (actor_user_id, occurred_at, id);
 CREATE INDEX audit_events_time_brin   ON audit_events USING brin (occurred_at);
 CREATE INDEX audit_events_role_put    ON audit_events (tenant_id, resource_id, occurred_at) WHERE action = 'role.put';
+CREATE INDEX audit_events_authzd_decision ON audit_events (decision_id)
+    WHERE module = 'authzd' AND action <> 'permissions.effective';
