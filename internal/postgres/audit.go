@@ -257,9 +257,26 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	var head auditchain.Head
 	lock := &pgx.Batch{}
 	lock.Queue("BEGIN")
+	// The head is one lock every replica shares, so a batch whose authzd
+	// vanished mid-transaction (a partition between it and Postgres: no
+	// FIN, no RST) must not hold it for as long as TCP takes to notice, or
+	// every replica's decisions fail meanwhile. Postgres itself ends such a
+	// transaction: no statement of it (the COPY included, which waits for
+	// the client's rows) may run once it holds the lock, nor may it sit
+	// idle, longer than a quarter of the batch's bound. A vanished replica
+	// can leave one such transaction per writer queued on the lock, each
+	// taking it in turn until Postgres ends it; with the default two writers
+	// that is half the bound, so a replica waiting for the lock (bounded by
+	// its context only) still gets it within its own bound.
+	// TestCluster/PostgresCutFromOneReplica showed the need: without these
+	// bounds the other replica answered 503 for the whole 10 s cut; with half
+	// the bound, two queued orphans still outlasted its 3 s.
+	hold := max(a.timeout/4, 100*time.Millisecond).Milliseconds()
+	lock.Queue(fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", hold))
 	lock.Queue("SELECT seq, hash FROM audit_chain_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
 		return row.Scan(&head.Seq, &head.Hash)
 	})
+	lock.Queue(fmt.Sprintf("SET LOCAL statement_timeout = %d", hold))
 	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
 		return fmt.Errorf("lock the audit chain head: %w", err)
 	}
