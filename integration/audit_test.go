@@ -83,6 +83,16 @@ func (a *testApp) mustReconcileAudit(tb testing.TB) []auditRow {
 	rows := mustAuditRows(tb, a.Audit)
 	calls := a.calls.snapshot()
 	problems := reconcile(calls, rows)
+	reportProblems(tb, problems)
+	if len(problems) == 0 {
+		tb.Logf("audit reconciled: %d calls, %d rows", len(calls), len(rows))
+	}
+	return rows
+}
+
+// reportProblems fails tb with the first 20 audit problems and the count of the rest.
+func reportProblems(tb testing.TB, problems []string) {
+	tb.Helper()
 	for i, p := range problems {
 		if i == 20 {
 			tb.Errorf("... and %d more audit problems", len(problems)-i)
@@ -90,10 +100,6 @@ func (a *testApp) mustReconcileAudit(tb testing.TB) []auditRow {
 		}
 		tb.Error(p)
 	}
-	if len(problems) == 0 {
-		tb.Logf("audit reconciled: %d calls, %d rows", len(calls), len(rows))
-	}
-	return rows
 }
 
 // reconcile returns every disagreement between calls and rows, as sentences.

@@ -435,14 +435,7 @@ func mustReconcileReceived(tb testing.TB, db *pgxpool.Pool, calls []callRecord) 
 			answered = append(answered, r)
 		}
 	}
-	problems := reconcile(calls, answered)
-	for i, p := range problems {
-		if i == 20 {
-			tb.Errorf("... and %d more audit problems", len(problems)-i)
-			break
-		}
-		tb.Error(p)
-	}
+	reportProblems(tb, reconcile(calls, answered))
 	tb.Logf("audit after SIGKILL: %d calls answered, %d rows (%d for calls whose answer was lost)", len(calls), len(rows), len(rows)-len(answered))
 }
 

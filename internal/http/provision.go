@@ -67,6 +67,20 @@ func ids(r *http.Request, names ...string) ([]string, error) {
 	return out, nil
 }
 
+// pathUser validates the path ids names, then parses the user_id the path
+// ends with.
+func pathUser(r *http.Request, names ...string) ([]string, authz.Subject, error) {
+	v, err := ids(r, names...)
+	if err != nil {
+		return nil, authz.Subject{}, err
+	}
+	subj, err := authz.ParseSubject("user_id", chi.URLParam(r, "user_id"))
+	if err != nil {
+		return nil, authz.Subject{}, err
+	}
+	return v, subj, nil
+}
+
 func (s *Server) handlePutPartner(w http.ResponseWriter, r *http.Request) {
 	var body struct{}
 	if err := decode(r, &body, true); err != nil {
@@ -94,12 +108,7 @@ func (s *Server) handleDeletePartner(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := ids(r, "partner_id")
-		if err != nil {
-			s.Error(w, r, err)
-			return
-		}
-		subj, err := authz.ParseSubject("user_id", chi.URLParam(r, "user_id"))
+		p, subj, err := pathUser(r, "partner_id")
 		if err != nil {
 			s.Error(w, r, err)
 			return
@@ -117,7 +126,7 @@ func (s *Server) handlePartnerAdmin(add bool) http.HandlerFunc {
 
 func (s *Server) handleSuperAdmin(add bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		subj, err := authz.ParseSubject("user_id", chi.URLParam(r, "user_id"))
+		_, subj, err := pathUser(r)
 		if err != nil {
 			s.Error(w, r, err)
 			return
