@@ -207,19 +207,19 @@ func resourceCmd() *command {
 }
 
 func checkCmd() *command {
-	var resource, action, consistency string
+	var cf checkFlags
+	var action string
 	return &command{
 		name: "check", args: "<tenant_id> <user_id> <key>", nargs: 3,
 		summary: "Ask whether a user holds a module-permission key in a tenant.",
 		help: `Prints "allowed" or "denied" and exits 0 or 1, so scripts can test it:
   authzctl check t1 alice scaibunker:execute --resource bunker:b1 && echo yes`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&resource, "resource", "", "check on one resource, as type:id (e.g. bunker:b1)")
+			cf.define(fs)
 			fs.StringVar(&action, "action", "", "action recorded in the audit trail")
-			fs.StringVar(&consistency, "consistency-token", "", "zed token of a write the answer must reflect")
 		},
 		run: func(ctx context.Context, e *env, c *client.Client, a []string) error {
-			opts, err := checkOptions(resource, consistency)
+			opts, err := cf.options()
 			if err != nil {
 				return err
 			}
