@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -230,19 +231,14 @@ func checkCmd() *command {
 			if err != nil {
 				return err
 			}
-			if e.json {
-				err = printJSON(e, d)
-			} else {
+			return printDecision(e, d.Allowed, d, func(w io.Writer) error {
 				word := "denied"
 				if d.Allowed {
 					word = "allowed"
 				}
-				fmt.Fprintf(e.stdout, "%s\tdecision_id=%s checked_at=%s\n", word, d.DecisionID, d.CheckedAt)
-			}
-			if err == nil && !d.Allowed {
-				return errDenied
-			}
-			return err
+				fmt.Fprintf(w, "%s\tdecision_id=%s checked_at=%s\n", word, d.DecisionID, d.CheckedAt)
+				return nil
+			})
 		},
 	}
 }

@@ -30,15 +30,7 @@ fully consistent. Audited like a check, with action "explain".
 			if err != nil {
 				return err
 			}
-			if e.json {
-				err = printJSON(e, x)
-			} else {
-				err = printExplanation(e.stdout, x)
-			}
-			if err == nil && !x.Allowed {
-				return errDenied
-			}
-			return err
+			return printDecision(e, x.Allowed, x, func(w io.Writer) error { return printExplanation(w, x) })
 		},
 	}
 }
@@ -72,6 +64,21 @@ func printTrace(t *table, n *client.Trace, depth int) {
 	for _, s := range n.Steps {
 		printTrace(t, s, depth+1)
 	}
+}
+
+// printDecision prints a check's answer v: as JSON with --json, else with
+// text. A deny is errDenied once printed, so that authzctl exits 1.
+func printDecision(e *env, allowed bool, v any, text func(io.Writer) error) error {
+	var err error
+	if e.json {
+		err = printJSON(e, v)
+	} else {
+		err = text(e.stdout)
+	}
+	if err == nil && !allowed {
+		return errDenied
+	}
+	return err
 }
 
 // checkFlags are check's and explain's --resource (type:id) and
