@@ -14,7 +14,9 @@ const (
 	ScopeAdmin     = "admin"      // API tokens
 )
 
-// Token is an authzd API token.
+// Token is an authzd API token. It repeats internal/http's tokenAnswer
+// because this module may not import authzd's packages (see the package
+// comment); clientcontract keeps the two in step against a real authzd.
 type Token struct {
 	ID     string   `json:"id"`
 	Name   string   `json:"name"`

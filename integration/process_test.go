@@ -119,7 +119,8 @@ func (p *authzdProcess) waitReady(timeout time.Duration) error {
 	}
 }
 
-// kill sends SIGKILL and waits for the process to be gone. It is safe to call twice.
+// kill sends SIGKILL and waits for the process to be gone. It is safe to call twice. (authzbench's
+// spicedbServer.Stop looks alike but stops gracefully, and a test cannot share code with a command.)
 func (p *authzdProcess) kill() {
 	select {
 	case <-p.exited:
