@@ -350,6 +350,7 @@ func eventRowDiff(e auditEvent, r auditRow) string {
 	if !e.OccurredAt.Equal(r.OccurredAt) {
 		d = append(d, fmt.Sprintf("occurred_at %s != %s", e.OccurredAt.Format(time.RFC3339Nano), r.OccurredAt.Format(time.RFC3339Nano)))
 	}
+	// One line a field, in the table's column order, so a missing field shows.
 	cmp("module", e.Module, r.Module)
 	cmp("action", e.Action, r.Action)
 	cmp("actor_user_id", e.ActorUserID, r.ActorUserID)
