@@ -224,11 +224,11 @@ type searchNeeds struct {
 	key                   bool // the action names a key
 }
 
-// readSearch reads a search request: its body, the subject and resource, and
-// the action's key if the search needs one. ok is false when it has answered
-// instead: an error for the caller's mistake, or an empty result for a type
-// authzd does not know.
-func (s *Server) readSearch(w http.ResponseWriter, r *http.Request, needs searchNeeds) (b azSearchRequest, key authz.Key, ok bool) {
+// readSearch reads a search request: its body, the subject and resource, the
+// action's key if the search needs one, and the subject itself if the search
+// names one (subjectID). ok is false when it has answered instead: an error
+// for the caller's mistake, or an empty result for a type authzd does not know.
+func (s *Server) readSearch(w http.ResponseWriter, r *http.Request, needs searchNeeds) (b azSearchRequest, key authz.Key, subj authz.Subject, ok bool) {
 	err := decodeOpen(r, &b)
 	if err == nil {
 		err = cmp.Or(present("subject", b.Subject, needs.subjectID), present("resource", b.Resource, needs.resourceID))
@@ -238,18 +238,24 @@ func (s *Server) readSearch(w http.ResponseWriter, r *http.Request, needs search
 	}
 	if err != nil {
 		s.Error(w, r, err)
-		return b, key, false
+		return b, key, subj, false
 	}
 	if !knownSubjectType(b.Subject.Type) || !s.knownResourceType(b.Resource.Type) {
 		emptySearch(w)
-		return b, key, false
+		return b, key, subj, false
 	}
-	return b, key, true
+	if needs.subjectID {
+		if subj, err = azSubject("subject", b.Subject); err != nil {
+			s.Error(w, r, err)
+			return b, key, subj, false
+		}
+	}
+	return b, key, subj, true
 }
 
 // handleAZSearchSubject: who holds a key on a resource (or tenant-wide).
 func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
-	b, key, ok := s.readSearch(w, r, searchNeeds{resourceID: true, key: true})
+	b, key, _, ok := s.readSearch(w, r, searchNeeds{resourceID: true, key: true})
 	if !ok {
 		return
 	}
@@ -279,17 +285,13 @@ func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 // handleAZSearchResource: on which resources of a type (tenants, or the
 // bunkers or bindings of one tenant) a subject holds a key.
 func (s *Server) handleAZSearchResource(w http.ResponseWriter, r *http.Request) {
-	b, key, ok := s.readSearch(w, r, searchNeeds{subjectID: true, key: true})
+	b, key, subj, ok := s.readSearch(w, r, searchNeeds{subjectID: true, key: true})
 	if !ok {
-		return
-	}
-	subj, err := azSubject("subject", b.Subject)
-	if err != nil {
-		s.Error(w, r, err)
 		return
 	}
 	tenantID := ""
 	if b.Resource.Type != authz.ResourceTypeTenant {
+		var err error
 		if tenantID, err = azTenantOf("resource", b.Resource); err != nil {
 			s.Error(w, r, err)
 			return
@@ -320,13 +322,8 @@ func (s *Server) handleAZSearchResource(w http.ResponseWriter, r *http.Request) 
 // handleAZSearchAction: which keys a subject holds on a resource (or
 // tenant-wide), with one bulk check over every key that applies to it.
 func (s *Server) handleAZSearchAction(w http.ResponseWriter, r *http.Request) {
-	b, _, ok := s.readSearch(w, r, searchNeeds{subjectID: true, resourceID: true})
+	b, _, subj, ok := s.readSearch(w, r, searchNeeds{subjectID: true, resourceID: true})
 	if !ok {
-		return
-	}
-	subj, err := azSubject("subject", b.Subject)
-	if err != nil {
-		s.Error(w, r, err)
 		return
 	}
 	tenantID, res, resID, token, err := s.azSearchScope(b)
