@@ -38,7 +38,8 @@ Examples:
 	}
 }
 
-// writeCmd is a leaf that makes one provisioning write and prints its zed token.
+// writeCmd is a leaf that makes one provisioning write and prints its zed token. The tree below is a
+// table of writeCmd rows, each naming its client call; they look alike by design.
 func writeCmd(name, args, summary string, nargs int, write func(ctx context.Context, c *client.Client, args []string) (string, error)) *command {
 	return &command{
 		name: name, args: args, summary: summary, nargs: nargs,

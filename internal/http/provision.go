@@ -1,5 +1,10 @@
 package http
 
+// Each provisioning handler decodes, validates its path and body, and calls
+// provision; the steps are written out per route so that each route's rules
+// read in one place, with the shared parts (ids, pathUser, customRole,
+// resourceParams, provision) as helpers.
+
 import (
 	"context"
 	"net/http"
