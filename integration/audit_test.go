@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scailabs/authzd/internal/auditchain"
 	"github.com/scailabs/authzd/internal/outofband"
+	"github.com/scailabs/authzd/internal/postgres"
 )
 
 // auditRow is one row of audit_events as the database holds it. It and auditEvent repeat the fields of
@@ -87,6 +90,7 @@ func (a *testApp) mustReconcileAudit(tb testing.TB) []auditRow {
 	if len(problems) == 0 {
 		tb.Logf("audit reconciled: %d calls, %d rows", len(calls), len(rows))
 	}
+	mustVerifyChain(tb, a.Audit)
 	return rows
 }
 
@@ -100,6 +104,32 @@ func reportProblems(tb testing.TB, problems []string) {
 		}
 		tb.Error(p)
 	}
+}
+
+// mustVerifyChain walks the audit hash chain: whatever the run did (faults
+// included), the committed rows form one unbroken chain.
+func mustVerifyChain(tb testing.TB, pool *pgxpool.Pool) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db := &postgres.DB{Pool: pool}
+	keys, err := db.SigningKeys(ctx)
+	if err != nil {
+		tb.Fatalf("signing keys: %v", err)
+	}
+	trusted := map[string]ed25519.PublicKey{}
+	for _, k := range keys {
+		trusted[k.KeyID] = k.Key
+	}
+	report, problem, err := auditchain.Walk(ctx, db, time.Time{}, trusted)
+	if err != nil {
+		tb.Fatalf("verify the audit chain: %v", err)
+	}
+	if problem != nil {
+		tb.Errorf("audit chain broken: %v", problem)
+		return
+	}
+	tb.Logf("audit chain: %s", report)
 }
 
 // reconcile returns every disagreement between calls and rows, as sentences.

@@ -107,6 +107,8 @@ func TestExternalChanges(t *testing.T) {
 		return nil
 	}
 	mustExternalRows(t, other, want)
+	// Both replicas, decisions and external-change rows alike, wrote one hash chain.
+	mustVerifyChain(t, a.Audit) // b writes to a's database
 }
 
 // mustExternalRows waits until GET /v1/audit/events lists exactly one relationship.external row per

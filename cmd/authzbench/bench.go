@@ -36,6 +36,7 @@ type bench struct {
 	audited   *apiClient // authzd with durable audit
 	unaudited *apiClient // authzd with DisableAudit, same SpiceDB and data
 	nocache   *apiClient // authzd with durable audit and the decision cache off
+	unchained *apiClient // authzd with durable audit outside the hash chain (AUTHZ_BENCH_DISABLE_AUDIT_CHAIN)
 	auditDB   *pgxpool.Pool
 	spiceURL  string // SpiceDB's datastore
 	cpu       *cpuMeter
@@ -163,10 +164,10 @@ func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() e
 	}
 	httpClient := newHTTPClient(maxConc)
 	for _, inst := range []struct {
-		dst                    **apiClient
-		disableAudit, cacheOff bool
-	}{{&b.audited, false, false}, {&b.unaudited, true, false}, {&b.nocache, false, true}} {
-		m, err := b.openApp(ctx, dbs.url("audit"), adminToken, inst.disableAudit, inst.cacheOff)
+		dst                             **apiClient
+		disableAudit, cacheOff, noChain bool
+	}{{&b.audited, false, false, false}, {&b.unaudited, true, false, false}, {&b.nocache, false, true, false}, {&b.unchained, false, false, true}} {
+		m, err := b.openApp(ctx, dbs.url("audit"), adminToken, inst.disableAudit, inst.cacheOff, inst.noChain)
 		if err != nil {
 			return closeAll, err
 		}
@@ -183,7 +184,7 @@ func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() e
 			return closeAll, err
 		}
 	}
-	for _, c := range []*apiClient{b.unaudited, b.nocache} {
+	for _, c := range []*apiClient{b.unaudited, b.nocache, b.unchained} {
 		c.checkToken, c.provisionToken, c.auditToken = b.audited.checkToken, b.audited.provisionToken, b.audited.auditToken
 	}
 	return closeAll, nil
@@ -193,7 +194,7 @@ func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() e
 // against the benchmark's SpiceDB. Knobs not set here (pool size, audit
 // writers and batch) come from the AUTHZ_* environment or their defaults, so
 // they can be tried without code changes.
-func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disableAudit, cacheOff bool) (*app.Main, error) {
+func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disableAudit, cacheOff, noChain bool) (*app.Main, error) {
 	cfg, err := app.ConfigFromEnv()
 	if err != nil {
 		return nil, err
@@ -203,17 +204,18 @@ func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disabl
 	cfg.AdminToken = adminToken
 	cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = b.spice.Addr, b.spice.Key, true
 	cfg.DisableAudit = disableAudit
+	cfg.DisableAuditChain = noChain
 	if cacheOff {
 		cfg.DecisionCache = "off"
 	}
 	cfg.LogLevel = "warn"
-	if !disableAudit && !cacheOff {
+	if !disableAudit && !cacheOff && !noChain {
 		b.appCfg = cfg
 	}
 	logger := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m := app.New(cfg, logger)
 	if err := m.Open(ctx); err != nil {
-		return nil, fmt.Errorf("open authzd (audit disabled: %v, cache off: %v): %w", disableAudit, cacheOff, err)
+		return nil, fmt.Errorf("open authzd (audit disabled: %v, cache off: %v, chain off: %v): %w", disableAudit, cacheOff, noChain, err)
 	}
 	return m, nil
 }
@@ -422,7 +424,7 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		return err
 	}
 	direct, facade, bare := directCheck(b.direct, small.draw), b.audited.facadeCheck(small.draw), b.unaudited.facadeCheck(small.draw)
-	uncached := b.nocache.facadeCheck(small.draw)
+	uncached, unchained := b.nocache.facadeCheck(small.draw), b.unchained.facadeCheck(small.draw)
 	top := b.cfg.Concurrency[len(b.cfg.Concurrency)-1]
 	b.report.topConc = top
 	for _, c := range b.cfg.Concurrency {
@@ -458,6 +460,15 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 				return err
 			}
 			res.noAudit = n.st
+			// The chain's cost: the same durable audit with and without the hash chain, back to back.
+			var on, off row
+			if on, err = b.measure(ctx, row{phase: "2", scenario: "check, facade, durable audit, hash chain on", load: load, via: b.audited}, rowsPerAnswer, 0, closed(facade)); err != nil {
+				return err
+			}
+			if off, err = b.measure(ctx, row{phase: "2", scenario: "check, facade, durable audit, hash chain off (AUTHZ_BENCH_DISABLE_AUDIT_CHAIN)", load: load, via: b.unchained}, rowsPerAnswer, 0, closed(unchained)); err != nil {
+				return err
+			}
+			res.chainOn, res.chainOff = on.st, off.st
 		}
 		b.report.byConc = append(b.report.byConc, res)
 	}

@@ -83,7 +83,9 @@ type command struct {
 	nargs   int    // exact number of positional arguments of a leaf
 	flags   func(fs *flag.FlagSet)
 	run     func(ctx context.Context, e *env, c *client.Client, args []string) error
-	subs    []*command
+	// subs are the commands of a group; a leaf (run set) may have some too,
+	// chosen by its first argument ("audit" and "audit verify").
+	subs []*command
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -97,16 +99,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 func (cmd *command) execute(ctx context.Context, e *env, parents []string, args []string) int {
 	path := append(slices.Clone(parents), cmd.name)
+	if cmd.run != nil && len(args) > 0 {
+		for _, sub := range cmd.subs {
+			if sub.name == args[0] {
+				return sub.execute(ctx, e, path, args[1:])
+			}
+		}
+	}
 	fs := flag.NewFlagSet(strings.Join(path, " "), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	if len(parents) == 0 || cmd.subs == nil {
+	if len(parents) == 0 || cmd.run != nil {
 		e.addGlobalFlags(fs)
 	}
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
 
-	if cmd.subs != nil {
+	if cmd.run == nil {
 		if err := fs.Parse(args); err != nil {
 			return cmd.parseFailed(e, path, fs, err)
 		}
@@ -189,7 +198,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (cmd *command) usage(w io.Writer, path []string, fs *flag.FlagSet) {
 	name := strings.Join(path, " ")
-	if cmd.subs != nil {
+	if cmd.run == nil {
 		fmt.Fprintf(w, "Usage: %s <command> [flags] [arguments]\n\n", name)
 	} else {
 		fmt.Fprintf(w, "Usage: %s %s\n\n", name, strings.TrimSpace(cmd.args+" [flags]"))

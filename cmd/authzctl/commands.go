@@ -305,7 +305,8 @@ func auditCmd() *command {
 	var since, until string
 	var limit int
 	return &command{
-		name: "audit", summary: "Read the audit trail, oldest first, following pages.",
+		name: "audit", summary: "Read the audit trail, oldest first, following pages ('audit verify': check its hash chain).",
+		subs: []*command{auditVerifyCmd()},
 		help: `--since and --until take a date (2026-05-01, midnight UTC), an RFC 3339 time
 (2026-05-01T12:00:00Z) or a duration back from now (24h, 90m). --limit caps the number of
 events printed (0: all of them). With --json, each event is printed as one JSON object per line.`,

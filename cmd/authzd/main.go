@@ -6,6 +6,8 @@
 //	authzd token create --name NAME --scope check [--scope provision ...]
 //	authzd token list
 //	authzd token revoke ID
+//	authzd audit verify [--since TIME] [--public-key FILE ...]
+//	authzd audit keygen --out FILE
 package main
 
 import (
@@ -41,6 +43,11 @@ const usage = `usage:
                             create a service token (scopes: check, provision, audit:read, admin); prints it once
   authzd token list         list tokens (never their secrets)
   authzd token revoke ID    revoke a token
+  authzd audit verify [--since TIME] [--public-key FILE ...]
+                            walk the audit hash chain in the database, check every link and checkpoint,
+                            and name the first broken row (exit 1 when broken)
+  authzd audit keygen --out FILE
+                            make an Ed25519 key for AUTHZ_AUDIT_SIGNING_KEY; prints its public key
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "token":
 		return token(ctx, cfg, args[1:], stdout)
+	case "audit":
+		return audit(ctx, cfg, args[1:], stdout, stderr)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}

@@ -37,18 +37,21 @@ type Server struct {
 	readiness   Readiness
 	audit       Audit
 	store       storeRoles
-	keys        []KeyInfo
-	known       map[string]authz.Key
-	keyRoles    map[string][]string
-	publicURL   string
-	auth        *authenticator
-	logger      *slog.Logger
-	metrics     *metrics.Metrics
-	openapi     []byte
-	noAudit     bool
-	maxBody     int64
-	router      chi.Router
-	readyCheck  time.Duration
+	chain       Chain
+	// signingKeyID is the key this instance signs checkpoints with.
+	signingKeyID string
+	keys         []KeyInfo
+	known        map[string]authz.Key
+	keyRoles     map[string][]string
+	publicURL    string
+	auth         *authenticator
+	logger       *slog.Logger
+	metrics      *metrics.Metrics
+	openapi      []byte
+	noAudit      bool
+	maxBody      int64
+	router       chi.Router
+	readyCheck   time.Duration
 }
 
 // What a zero Options field means. authzd's configuration (cmd/authzd/app)
@@ -77,12 +80,16 @@ type Options struct {
 	RoleNamer     RoleNamer
 	Database      Pinger
 
-	Audit      Audit
-	Keys       []KeyInfo
-	AdminToken string
-	Logger     *slog.Logger
-	Metrics    *metrics.Metrics
-	OpenAPI    []byte
+	Audit Audit
+	// Chain serves the audit hash chain, its checkpoints and keys.
+	Chain Chain
+	// SigningKeyID marks this instance's key in GET /v1/audit/keys.
+	SigningKeyID string
+	Keys         []KeyInfo
+	AdminToken   string
+	Logger       *slog.Logger
+	Metrics      *metrics.Metrics
+	OpenAPI      []byte
 	// DisableAudit skips audit rows. It exists only so the benchmark can show
 	// what the audit costs; never set it in production.
 	DisableAudit bool
@@ -101,7 +108,7 @@ type Options struct {
 func NewServer(o Options) *Server {
 	s := &Server{
 		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner,
-		model: o.Model, readiness: o.Readiness, audit: o.Audit, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
+		model: o.Model, readiness: o.Readiness, audit: o.Audit, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
 		store: storeRoles{TokenStore: o.Tokens, AuditReader: o.AuditReader, RoleNamer: o.RoleNamer, Pinger: o.Database},
@@ -180,6 +187,9 @@ func (s *Server) routes() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeAuditRead))
 			r.Get("/audit/events", s.handleAuditEvents)
+			r.Get("/audit/chain", s.handleAuditChain)
+			r.Get("/audit/checkpoints", s.handleAuditCheckpoints)
+			r.Get("/audit/keys", s.handleAuditKeys)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeAdmin), s.actor)

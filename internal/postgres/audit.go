@@ -3,13 +3,17 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/scailabs/authzd/internal/auditchain"
 	"github.com/scailabs/authzd/internal/authz"
 )
 
@@ -17,12 +21,18 @@ import (
 // are gathered into one COPY, and each Record returns only after the COPY
 // holding its rows has committed. That keeps "no decision without its row"
 // while the audit costs one round trip per batch, not per decision.
+//
+// Each batch extends the deployment's one hash chain (internal/auditchain):
+// in one transaction it locks the chain head row, gives its rows the next
+// sequence numbers and hashes, COPYs them and moves the head. The lock is
+// taken once per batch, so writers and replicas serialise per batch, not per row.
 type AuditLog struct {
 	db       *DB
 	queue    chan *pending
 	maxBatch int
 	timeout  time.Duration
 	observe  func(rows int, d time.Duration, err error)
+	noChain  bool
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
@@ -45,6 +55,9 @@ type AuditOptions struct {
 	Timeout  time.Duration // bound on one COPY (default 3s)
 	// Observe, when set, is told the size, duration and outcome of each batch.
 	Observe func(rows int, d time.Duration, err error)
+	// DisableChain writes rows without sequence numbers and hashes. It exists
+	// only so the benchmark can show what the chain costs; verification then fails.
+	DisableChain bool
 }
 
 // NewAuditLog starts the writers.
@@ -58,7 +71,8 @@ func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Second
 	}
-	a := &AuditLog{db: db, queue: make(chan *pending, 4096), maxBatch: o.MaxBatch, timeout: o.Timeout, observe: o.Observe}
+	a := &AuditLog{db: db, queue: make(chan *pending, 4096), maxBatch: o.MaxBatch, timeout: o.Timeout, observe: o.Observe,
+		noChain: o.DisableChain}
 	a.stopped, a.abort = context.WithCancel(context.Background())
 	for range o.Writers {
 		a.wg.Add(1)
@@ -153,29 +167,136 @@ func (a *AuditLog) run() {
 	}
 }
 
-var auditColumns = []string{"occurred_at", "module", "action", "actor_user_id", "tenant_id", "resource_type",
-	"resource_id", "permission", "decision", "zed_token", "decision_id", "client", "request_id", "details"}
+var auditColumns = []string{"seq", "hash", "occurred_at", "module", "action", "actor_user_id", "tenant_id",
+	"resource_type", "resource_id", "permission", "decision", "zed_token", "decision_id", "client", "request_id", "details"}
 
-// insert writes the batch with one COPY, which commits as a single statement.
+// chainRow is the row of an event as it is stored and hashed: occurred_at
+// kept to the microseconds Postgres stores, the decision id in its canonical
+// text, details as the exact JSON text the json column keeps.
+func chainRow(e authz.Event) (auditchain.Row, error) {
+	r := auditchain.Row{OccurredAt: e.OccurredAt.UTC().Truncate(time.Microsecond), Module: e.Module, Action: e.Action,
+		ActorUserID: e.ActorUserID, TenantID: e.TenantID, ResourceType: e.ResourceType, ResourceID: e.ResourceID,
+		Permission: e.Permission, Decision: e.Decision, ZedToken: e.ZedToken, Client: e.Client, RequestID: e.RequestID}
+	id, err := uuid.Parse(e.DecisionID)
+	if err != nil {
+		return r, fmt.Errorf("audit decision id %q: %w", e.DecisionID, err)
+	}
+	r.DecisionID = id.String()
+	if len(e.Details) > 0 {
+		if r.Details, err = json.Marshal(e.Details); err != nil {
+			return r, fmt.Errorf("encode audit details: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// insert chains the batch after the head and writes it with one COPY, in
+// one transaction with the head's lock and update. Any failure rolls back
+// the whole batch: its callers answer 503, never an unaudited decision.
 func (a *AuditLog) insert(batch []*pending, n int) error {
 	ctx, cancel := context.WithTimeout(a.stopped, a.timeout)
 	defer cancel()
-	rows := make([][]any, 0, n)
+	rows := make([]auditchain.Row, 0, n)
 	for _, p := range batch {
 		for _, e := range p.events {
-			var details []byte
-			if len(e.Details) > 0 {
-				var err error
-				if details, err = json.Marshal(e.Details); err != nil {
-					return fmt.Errorf("encode audit details: %w", err)
-				}
+			r, err := chainRow(e)
+			if err != nil {
+				return err
 			}
-			rows = append(rows, []any{e.OccurredAt, e.Module, e.Action, e.ActorUserID, e.TenantID, e.ResourceType,
-				e.ResourceID, e.Permission, e.Decision, e.ZedToken, e.DecisionID, e.Client, e.RequestID, details})
+			rows = append(rows, r)
 		}
 	}
-	_, err := a.db.Pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, pgx.CopyFromRows(rows))
+	err := a.write(ctx, rows)
+	if missingPartition(err) {
+		// Maintenance creates partitions months ahead; should a row still find
+		// none (a clock far off, maintenance failing for months), make it and retry.
+		months := map[time.Time]bool{}
+		for _, r := range rows {
+			months[monthOf(r.OccurredAt)] = true
+		}
+		for m := range months {
+			if err := a.db.EnsurePartitions(ctx, m, m); err != nil {
+				return err
+			}
+		}
+		err = a.write(ctx, rows)
+	}
 	return err
+}
+
+// missingPartition reports Postgres's "no partition of relation found for
+// row": a check violation that names no constraint.
+func missingPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == ""
+}
+
+func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
+	if a.noChain {
+		_, err := a.db.Pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, copySource(rows))
+		return err
+	}
+	conn, err := a.db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			// Leave no transaction open on a pooled connection; one that cannot roll back is closed.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+				_ = conn.Conn().Close(ctx)
+			}
+		}
+	}()
+	// Three round trips while the head is locked: the lock with BEGIN, the COPY,
+	// and the head's move with COMMIT, each pair sent as one pipeline.
+	var head auditchain.Head
+	lock := &pgx.Batch{}
+	lock.Queue("BEGIN")
+	lock.Queue("SELECT seq, hash FROM audit_chain_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
+		return row.Scan(&head.Seq, &head.Hash)
+	})
+	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
+		return fmt.Errorf("lock the audit chain head: %w", err)
+	}
+	head = auditchain.Extend(head, rows)
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, copySource(rows)); err != nil {
+		return err
+	}
+	move := &pgx.Batch{}
+	move.Queue("UPDATE audit_chain_head SET seq = $1, hash = $2", head.Seq, head.Hash)
+	move.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, move).Close(); err != nil {
+		return fmt.Errorf("move the audit chain head and commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+func copySource(rows []auditchain.Row) pgx.CopyFromSource {
+	i := -1
+	vals := make([]any, len(auditColumns))
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		if i++; i >= len(rows) {
+			return nil, nil
+		}
+		r := &rows[i]
+		var seq, hash, details any // NULL when the chain is off or details are empty
+		if r.Hash != nil {
+			seq, hash = r.Seq, r.Hash
+		}
+		if r.Details != nil {
+			details = string(r.Details)
+		}
+		vals[0], vals[1], vals[2], vals[3], vals[4], vals[5] = seq, hash, r.OccurredAt, r.Module, r.Action, r.ActorUserID
+		vals[6], vals[7], vals[8], vals[9], vals[10] = r.TenantID, r.ResourceType, r.ResourceID, r.Permission, r.Decision
+		vals[11], vals[12], vals[13], vals[14], vals[15] = r.ZedToken, r.DecisionID, r.Client, r.RequestID, details
+		return vals, nil
+	})
 }
 
 // DefaultEventLimit is the page size of a listing that names none.

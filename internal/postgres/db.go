@@ -21,6 +21,7 @@ const (
 	sqlstateDuplicateDatabase = "42P04"
 	sqlstateInvalidCatalog    = "3D000"
 	sqlstateUniqueViolation   = "23505"
+	sqlstateCheckViolation    = "23514"
 )
 
 // DB is the Postgres connection pool.

@@ -50,7 +50,7 @@ func (db *DB) AuthzdDecisions(ctx context.Context, ids []string) (map[string]boo
 	if len(valid) == 0 {
 		return found, nil
 	}
-	// The predicate repeats the partial index's (migration 005) so the index serves it.
+	// The predicate repeats the partial index's (migrations 005 and 006) so the index serves it.
 	rows, err := db.Pool.Query(ctx, `SELECT decision_id::text FROM audit_events
 		WHERE module = 'authzd' AND action <> 'permissions.effective' AND decision_id = ANY($1)`, valid)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scailabs/authzd/api"
+	"github.com/scailabs/authzd/internal/auditchain"
 	authzhttp "github.com/scailabs/authzd/internal/http"
 	"github.com/scailabs/authzd/internal/metrics"
 	"github.com/scailabs/authzd/internal/outofband"
@@ -28,8 +29,13 @@ type Main struct {
 
 	db     *postgres.DB
 	audit  *postgres.AuditLog
-	graph  *spicedb.Graph
-	server *http.Server
+	signer *auditchain.Signer
+	// checkpoints signs the chain head; background runs it and the partition maintainer.
+	checkpoints *postgres.Checkpointer
+	background  context.CancelFunc
+	bgDone      sync.WaitGroup
+	graph       *spicedb.Graph
+	server      *http.Server
 	// recorder records out-of-band changes; stopRecorder ends it and waits.
 	recorder     *outofband.Recorder
 	closeOnce    sync.Once
@@ -70,6 +76,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := postgres.Migrate(ctx, m.cfg.DatabaseURL); err != nil {
 		return err
 	}
+	if m.signer, err = auditSigner(m.cfg, m.logger); err != nil {
+		return err
+	}
+	if m.checkpoints, err = postgres.NewCheckpointer(ctx, m.db, m.signer, m.logger); err != nil {
+		return err
+	}
+	maintainer := postgres.NewMaintainer(m.db, m.signer, time.Duration(m.cfg.AuditRetention), m.logger)
+	if _, err := maintainer.Maintain(ctx, time.Now()); err != nil {
+		// Not fatal: the writer creates a missing partition on demand.
+		m.logger.Error("audit partition maintenance failed at start", "err", err)
+	}
 
 	met := metrics.New()
 	sc := m.spiceDBConfig(model, met)
@@ -96,11 +113,20 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
 		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Observe: met.AuditBatch,
+		DisableChain: m.cfg.DisableAuditChain,
 	})
 	m.startRecorder()
 	if m.cfg.DisableAudit {
 		m.logger.Warn("AUTHZ_BENCH_DISABLE_AUDIT is set: decisions are NOT audited. Use this only to benchmark.")
 	}
+	if m.cfg.DisableAuditChain {
+		m.logger.Warn("AUTHZ_BENCH_DISABLE_AUDIT_CHAIN is set: audit rows are written outside the hash chain and verification will fail. Use this only to benchmark.")
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	m.background = cancel
+	m.bgDone.Add(2)
+	go func() { defer m.bgDone.Done(); m.checkpoints.Run(bg, m.cfg.AuditCheckpointInterval) }()
+	go func() { defer m.bgDone.Done(); maintainer.Run(bg, maintenanceInterval) }()
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
@@ -122,6 +148,29 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.logger.Info("authzd serving", "addr", m.listener.Addr().String(), "spicedb", spiceDBMode(m.cfg),
 		"modules", len(model.Modules), "keys", len(model.Keys))
 	return nil
+}
+
+// maintenanceInterval is how often partitions are created ahead and retention applied.
+const maintenanceInterval = time.Hour
+
+// auditSigner loads the checkpoint signing key, or makes one for this process.
+func auditSigner(cfg Config, logger *slog.Logger) (*auditchain.Signer, error) {
+	if cfg.AuditSigningKey != "" {
+		s, err := auditchain.LoadSigner(cfg.AuditSigningKey)
+		if err != nil {
+			return nil, fmt.Errorf("AUTHZ_AUDIT_SIGNING_KEY: %w", err)
+		}
+		logger.Info("audit checkpoints are signed", "key_id", s.KeyID())
+		return s, nil
+	}
+	s, err := auditchain.GenerateSigner()
+	if err != nil {
+		return nil, err
+	}
+	logger.Warn("AUTHZ_AUDIT_SIGNING_KEY is unset: audit checkpoints are signed with a key made for this process only. "+
+		"They prove the chain only to someone who kept its public key (GET /v1/audit/keys) outside the database; "+
+		"in production set AUTHZ_AUDIT_SIGNING_KEY (make one with `authzd audit keygen`)", "key_id", s.KeyID())
+	return s, nil
 }
 
 // startRecorder starts recording relationship changes made outside authzd
@@ -184,7 +233,7 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 	return authzhttp.NewServer(authzhttp.Options{
 		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
 		Readiness: m.graph, TokenVerifier: m.db, Tokens: m.db, AuditReader: m.db, RoleNamer: m.db, Database: m.db,
-		Audit: m.audit, Keys: keys, AdminToken: m.cfg.AdminToken,
+		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
 	})
@@ -246,6 +295,16 @@ func (m *Main) close(ctx context.Context) error {
 	if m.audit != nil {
 		errs = append(errs, m.audit.Shutdown(ctx))
 	}
+	if m.background != nil {
+		m.background()
+		m.bgDone.Wait()
+	}
+	if m.checkpoints != nil {
+		// The last rows get their checkpoint before the pools close.
+		if _, _, err := m.checkpoints.Checkpoint(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("final audit checkpoint: %w", err))
+		}
+	}
 	if m.graph != nil {
 		if err := m.graph.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("spicedb: %w", err))
@@ -300,6 +359,7 @@ var (
 	_ authzhttp.Pinger        = (*postgres.DB)(nil)
 	_ authzhttp.Store         = (*postgres.DB)(nil)
 	_ authzhttp.Audit         = (*postgres.AuditLog)(nil)
+	_ authzhttp.Chain         = (*postgres.DB)(nil)
 	_ outofband.Source        = (*spicedb.Graph)(nil)
 	_ outofband.Store         = leaseStore{}
 	_ outofband.Audit         = (*postgres.AuditLog)(nil)

@@ -336,6 +336,9 @@ func TestTokens(t *testing.T) {
 	for _, p := range []struct{ method, path, body string }{
 		{"PUT", "/v1/partners/p2", ""},
 		{"GET", "/v1/audit/events", ""},
+		{"GET", "/v1/audit/chain", ""},
+		{"GET", "/v1/audit/checkpoints", ""},
+		{"GET", "/v1/audit/keys", ""},
 		{"POST", "/v1/tokens", `{"name":"x","scopes":["admin"]}`},
 	} {
 		if r := h.do(p.method, p.path, secret, p.body); r.status != 403 {

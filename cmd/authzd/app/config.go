@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,10 +49,17 @@ type Config struct {
 	// it from DatabaseURL with "_spicedb" appended to the database name.
 	SpiceDBDatabaseURL string `env:"AUTHZ_SPICEDB_DATABASE_URL"`
 
-	DBMaxConns      int32         `env:"AUTHZ_DB_MAX_CONNS" envDefault:"16"`
-	AuditWriters    int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"2"`
-	AuditMaxBatch   int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
-	AuditTimeout    time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
+	DBMaxConns    int32         `env:"AUTHZ_DB_MAX_CONNS" envDefault:"16"`
+	AuditWriters  int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"2"`
+	AuditMaxBatch int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
+	AuditTimeout  time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
+	// AuditSigningKey is the path of the Ed25519 key (PEM PKCS #8) that signs
+	// audit checkpoints; empty generates one per process (development).
+	AuditSigningKey string `env:"AUTHZ_AUDIT_SIGNING_KEY"`
+	// AuditCheckpointInterval is how often the chain head is signed (and at shutdown).
+	AuditCheckpointInterval time.Duration `env:"AUTHZ_AUDIT_CHECKPOINT_INTERVAL" envDefault:"1m"`
+	// AuditRetention drops whole monthly audit partitions older than it; 0 keeps everything.
+	AuditRetention  Retention     `env:"AUTHZ_AUDIT_RETENTION" envDefault:"0"`
 	MaxBodyBytes    int64         `env:"AUTHZ_MAX_BODY_BYTES" envDefault:"1048576"`
 	TokenCacheTTL   time.Duration `env:"AUTHZ_TOKEN_CACHE_TTL" envDefault:"10s"`
 	ShutdownTimeout time.Duration `env:"AUTHZ_SHUTDOWN_TIMEOUT" envDefault:"15s"`
@@ -68,6 +76,9 @@ type Config struct {
 	// DisableAudit skips audit rows. For the benchmark only, to show what the
 	// audit costs; authzd logs a warning when it is set.
 	DisableAudit bool `env:"AUTHZ_BENCH_DISABLE_AUDIT" envDefault:"false"`
+	// DisableAuditChain writes audit rows without the hash chain. For the
+	// benchmark only, to show what the chain costs; verification then fails.
+	DisableAuditChain bool `env:"AUTHZ_BENCH_DISABLE_AUDIT_CHAIN" envDefault:"false"`
 	// PublicURL is the base URL callers reach authzd at (https in production),
 	// published as the AuthZEN PDP identifier; empty derives it per request.
 	PublicURL string `env:"AUTHZ_PUBLIC_URL"`
@@ -121,6 +132,12 @@ func (c Config) Validate() error {
 	if _, err := url.Parse(c.DatabaseURL); err != nil || !strings.HasPrefix(c.DatabaseURL, "postgres") {
 		return fmt.Errorf("AUTHZ_DATABASE_URL must be a postgres:// URL")
 	}
+	if c.AuditCheckpointInterval < time.Second {
+		return fmt.Errorf("AUTHZ_AUDIT_CHECKPOINT_INTERVAL must be 1s or more, not %s", c.AuditCheckpointInterval)
+	}
+	if c.AuditRetention != 0 && time.Duration(c.AuditRetention) < 31*24*time.Hour {
+		return fmt.Errorf("AUTHZ_AUDIT_RETENTION must be 0 (keep everything) or 31d or more (partitions are monthly), not %s", c.AuditRetention)
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -145,4 +162,34 @@ func (c Config) spiceDBDatabaseURL() (string, error) {
 	}
 	u.Path = "/" + name + "_spicedb"
 	return u.String(), nil
+}
+
+// Retention is a duration that also reads whole days: "400d", "720h", "0".
+type Retention time.Duration
+
+// UnmarshalText reads "<n>d" or a Go duration.
+func (r *Retention) UnmarshalText(b []byte) error {
+	s := string(b)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return fmt.Errorf("AUTHZ_AUDIT_RETENTION %q is not a number of days (400d) or a duration (9600h)", s)
+		}
+		*r = Retention(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("AUTHZ_AUDIT_RETENTION %q is not a number of days (400d) or a duration (9600h)", s)
+	}
+	*r = Retention(d)
+	return nil
+}
+
+func (r Retention) String() string {
+	d := time.Duration(r)
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
 }

@@ -1,10 +1,18 @@
 package app
 
 import (
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/scailabs/authzd/internal/auditchain"
 )
 
 // TestConfigValidate: each setting authzd cannot honour is refused, naming the variable, instead of
@@ -27,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 		{"ErrVerifyRate", "AUTHZ_CACHE_VERIFY_RATE", func(c *Config) { c.CacheVerifyRate = 2 }},
 		{"ErrCacheEntries", "AUTHZ_DECISION_CACHE_ENTRIES", func(c *Config) { c.DecisionCacheEntries = 0 }},
 		{"ErrDatastore", "AUTHZ_SPICEDB_DATASTORE", func(c *Config) { c.SpiceDBDatastore = "mysql" }},
+		{"ErrCheckpointInterval", "AUTHZ_AUDIT_CHECKPOINT_INTERVAL", func(c *Config) { c.AuditCheckpointInterval = 0 }},
+		{"ErrRetentionShort", "AUTHZ_AUDIT_RETENTION", func(c *Config) { c.AuditRetention = Retention(24 * time.Hour) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
@@ -42,5 +52,56 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("log level %q refused: %v", lvl, err)
 		}
+	}
+}
+
+// TestRetentionParse: days or a Go duration; anything else is refused naming the variable.
+func TestRetentionParse(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"400d", 400 * 24 * time.Hour, false},
+		{"0", 0, false},
+		{"9600h", 400 * 24 * time.Hour, false},
+		{"-3d", 0, true},
+		{"a year", 0, true},
+	} {
+		cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{"AUTHZ_AUDIT_RETENTION": tc.in}})
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), "AUTHZ_AUDIT_RETENTION") {
+				t.Errorf("%q: err %v, want one naming AUTHZ_AUDIT_RETENTION", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || time.Duration(cfg.AuditRetention) != tc.want {
+			t.Errorf("%q: %v, %v; want %v", tc.in, time.Duration(cfg.AuditRetention), err, tc.want)
+		}
+	}
+}
+
+// TestAuditSigner: a key file is loaded (PEM PKCS #8), a bad path is refused
+// naming the variable, and no path makes a key for the process.
+func TestAuditSigner(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, key, _ := ed25519.GenerateKey(nil)
+	pemKey, err := auditchain.MarshalPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := auditSigner(Config{AuditSigningKey: path}, logger)
+	if err != nil || s.KeyID() != auditchain.KeyID(key.Public().(ed25519.PublicKey)) {
+		t.Errorf("load %s: %v", path, err)
+	}
+	if _, err := auditSigner(Config{AuditSigningKey: filepath.Join(t.TempDir(), "missing.pem")}, logger); err == nil || !strings.Contains(err.Error(), "AUTHZ_AUDIT_SIGNING_KEY") {
+		t.Errorf("missing key file: %v, want an error naming AUTHZ_AUDIT_SIGNING_KEY", err)
+	}
+	if s, err := auditSigner(Config{}, logger); err != nil || len(s.KeyID()) != 16 {
+		t.Errorf("no key configured: %v", err)
 	}
 }

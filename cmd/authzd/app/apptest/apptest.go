@@ -31,7 +31,7 @@ func MustStart(tb testing.TB, datastore string) Authzd {
 		HTTPAddr: "127.0.0.1:0", DatabaseURL: a.DatabaseURL, AdminToken: a.AdminToken,
 		SpiceDBDatastore: datastore, SpiceDBTimeout: 5 * time.Second, DBMaxConns: 8, AuditWriters: 2,
 		AuditMaxBatch: 500, AuditTimeout: 3 * time.Second, MaxBodyBytes: 1 << 16, TokenCacheTTL: time.Second,
-		ShutdownTimeout: 10 * time.Second,
+		ShutdownTimeout: 10 * time.Second, AuditCheckpointInterval: time.Second,
 	}
 	if datastore == "postgres" {
 		cfg.SpiceDBDatabaseURL = pgtest.MustCreate(tb)
