@@ -21,6 +21,8 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/healthprobe ./cmd/healthprobe \
     && mkdir -m 1777 /out/tmp
 
+# Kept in step with docker/authzd/Dockerfile, which runs the same image from host-built binaries: the
+# two differ in where the binaries come from, so the runtime lines below repeat there.
 FROM scratch
 COPY --from=build /out/authzd /out/healthprobe /usr/local/bin/
 COPY --from=build /out/tmp /tmp

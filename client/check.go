@@ -136,13 +136,10 @@ func (c *Client) EffectivePermissions(ctx context.Context, tenantID, userID stri
 	if req.ConsistencyToken != "" {
 		q = url.Values{"consistency_token": {req.ConsistencyToken}}
 	}
-	var resp struct {
+	resp, err := get[struct {
 		Permissions []string `json:"permissions"`
-	}
-	if err := c.do(ctx, call{method: http.MethodGet, path: path, query: q, idempotent: true}, &resp); err != nil {
-		return nil, err
-	}
-	return resp.Permissions, nil
+	}](ctx, c, path, q)
+	return resp.Permissions, err
 }
 
 // KeyInfo describes one module-permission key.
@@ -154,11 +151,8 @@ type KeyInfo struct {
 
 // Keys returns the catalogue of module-permission keys authzd knows.
 func (c *Client) Keys(ctx context.Context) ([]KeyInfo, error) {
-	var resp struct {
+	resp, err := get[struct {
 		Keys []KeyInfo `json:"keys"`
-	}
-	if err := c.do(ctx, call{method: http.MethodGet, path: "/v1/permissions/keys", idempotent: true}, &resp); err != nil {
-		return nil, err
-	}
-	return resp.Keys, nil
+	}](ctx, c, "/v1/permissions/keys", nil)
+	return resp.Keys, err
 }

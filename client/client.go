@@ -134,6 +134,17 @@ type call struct {
 	idempotent bool
 }
 
+// get reads path (with query) into a T. A GET changes nothing, so it is
+// retried like any idempotent call; on error the T is its zero value.
+func get[T any](ctx context.Context, c *Client, path string, query url.Values) (T, error) {
+	var v T
+	if err := c.do(ctx, call{method: http.MethodGet, path: path, query: query, idempotent: true}, &v); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 // do sends the call, retrying what may be retried, and decodes a 2xx answer into out
 // (which may be nil).
 func (c *Client) do(ctx context.Context, cl call, out any) error {

@@ -19,7 +19,8 @@ import (
 	"github.com/scailabs/authzd/client"
 )
 
-// MustClient returns a client of srv with fast retries, so that tests do not wait.
+// MustClient returns a client of srv with fast retries, so that tests do not wait. clientcontract repeats it:
+// it cannot import this module's tests.
 func MustClient(tb testing.TB, srv *httptest.Server, opts ...client.Option) *client.Client {
 	tb.Helper()
 	opts = append([]client.Option{client.WithRetry(3, time.Millisecond, 5*time.Millisecond)}, opts...)

@@ -107,11 +107,7 @@ func (c *Client) GetRole(ctx context.Context, tenantID, roleID string) (Role, er
 	if err != nil {
 		return Role{}, err
 	}
-	var r Role
-	if err := c.do(ctx, call{method: http.MethodGet, path: path, idempotent: true}, &r); err != nil {
-		return Role{}, err
-	}
-	return r, nil
+	return get[Role](ctx, c, path, nil)
 }
 
 // DeleteRole deletes a custom role with its members and grants (IsNotFound if there is none).

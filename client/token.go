@@ -14,7 +14,9 @@ const (
 	ScopeAdmin     = "admin"      // API tokens
 )
 
-// Token is an authzd API token.
+// Token is an authzd API token. It repeats internal/http's tokenAnswer
+// because this module may not import authzd's packages (see the package
+// comment); clientcontract keeps the two in step against a real authzd.
 type Token struct {
 	ID     string   `json:"id"`
 	Name   string   `json:"name"`
@@ -46,13 +48,10 @@ func (c *Client) CreateToken(ctx context.Context, name string, scopes ...string)
 
 // ListTokens lists every API token, revoked ones included, without secrets.
 func (c *Client) ListTokens(ctx context.Context) ([]Token, error) {
-	var resp struct {
+	resp, err := get[struct {
 		Tokens []Token `json:"tokens"`
-	}
-	if err := c.do(ctx, call{method: http.MethodGet, path: "/v1/tokens", idempotent: true}, &resp); err != nil {
-		return nil, err
-	}
-	return resp.Tokens, nil
+	}](ctx, c, "/v1/tokens", nil)
+	return resp.Tokens, err
 }
 
 // RevokeToken revokes an API token; requests bearing it are refused from then on.

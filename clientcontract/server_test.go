@@ -23,13 +23,6 @@ import (
 	"github.com/scailabs/authzd/cmd/authzd/app/apptest"
 )
 
-// MustAuthzd starts an authzd on a fresh database and returns its URL and admin token.
-func MustAuthzd(tb testing.TB) (url, adminToken string) {
-	tb.Helper()
-	a := apptest.MustStart(tb, "memory")
-	return a.URL, a.AdminToken
-}
-
 // MustNew is client.New that fails the test on error.
 func MustNew(tb testing.TB, url, token string, opts ...client.Option) *client.Client {
 	tb.Helper()
@@ -55,7 +48,8 @@ func Must(tb testing.TB) func(string, error) string {
 }
 
 func TestIntegration(t *testing.T) {
-	url, admin := MustAuthzd(t)
+	a := apptest.MustStart(t, "memory")
+	url, admin := a.URL, a.AdminToken
 	ctx := context.Background()
 	c := MustNew(t, url, admin, client.WithActor("ops-anna"))
 	must := Must(t)

@@ -166,57 +166,63 @@ func (c checkAnswer) validate() error {
 
 // check sends one check. It returns the answer only for a 200.
 func (a *api) check(ctx context.Context, req checkRequest) (reply, checkAnswer, error) {
-	r, err := a.send(ctx, http.MethodPost, "/v1/permissions/check", req)
+	return decide(ctx, a, http.MethodPost, "/v1/permissions/check", req, checkAnswer.validate,
+		func(ans checkAnswer) []decisionRecord { return []decisionRecord{decisionFromCheck(req, ans)} })
+}
+
+// checkBulk sends items in one check_bulk call. It returns the answers only for a 200.
+func (a *api) checkBulk(ctx context.Context, items []checkRequest) (reply, []checkAnswer, error) {
+	type bulkAnswer struct {
+		Results []checkAnswer `json:"results"`
+	}
+	r, ans, err := decide(ctx, a, http.MethodPost, "/v1/permissions/check_bulk", map[string]any{"items": items},
+		func(ans bulkAnswer) error {
+			if len(ans.Results) != len(items) {
+				return fmt.Errorf("check_bulk: %d results for %d items", len(ans.Results), len(items))
+			}
+			for _, res := range ans.Results {
+				if err := res.validate(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func(ans bulkAnswer) []decisionRecord {
+			out := make([]decisionRecord, len(ans.Results))
+			for i, res := range ans.Results {
+				out[i] = decisionFromCheck(items[i], res)
+			}
+			return out
+		})
 	if err != nil {
-		return r, checkAnswer{}, err
+		return r, nil, err
+	}
+	return r, ans.Results, nil
+}
+
+// decide sends a call whose 200 answer carries decisions, and records it: with the decisions the caller
+// received, or as malformed when the answer does not decode or validate.
+func decide[T any](ctx context.Context, a *api, method, path string, body any, validate func(T) error, decisions func(T) []decisionRecord) (reply, T, error) {
+	var ans T
+	r, err := a.send(ctx, method, path, body)
+	if err != nil {
+		return r, ans, err
 	}
 	rec := callRecord{reply: r, Actor: a.actor}
-	var ans checkAnswer
 	if r.Status == http.StatusOK {
 		err := json.Unmarshal(r.Body, &ans)
 		if err == nil {
-			err = ans.validate()
+			err = validate(ans)
 		}
 		if err != nil {
 			rec.Malformed = err.Error()
 			a.calls.add(rec)
 			return r, ans, fmt.Errorf("%v: %s", err, r)
 		}
-		rec.Decisions = []decisionRecord{decisionFromCheck(req, ans)}
+		rec.Decisions = decisions(ans)
 	}
 	a.calls.add(rec)
 	return r, ans, nil
-}
-
-// checkBulk sends items in one check_bulk call. It returns the answers only for a 200.
-func (a *api) checkBulk(ctx context.Context, items []checkRequest) (reply, []checkAnswer, error) {
-	r, err := a.send(ctx, http.MethodPost, "/v1/permissions/check_bulk", map[string]any{"items": items})
-	if err != nil {
-		return r, nil, err
-	}
-	rec := callRecord{reply: r, Actor: a.actor}
-	var ans struct {
-		Results []checkAnswer `json:"results"`
-	}
-	if r.Status == http.StatusOK {
-		err := json.Unmarshal(r.Body, &ans)
-		if err == nil && len(ans.Results) != len(items) {
-			err = fmt.Errorf("check_bulk: %d results for %d items", len(ans.Results), len(items))
-		}
-		for i := 0; err == nil && i < len(ans.Results); i++ {
-			err = ans.Results[i].validate()
-		}
-		if err != nil {
-			rec.Malformed = err.Error()
-			a.calls.add(rec)
-			return r, nil, fmt.Errorf("%v: %s", err, r)
-		}
-		for i, res := range ans.Results {
-			rec.Decisions = append(rec.Decisions, decisionFromCheck(items[i], res))
-		}
-	}
-	a.calls.add(rec)
-	return r, ans.Results, nil
 }
 
 type permissionsAnswer struct {
@@ -231,29 +237,19 @@ func (a *api) permissions(ctx context.Context, tenantID, userID, consistencyToke
 	if consistencyToken != "" {
 		path += "?consistency_token=" + url.QueryEscape(consistencyToken)
 	}
-	r, err := a.send(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return r, permissionsAnswer{}, err
-	}
-	rec := callRecord{reply: r, Actor: a.actor}
-	var ans permissionsAnswer
-	if r.Status == http.StatusOK {
-		err := json.Unmarshal(r.Body, &ans)
-		if err == nil && (ans.Permissions == nil || ans.CheckedAt == "" || ans.DecisionID == "") {
-			err = fmt.Errorf("permissions answer lacks permissions, checked_at or decision_id")
-		}
-		if err != nil {
-			rec.Malformed = err.Error()
-			a.calls.add(rec)
-			return r, ans, fmt.Errorf("%v: %s", err, r)
-		}
-		rec.Decisions = []decisionRecord{{
-			Kind: decisionList, ID: ans.DecisionID, TenantID: tenantID, UserID: userID,
-			ZedToken: ans.CheckedAt, Permissions: ans.Permissions,
-		}}
-	}
-	a.calls.add(rec)
-	return r, ans, nil
+	return decide(ctx, a, http.MethodGet, path, nil,
+		func(ans permissionsAnswer) error {
+			if ans.Permissions == nil || ans.CheckedAt == "" || ans.DecisionID == "" {
+				return fmt.Errorf("permissions answer lacks permissions, checked_at or decision_id")
+			}
+			return nil
+		},
+		func(ans permissionsAnswer) []decisionRecord {
+			return []decisionRecord{{
+				Kind: decisionList, ID: ans.DecisionID, TenantID: tenantID, UserID: userID,
+				ZedToken: ans.CheckedAt, Permissions: ans.Permissions,
+			}}
+		})
 }
 
 // The Must helpers below are for the test goroutine: they stop the test on an unexpected answer.

@@ -86,6 +86,17 @@ func (a *testApp) mustReconcileAudit(tb testing.TB) []auditRow {
 	rows := mustAuditRows(tb, a.Audit)
 	calls := a.calls.snapshot()
 	problems := reconcile(calls, rows)
+	reportProblems(tb, problems)
+	if len(problems) == 0 {
+		tb.Logf("audit reconciled: %d calls, %d rows", len(calls), len(rows))
+	}
+	mustVerifyChain(tb, a.Audit)
+	return rows
+}
+
+// reportProblems fails tb with the first 20 audit problems and the count of the rest.
+func reportProblems(tb testing.TB, problems []string) {
+	tb.Helper()
 	for i, p := range problems {
 		if i == 20 {
 			tb.Errorf("... and %d more audit problems", len(problems)-i)
@@ -93,11 +104,6 @@ func (a *testApp) mustReconcileAudit(tb testing.TB) []auditRow {
 		}
 		tb.Error(p)
 	}
-	if len(problems) == 0 {
-		tb.Logf("audit reconciled: %d calls, %d rows", len(calls), len(rows))
-	}
-	mustVerifyChain(tb, a.Audit)
-	return rows
 }
 
 // mustVerifyChain walks the audit hash chain: whatever the run did (faults
@@ -374,6 +380,7 @@ func eventRowDiff(e auditEvent, r auditRow) string {
 	if !e.OccurredAt.Equal(r.OccurredAt) {
 		d = append(d, fmt.Sprintf("occurred_at %s != %s", e.OccurredAt.Format(time.RFC3339Nano), r.OccurredAt.Format(time.RFC3339Nano)))
 	}
+	// One line a field, in the table's column order, so a missing field shows.
 	cmp("module", e.Module, r.Module)
 	cmp("action", e.Action, r.Action)
 	cmp("actor_user_id", e.ActorUserID, r.ActorUserID)

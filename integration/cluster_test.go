@@ -357,6 +357,7 @@ func TestCluster(t *testing.T) {
 			time.Sleep(2 * time.Second)
 		}()
 		outs := load(ctx)
+		// Classified by this fault's rule (a replica down refuses connections), like the SIGKILL test's.
 		var answered, unanswered int
 		for _, o := range outs {
 			switch {

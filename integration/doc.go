@@ -4,5 +4,11 @@
 // through the app's own constructor or as a child process, and drives it over
 // HTTP the way real callers do. See docs/integration.md.
 //
+// Each scenario writes its provisioning and its checks out in full, even where
+// two scenarios begin alike (a partner, a tenant, a role, members) or race the
+// same way on different objects: a reader sees the whole state a test asserts
+// without following helpers. The mechanics are shared (startApp, the api
+// client, reconcile, runLoad, cutUnderLoad); the stories are not.
+//
 // The package holds only tests: `go test ./integration/...`.
 package integration

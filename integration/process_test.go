@@ -13,32 +13,27 @@ import (
 	"time"
 )
 
-var authzdBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
+// authzdBinary builds ./cmd/authzd once per run into the suite's scratch directory.
+var authzdBinary = sync.OnceValues(func() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(suite.binDir, "authzd")
+	if out, err := goCmd(root, "build", "-o", bin, "./cmd/authzd").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/authzd: %w\n%s", err, out)
+	}
+	return bin, nil
+})
 
-// mustAuthzdBinary builds ./cmd/authzd once per run into the suite's scratch directory.
+// mustAuthzdBinary returns the authzd binary of this tree.
 func mustAuthzdBinary(tb testing.TB) string {
 	tb.Helper()
-	authzdBinary.once.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			authzdBinary.err = err
-			return
-		}
-		bin := filepath.Join(suite.binDir, "authzd")
-		if out, err := goCmd(root, "build", "-o", bin, "./cmd/authzd").CombinedOutput(); err != nil {
-			authzdBinary.err = fmt.Errorf("go build ./cmd/authzd: %w\n%s", err, out)
-			return
-		}
-		authzdBinary.path = bin
-	})
-	if authzdBinary.err != nil {
-		tb.Fatal(authzdBinary.err)
+	bin, err := authzdBinary()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return authzdBinary.path
+	return bin
 }
 
 // authzdProcess is authzd running as a child process, configured only through its environment.
@@ -124,7 +119,8 @@ func (p *authzdProcess) waitReady(timeout time.Duration) error {
 	}
 }
 
-// kill sends SIGKILL and waits for the process to be gone. It is safe to call twice.
+// kill sends SIGKILL and waits for the process to be gone. It is safe to call twice. (authzbench's
+// spicedbServer.Stop looks alike but stops gracefully, and a test cannot share code with a command.)
 func (p *authzdProcess) kill() {
 	select {
 	case <-p.exited:

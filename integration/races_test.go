@@ -87,6 +87,19 @@ type racer struct {
 	value  string // what this call sets, for the report
 }
 
+// putRacers has n racers, alternating between the two authzds of via, PUT path with {field: value},
+// each a different one of values in random order; it returns them and the values they set.
+func putRacers(rnd *rand.Rand, via []*api, n int, path, field string, values []string) ([]racer, []string) {
+	perm := rnd.Perm(len(values))
+	racers := make([]racer, n)
+	want := make([]string, n)
+	for i := range racers {
+		want[i] = values[perm[i]]
+		racers[i] = racer{via: via[i%2], method: http.MethodPut, path: path, body: map[string]string{field: want[i]}, value: want[i]}
+	}
+	return racers, want
+}
+
 // runRace releases every racer at once and returns their replies in order.
 func runRace(tb testing.TB, racers []racer) []reply {
 	tb.Helper()
@@ -219,14 +232,7 @@ func TestWriteRaces(t *testing.T) {
 			if round%2 == 0 {
 				id = fmt.Sprintf("b-new-%d", round)
 			}
-			perm := rnd.Perm(len(owners))
-			racers := make([]racer, writers)
-			want := make([]string, writers)
-			for i := range racers {
-				want[i] = owners[perm[i]]
-				racers[i] = racer{via: via[i%2], method: http.MethodPut, path: resourcePath("tr", "bunker", id),
-					body: map[string]string{"owner_id": want[i]}, value: want[i]}
-			}
+			racers, want := putRacers(rnd, via, writers, resourcePath("tr", "bunker", id), "owner_id", owners)
 			mustAllOK(t, runRace(t, racers))
 			token := barrier(t, ops)
 
@@ -254,14 +260,7 @@ func TestWriteRaces(t *testing.T) {
 			if round%2 == 0 {
 				tenant = fmt.Sprintf("t-new-%d", round)
 			}
-			perm := rnd.Perm(len(partners))
-			racers := make([]racer, writers)
-			want := make([]string, writers)
-			for i := range racers {
-				want[i] = partners[perm[i]]
-				racers[i] = racer{via: via[i%2], method: http.MethodPut, path: tenantPath(tenant),
-					body: map[string]string{"partner_id": want[i]}, value: want[i]}
-			}
+			racers, want := putRacers(rnd, via, writers, tenantPath(tenant), "partner_id", partners)
 			mustAllOK(t, runRace(t, racers))
 			token := barrier(t, ops)
 

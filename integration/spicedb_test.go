@@ -110,23 +110,18 @@ func waitSpiceDBHealthy(addr string, exited <-chan error, timeout time.Duration)
 	}
 }
 
-var spicedbBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
+// spicedbBinary builds (or finds) the spicedb binary once per run.
+var spicedbBinary = sync.OnceValues(buildSpiceDB)
 
 // mustSpiceDBBinary returns the spicedb binary of the version go.mod pins: AUTHZ_TEST_SPICEDB_BIN when
 // set, else one built once into the user cache directory (it is ~120 MB; never committed).
 func mustSpiceDBBinary(tb testing.TB) string {
 	tb.Helper()
-	spicedbBinary.once.Do(func() {
-		spicedbBinary.path, spicedbBinary.err = buildSpiceDB()
-	})
-	if spicedbBinary.err != nil {
-		tb.Fatalf("spicedb binary: %v", spicedbBinary.err)
+	bin, err := spicedbBinary()
+	if err != nil {
+		tb.Fatalf("spicedb binary: %v", err)
 	}
-	return spicedbBinary.path
+	return bin
 }
 
 func buildSpiceDB() (string, error) {

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"iter"
 	"path"
 	"slices"
 	"strings"
@@ -89,8 +90,7 @@ func parseManifest(file string, data []byte) (Manifest, []keyEntry, []error) {
 	var entries []keyEntry
 	top := doc.Content[0]
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		name, value := top.Content[i], top.Content[i+1]
+	for name, value := range fields(top) {
 		seen[name.Value] = true
 		switch name.Value {
 		case "module":
@@ -136,6 +136,17 @@ func parseManifest(file string, data []byte) (Manifest, []keyEntry, []error) {
 	return m, entries, errs
 }
 
+// fields yields the name and value nodes of a YAML mapping node, in order.
+func fields(n *yaml.Node) iter.Seq2[*yaml.Node, *yaml.Node] {
+	return func(yield func(*yaml.Node, *yaml.Node) bool) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !yield(n.Content[i], n.Content[i+1]) {
+				return
+			}
+		}
+	}
+}
+
 // parseKeyEntry decodes one entry of the keys list.
 func parseKeyEntry(file string, n *yaml.Node) (keyEntry, []error) {
 	var errs []error
@@ -148,14 +159,13 @@ func parseKeyEntry(file string, n *yaml.Node) (keyEntry, []error) {
 		return e, errs
 	}
 	// Read the key first so that every later error can name it.
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "key" {
-			decodeScalar(n.Content[i+1], &e.key, func(msg string) { fail(n.Content[i+1].Line, "key: %s", msg) })
+	for name, value := range fields(n) {
+		if name.Value == "key" {
+			decodeScalar(value, &e.key, func(msg string) { fail(value.Line, "key: %s", msg) })
 		}
 	}
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		name, value := n.Content[i], n.Content[i+1]
+	for name, value := range fields(n) {
 		seen[name.Value] = true
 		switch name.Value {
 		case "key":

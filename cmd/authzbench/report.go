@@ -115,6 +115,15 @@ func (r *report) completenessError() error {
 // printer writes one line of the report.
 type printer func(format string, a ...any)
 
+// table prints a section heading and the head of its Markdown table: the
+// column names and their alignment row.
+func (p printer) table(heading, columns, align string) {
+	p(heading)
+	p("")
+	p(columns)
+	p(align)
+}
+
 // write writes the report in Markdown: how the run was made, its tables, the
 // goals, and last the ratio line that scripts read.
 func (r *report) write(w io.Writer, b *bench) {
@@ -168,10 +177,9 @@ func (r *report) writeSetup(p printer, b *bench) {
 
 // writeResults writes the table of every run and what authzd saw inside it.
 func (r *report) writeResults(p printer) {
-	p("## Results")
-	p("")
-	p("| # | scenario | load | ops | ops/s | p50 | p95 | p99 | errors | allowed | wrong | audit rows = answers | CPU µs/op |")
-	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	p.table("## Results",
+		"| # | scenario | load | ops | ops/s | p50 | p95 | p99 | errors | allowed | wrong | audit rows = answers | CPU µs/op |",
+		"|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, x := range r.rows {
 		allowed := fmt.Sprintf("%.0f%%", 100*x.st.AllowedShare())
 		switch x.allowed {
@@ -188,10 +196,9 @@ func (r *report) writeResults(p printer) {
 			ms(x.st.Quantile(.50)), ms(x.st.Quantile(.95)), ms(x.st.Quantile(.99)), errs, allowed, x.st.Wrong, x.audit, x.st.CPU.perOp(len(x.st.Lat)))
 	}
 	p("")
-	p("## Inside authzd during each run (from its /metrics)")
-	p("")
-	p("| # | scenario | load | audit group commit and SpiceDB calls as authzd saw them |")
-	p("|---|---|---|---|")
+	p.table("## Inside authzd during each run (from its /metrics)",
+		"| # | scenario | load | audit group commit and SpiceDB calls as authzd saw them |",
+		"|---|---|---|---|")
 	for _, x := range r.rows {
 		if x.internals != "" {
 			p("| %s | %s | %s | %s |", x.phase, x.scenario, x.load, x.internals)
@@ -202,10 +209,9 @@ func (r *report) writeResults(p printer) {
 
 // writeComparisons writes the facade against SpiceDB direct, and the large data set against the small.
 func (r *report) writeComparisons(p printer) {
-	p("## Facade against SpiceDB direct, and what the audit costs (small data set)")
-	p("")
-	p("| concurrency | direct ops/s | facade ops/s | facade/direct | facade without audit ops/s | no-audit/direct | p50 direct / facade / no audit | p99 direct / facade / no audit | CPU µs per check direct / facade / no audit |")
-	p("|---:|---:|---:|---:|---:|---:|---|---|---|")
+	p.table("## Facade against SpiceDB direct, and what the audit costs (small data set)",
+		"| concurrency | direct ops/s | facade ops/s | facade/direct | facade without audit ops/s | no-audit/direct | p50 direct / facade / no audit | p99 direct / facade / no audit | CPU µs per check direct / facade / no audit |",
+		"|---:|---:|---:|---:|---:|---:|---|---|---|")
 	for _, c := range r.byConc {
 		d, f, n := c.direct, c.facade, c.noAudit
 		p("| %d | %.0f | %.0f | %.2f | %.0f | %.2f | %s / %s / %s | %s / %s / %s | %s / %s / %s |", c.c, d.Throughput(), f.Throughput(), f.Throughput()/nonzero(d.Throughput()),
@@ -216,10 +222,9 @@ func (r *report) writeComparisons(p printer) {
 	p("When the machine's CPUs are the limit (they are at high concurrency on 2 cores), throughput is inversely proportional to the CPU each check costs across all processes, so the last column bounds the ratio.")
 	p("")
 	if len(r.byConc) > 0 && len(r.byConc[0].chainOn.Lat) > 0 { // phase 2 ran
-		p("## What the audit hash chain costs (phase 2, same data, back to back)")
-		p("")
-		p("| concurrency | chain on ops/s | chain off ops/s | on/off | p50 on / off | p99 on / off | CPU µs per check on / off |")
-		p("|---:|---:|---:|---:|---|---|---|")
+		p.table("## What the audit hash chain costs (phase 2, same data, back to back)",
+			"| concurrency | chain on ops/s | chain off ops/s | on/off | p50 on / off | p99 on / off | CPU µs per check on / off |",
+			"|---:|---:|---:|---:|---|---|---|")
 		for _, c := range r.byConc {
 			on, off := c.chainOn, c.chainOff
 			p("| %d | %.0f | %.0f | %.2f | %s / %s | %s / %s | %s / %s |", c.c, on.Throughput(), off.Throughput(), on.Throughput()/nonzero(off.Throughput()),
@@ -229,10 +234,9 @@ func (r *report) writeComparisons(p printer) {
 		p("Chain on: each audit batch locks the chain head row, hashes its rows, COPYs them and moves the head in one transaction (docs/audit.md); off: the plain COPY.")
 		p("")
 	}
-	p("## Large data set against small (facade, durable audit)")
-	p("")
-	p("| concurrency | small ops/s | large ops/s | small p50 / p99 | large p50 / p99 | large/small p50 | large direct ops/s |")
-	p("|---:|---:|---:|---|---|---:|---:|")
+	p.table("## Large data set against small (facade, durable audit)",
+		"| concurrency | small ops/s | large ops/s | small p50 / p99 | large p50 / p99 | large/small p50 | large direct ops/s |",
+		"|---:|---:|---:|---|---|---:|---:|")
 	for i, l := range r.large4 {
 		if i >= len(r.byConc) {
 			break
@@ -248,10 +252,9 @@ func (r *report) writeComparisons(p printer) {
 // facade/direct throughput ratio (0 when phase 1 did not run).
 func (r *report) writeGoals(p printer, b *bench) float64 {
 	cfg := b.cfg
-	p("## Goals")
-	p("")
-	p("| goal | target | measured | met |")
-	p("|---|---|---|---|")
+	p.table("## Goals",
+		"| goal | target | measured | met |",
+		"|---|---|---|---|")
 	goal := func(name, target, measured string, ok bool) {
 		p("| %s | %s | %s | %s |", name, target, measured, map[bool]string{true: "yes", false: "**no**"}[ok])
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -37,7 +38,8 @@ Examples:
 	}
 }
 
-// writeCmd is a leaf that makes one provisioning write and prints its zed token.
+// writeCmd is a leaf that makes one provisioning write and prints its zed token. The tree below is a
+// table of writeCmd rows, each naming its client call; they look alike by design.
 func writeCmd(name, args, summary string, nargs int, write func(ctx context.Context, c *client.Client, args []string) (string, error)) *command {
 	return &command{
 		name: name, args: args, summary: summary, nargs: nargs,
@@ -207,19 +209,19 @@ func resourceCmd() *command {
 }
 
 func checkCmd() *command {
-	var resource, action, consistency string
+	var cf checkFlags
+	var action string
 	return &command{
 		name: "check", args: "<tenant_id> <user_id> <key>", nargs: 3,
 		summary: "Ask whether a user holds a module-permission key in a tenant.",
 		help: `Prints "allowed" or "denied" and exits 0 or 1, so scripts can test it:
   authzctl check t1 alice scaibunker:execute --resource bunker:b1 && echo yes`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&resource, "resource", "", "check on one resource, as type:id (e.g. bunker:b1)")
+			cf.define(fs)
 			fs.StringVar(&action, "action", "", "action recorded in the audit trail")
-			fs.StringVar(&consistency, "consistency-token", "", "zed token of a write the answer must reflect")
 		},
 		run: func(ctx context.Context, e *env, c *client.Client, a []string) error {
-			opts, err := checkOptions(resource, consistency)
+			opts, err := cf.options()
 			if err != nil {
 				return err
 			}
@@ -230,19 +232,14 @@ func checkCmd() *command {
 			if err != nil {
 				return err
 			}
-			if e.json {
-				err = printJSON(e, d)
-			} else {
+			return printDecision(e, d.Allowed, d, func(w io.Writer) error {
 				word := "denied"
 				if d.Allowed {
 					word = "allowed"
 				}
-				fmt.Fprintf(e.stdout, "%s\tdecision_id=%s checked_at=%s\n", word, d.DecisionID, d.CheckedAt)
-			}
-			if err == nil && !d.Allowed {
-				return errDenied
-			}
-			return err
+				fmt.Fprintf(w, "%s\tdecision_id=%s checked_at=%s\n", word, d.DecisionID, d.CheckedAt)
+				return nil
+			})
 		},
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func explainCmd() *command {
-	var resource, consistency string
+	var cf checkFlags
 	return &command{
 		name: "explain", args: "<tenant_id> <user_id> <key>", nargs: 3,
 		summary: "Check like check, and say why the answer is allowed or denied.",
@@ -20,12 +20,9 @@ deny, what is missing) and SpiceDB's trace of the check; --json prints authzd's 
 Exits 0 when allowed and 1 when denied, like check. Without --consistency-token the check is
 fully consistent. Audited like a check, with action "explain".
   authzctl explain t1 alice scaibunker:execute --resource bunker:b1`,
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&resource, "resource", "", "check on one resource, as type:id (e.g. bunker:b1)")
-			fs.StringVar(&consistency, "consistency-token", "", "zed token of a write the answer must reflect")
-		},
+		flags: cf.define,
 		run: func(ctx context.Context, e *env, c *client.Client, a []string) error {
-			opts, err := checkOptions(resource, consistency)
+			opts, err := cf.options()
 			if err != nil {
 				return err
 			}
@@ -33,15 +30,7 @@ fully consistent. Audited like a check, with action "explain".
 			if err != nil {
 				return err
 			}
-			if e.json {
-				err = printJSON(e, x)
-			} else {
-				err = printExplanation(e.stdout, x)
-			}
-			if err == nil && !x.Allowed {
-				return errDenied
-			}
-			return err
+			return printDecision(e, x.Allowed, x, func(w io.Writer) error { return printExplanation(w, x) })
 		},
 	}
 }
@@ -77,19 +66,42 @@ func printTrace(t *table, n *client.Trace, depth int) {
 	}
 }
 
-// checkOptions turns check's and explain's --resource (type:id) and
-// --consistency-token flags into client options.
-func checkOptions(resource, consistency string) ([]client.CheckOption, error) {
+// printDecision prints a check's answer v: as JSON with --json, else with
+// text. A deny is errDenied once printed, so that authzctl exits 1.
+func printDecision(e *env, allowed bool, v any, text func(io.Writer) error) error {
+	var err error
+	if e.json {
+		err = printJSON(e, v)
+	} else {
+		err = text(e.stdout)
+	}
+	if err == nil && !allowed {
+		return errDenied
+	}
+	return err
+}
+
+// checkFlags are check's and explain's --resource (type:id) and
+// --consistency-token.
+type checkFlags struct{ resource, consistency string }
+
+func (f *checkFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.resource, "resource", "", "check on one resource, as type:id (e.g. bunker:b1)")
+	fs.StringVar(&f.consistency, "consistency-token", "", "zed token of a write the answer must reflect")
+}
+
+// options turns the flags into client options.
+func (f *checkFlags) options() ([]client.CheckOption, error) {
 	var opts []client.CheckOption
-	if resource != "" {
-		typ, id, ok := strings.Cut(resource, ":")
+	if f.resource != "" {
+		typ, id, ok := strings.Cut(f.resource, ":")
 		if !ok || typ == "" || id == "" {
-			return nil, usagef("--resource %q must be type:id, e.g. bunker:b1", resource)
+			return nil, usagef("--resource %q must be type:id, e.g. bunker:b1", f.resource)
 		}
 		opts = append(opts, client.WithResource(typ, id))
 	}
-	if consistency != "" {
-		opts = append(opts, client.WithConsistencyToken(consistency))
+	if f.consistency != "" {
+		opts = append(opts, client.WithConsistencyToken(f.consistency))
 	}
 	return opts, nil
 }

@@ -13,15 +13,9 @@ import (
 	"github.com/scailabs/authzd/cmd/authzd/app/apptest"
 )
 
-// MustAuthzd starts an authzd on a fresh database and returns its URL and admin token.
-func MustAuthzd(tb testing.TB) (url, adminToken string) {
-	tb.Helper()
-	a := apptest.MustStart(tb, "memory")
-	return a.URL, a.AdminToken
-}
-
 func TestIntegration(t *testing.T) {
-	url, admin := MustAuthzd(t)
+	a := apptest.MustStart(t, "memory")
+	url, admin := a.URL, a.AdminToken
 	env := map[string]string{"AUTHZ_URL": url, "AUTHZ_TOKEN": admin, "AUTHZ_ACTOR": "ops-anna"}
 
 	ok := func(t *testing.T, args ...string) string { t.Helper(); return MustOK(t, env, args...) }

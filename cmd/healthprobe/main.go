@@ -50,6 +50,9 @@ func run(args []string) error {
 	}
 }
 
+// probeHTTP is a plain GET, written here again rather than shared: healthprobe
+// is a tiny static binary of its own for FROM-scratch images and imports
+// nothing of authzd.
 func probeHTTP(url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -89,9 +89,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	b, ok := s.bunker(r)
+	b, ok := s.bunker(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "no such bunker")
 		return
 	}
 	writeJSON(w, http.StatusOK, b)
@@ -99,9 +98,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 
 // handleExec pretends to run a command in the bunker.
 func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
-	b, ok := s.bunker(r)
+	b, ok := s.bunker(w, r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "no such bunker")
 		return
 	}
 	var body struct {
@@ -117,10 +115,14 @@ func (s *Server) handleExec(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) bunker(r *http.Request) (Bunker, bool) {
+// bunker finds the caller's bunker named by the path, or answers 404.
+func (s *Server) bunker(w http.ResponseWriter, r *http.Request) (Bunker, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	b, ok := s.bunkers[identityFrom(r.Context()).TenantID+"/"+chi.URLParam(r, "id")]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such bunker")
+	}
 	return b, ok
 }
 

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/scailabs/authzd/internal/authz"
@@ -232,16 +231,12 @@ type effectiveAnswer struct {
 // handleEffective answers every key the subject holds in the tenant with one
 // CheckBulkPermissions call over all keys.
 func (s *Server) handleEffective(w http.ResponseWriter, r *http.Request) {
-	tenantID := chi.URLParam(r, "tenant_id")
-	if err := authz.ValidateID("tenant_id", tenantID); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	subj, err := authz.ParseSubject("user_id", chi.URLParam(r, "user_id"))
+	v, subj, err := pathUser(r, "tenant_id")
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
+	tenantID := v[0]
 	token := r.URL.Query().Get("consistency_token")
 	checks := make([]authz.Check, len(s.keys))
 	for i, k := range s.keys {

@@ -159,7 +159,7 @@ func (s *Server) require(scope string) func(http.Handler) http.Handler {
 type authenticator struct {
 	adminHash [32]byte
 	hasAdmin  bool
-	store     Store
+	verifier  TokenVerifier
 	ttl       time.Duration
 
 	mu    sync.Mutex
@@ -174,11 +174,11 @@ type cachedToken struct {
 // bootstrapToken is the identity of AUTHZ_ADMIN_TOKEN in audit rows.
 var bootstrapToken = authz.Token{ID: "bootstrap", Name: "bootstrap", Scopes: authz.Scopes}
 
-func newAuthenticator(admin string, store Store, ttl time.Duration) *authenticator {
+func newAuthenticator(admin string, verifier TokenVerifier, ttl time.Duration) *authenticator {
 	if ttl <= 0 {
 		ttl = DefaultTokenCacheTTL
 	}
-	a := &authenticator{store: store, ttl: ttl, cache: map[[32]byte]cachedToken{}}
+	a := &authenticator{verifier: verifier, ttl: ttl, cache: map[[32]byte]cachedToken{}}
 	if admin != "" {
 		a.adminHash, a.hasAdmin = sha256.Sum256([]byte(admin)), true
 	}
@@ -197,7 +197,7 @@ func (a *authenticator) authenticate(ctx context.Context, raw string) (authz.Tok
 	if ok && now.Before(c.expires) {
 		return c.token, nil
 	}
-	t, err := a.store.Authenticate(ctx, raw)
+	t, err := a.verifier.Authenticate(ctx, raw)
 	if err != nil {
 		return authz.Token{}, err
 	}

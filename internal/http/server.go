@@ -19,18 +19,6 @@ type Audit interface {
 	Record(ctx context.Context, events ...authz.Event) error
 }
 
-// Store is what the server needs of Postgres besides the audit writer.
-type Store interface {
-	Ping(ctx context.Context) error
-	ListEvents(ctx context.Context, f authz.EventFilter) ([]authz.Event, *authz.Cursor, error)
-	CreateToken(ctx context.Context, name string, scopes []string) (authz.Token, string, error)
-	ListTokens(ctx context.Context) ([]authz.Token, error)
-	RevokeToken(ctx context.Context, id string) error
-	Authenticate(ctx context.Context, raw string) (authz.Token, error)
-	// RoleNames names custom roles of a tenant by id, for explanations.
-	RoleNames(ctx context.Context, tenantID string, roleIDs []string) (map[string]string, error)
-}
-
 // KeyInfo describes one module-permission key.
 type KeyInfo struct {
 	Key         authz.Key
@@ -48,7 +36,7 @@ type Server struct {
 	model       Model
 	readiness   Readiness
 	audit       Audit
-	store       Store
+	store       storeRoles
 	chain       Chain
 	// signingKeyID is the key this instance signs checkpoints with.
 	signingKeyID string
@@ -84,8 +72,15 @@ type Options struct {
 	Model       Model
 	Readiness   Readiness
 
+	// Postgres's roles besides the audit writer: authzd passes its one
+	// Postgres adapter for each; a test passes fakes of those it exercises.
+	TokenVerifier TokenVerifier
+	Tokens        TokenStore
+	AuditReader   AuditReader
+	RoleNamer     RoleNamer
+	Database      Pinger
+
 	Audit Audit
-	Store Store
 	// Chain serves the audit hash chain, its checkpoints and keys.
 	Chain Chain
 	// SigningKeyID marks this instance's key in GET /v1/audit/keys.
@@ -113,9 +108,10 @@ type Options struct {
 func NewServer(o Options) *Server {
 	s := &Server{
 		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner,
-		model: o.Model, readiness: o.Readiness, audit: o.Audit, store: o.Store, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
+		model: o.Model, readiness: o.Readiness, audit: o.Audit, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
+		store: storeRoles{TokenStore: o.Tokens, AuditReader: o.AuditReader, RoleNamer: o.RoleNamer, Pinger: o.Database},
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
@@ -124,7 +120,7 @@ func NewServer(o Options) *Server {
 		s.known[k.Key.String()] = k.Key
 		s.keyRoles[k.Key.String()] = k.Roles
 	}
-	s.auth = newAuthenticator(o.AdminToken, o.Store, o.TokenCacheTTL)
+	s.auth = newAuthenticator(o.AdminToken, o.TokenVerifier, o.TokenCacheTTL)
 	s.router = s.routes()
 	return s
 }

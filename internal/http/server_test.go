@@ -118,16 +118,22 @@ type fixture struct {
 	logs  *bytes.Buffer
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds a server over the fakes above; with, if given, adds the
+// fakes of other roles to its options.
+func newFixture(t *testing.T, with ...func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{check: &fakeChecker{answer: allowAlice}, prov: &fakeProvisioner{}, audit: &fakeAudit{},
 		logs: &bytes.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.srv = NewServer(Options{
+	o := Options{
 		Checker: f.check, Provisioner: f.prov, Model: fakeModel{}, Audit: f.audit, AdminToken: testAdmin,
 		Logger: logger, Metrics: metrics.New(),
 		Keys: []KeyInfo{{Key: authz.MustParseKey("scaibunker:create")}, {Key: authz.MustParseKey("scaibunker:execute")}},
-	})
+	}
+	for _, w := range with {
+		w(&o)
+	}
+	f.srv = NewServer(o)
 	return f
 }
 

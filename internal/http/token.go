@@ -9,6 +9,8 @@ import (
 	"github.com/scailabs/authzd/internal/authz"
 )
 
+// tokenAnswer is a token on the wire. The client module repeats it as
+// client.Token: that module cannot import internal/.
 type tokenAnswer struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`

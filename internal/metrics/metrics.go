@@ -27,7 +27,9 @@ type Metrics struct {
 // latencyBuckets resolve the sub-millisecond to 10 ms range where checks live.
 var latencyBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .02, .05, .1, .25, .5, 1, 2.5, 5}
 
-// New registers the collectors, plus the Go and process collectors.
+// New registers the collectors, plus the Go and process collectors. Each
+// metric is written out in full though they look alike: a name, a help text,
+// buckets and labels per metric, read at a glance, say more than a table would.
 func New() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),

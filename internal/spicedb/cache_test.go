@@ -15,7 +15,6 @@ import (
 
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/internal/pgtest"
-	"github.com/scailabs/authzd/schema"
 )
 
 // The decision cache's correctness tests: every answer it gives must equal SpiceDB's fully consistent
@@ -26,10 +25,7 @@ import (
 
 func mustOpenCached(t *testing.T) *Graph {
 	t.Helper()
-	model, err := schema.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := mustManifests(t)
 	g, err := Open(context.Background(), Config{Schema: model.Schema(), Timeout: 5 * time.Second, DecisionCache: true,
 		CacheVerifyRate: 1, Embedded: EmbeddedConfig{Datastore: "postgres", DatabaseURL: pgtest.MustCreate(t)}},
 		slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -102,10 +98,7 @@ type cacheWorld struct {
 }
 
 func newCacheWorld(t *testing.T) cacheWorld {
-	model, err := schema.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := mustManifests(t)
 	w := cacheWorld{tenants: []string{"t0", "t1", "t2"}, partners: []string{"p0", "p1"}, roles: []string{"r0", "r1"},
 		bunkers: []string{"b0", "b1"}}
 	for _, id := range []string{"u0", "u1", "u2", "u3"} {
@@ -331,15 +324,10 @@ func TestDecisionCacheTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
-	for _, step := range []func() (string, error){
-		func() (string, error) { return g.PutPartner(ctx, "p") },
-		func() (string, error) { return g.PutTenant(ctx, "t", "p") },
-		func() (string, error) { return g.PutRole(ctx, "t", "ops", []authz.Key{k}) },
-	} {
-		if _, err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustWrite(t)
+	must(g.PutPartner(ctx, "p"))
+	must(g.PutTenant(ctx, "t", "p"))
+	must(g.PutRole(ctx, "t", "ops", []authz.Key{k}))
 	run := func(t *testing.T, n int) (fromCache int) {
 		for i := range n {
 			add := i%2 == 0

@@ -14,17 +14,13 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/scailabs/authzd/internal/authz"
-	"github.com/scailabs/authzd/schema"
 )
 
 // TestDispatchBudget guards the schema's shape: the number of dispatches (each
 // a datastore read) SpiceDB needs for a cold check. It counts operations, not
 // time, so it is deterministic. Raise a budget only with a reason.
 func TestDispatchBudget(t *testing.T) {
-	model, err := schema.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := mustManifests(t)
 	ctx := context.Background()
 	g, err := Open(ctx, Config{Schema: model.Schema(), Timeout: 5 * time.Second, Embedded: EmbeddedConfig{Datastore: "memory"}},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -32,13 +28,7 @@ func TestDispatchBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
-	must := func(_ string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustWrite(t)
 	must(g.PutPartner(ctx, "p1"))
 	must(g.PutTenant(ctx, "t1", "p1"))
 	must(g.PutRole(ctx, "t1", "ops", []authz.Key{authz.MustParseKey("scaibunker:create"), authz.MustParseKey("scaibunker:execute")}))

@@ -16,7 +16,6 @@ import (
 
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/internal/pgtest"
-	"github.com/scailabs/authzd/schema"
 )
 
 // BenchmarkEmbeddedAPI compares the two ways of asking an in-process SpiceDB (issue 11): the gRPC
@@ -29,10 +28,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkEmbeddedAPI -benchtime 3s ./internal/spicedb
 func BenchmarkEmbeddedAPI(b *testing.B) {
-	model, err := schema.Embedded()
-	if err != nil {
-		b.Fatal(err)
-	}
+	model := mustManifests(b)
 	url := pgtest.MustCreate(b)
 	ctx := context.Background()
 	g, err := Open(ctx, Config{Schema: model.Schema(), Timeout: 5 * time.Second, CheckSlots: -1,
@@ -46,15 +42,10 @@ func BenchmarkEmbeddedAPI(b *testing.B) {
 		b.Fatal(err)
 	}
 	const users = 64
-	for _, step := range []func() (string, error){
-		func() (string, error) { return g.PutPartner(ctx, "p") },
-		func() (string, error) { return g.PutTenant(ctx, "t", "p") },
-		func() (string, error) { return g.PutRole(ctx, "t", "ops", []authz.Key{key}) },
-	} {
-		if _, err := step(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	must := mustWrite(b)
+	must(g.PutPartner(ctx, "p"))
+	must(g.PutTenant(ctx, "t", "p"))
+	must(g.PutRole(ctx, "t", "ops", []authz.Key{key}))
 	for u := 0; u < users; u += 2 {
 		if _, err := g.SetMember(ctx, "t", "ops", authz.Subject{Kind: authz.SubjectUser, ID: fmt.Sprint("u", u)}, true); err != nil {
 			b.Fatal(err)

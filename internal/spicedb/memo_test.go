@@ -13,7 +13,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/scailabs/authzd/internal/authz"
-	"github.com/scailabs/authzd/schema"
 )
 
 func TestMemoRules(t *testing.T) {
@@ -85,10 +84,7 @@ func TestMemoRules(t *testing.T) {
 // one coalescing slot (so they must share bulk calls) and then through the
 // memo, against an embedded SpiceDB, and compares every answer with the data.
 func TestCoalescedAndMemoChecks(t *testing.T) {
-	model, err := schema.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := mustManifests(t)
 	ctx := context.Background()
 	var mu sync.Mutex
 	largest := 0
@@ -105,13 +101,7 @@ func TestCoalescedAndMemoChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	must := func(_ string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	user := func(id string) authz.Subject { return authz.Subject{Kind: authz.SubjectUser, ID: id} }
+	must := mustWrite(t)
 	create, execute, shell := authz.MustParseKey("scaibunker:create"), authz.MustParseKey("scaibunker:execute"), authz.MustParseKey("scaibunker:shell")
 	must(g.PutPartner(ctx, "p1"))
 	must(g.PutTenant(ctx, "t1", "p1"))

@@ -3,18 +3,13 @@ package spicedb
 import (
 	"slices"
 	"testing"
-
-	"github.com/scailabs/authzd/schema"
 )
 
 // TestModelAgreesWithManifests: the resource types and the keys on each that
 // the adapter reads from the compiled schema are those the manifests define.
 // Both derive from one source (schema/); this keeps the two derivations equal.
 func TestModelAgreesWithManifests(t *testing.T) {
-	manifests, err := schema.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
+	manifests := mustManifests(t)
 	m, err := parseModel(manifests.Schema())
 	if err != nil {
 		t.Fatal(err)

@@ -161,32 +161,38 @@ func (g *Graph) newWriteID(ctx context.Context) (string, *structpb.Struct) {
 // write applies updates atomically; when a precondition fails, the caller's
 // notFound error is returned instead.
 func (g *Graph) write(ctx context.Context, updates []*v1.RelationshipUpdate, pre []*v1.Precondition, notFound error) (string, error) {
-	id, md := g.newWriteID(ctx)
-	return g.retryWrite(ctx, id, func(ctx context.Context) (string, error) {
+	return g.mutate(ctx, "write relationships", notFound, func(ctx context.Context, md *structpb.Struct) (*v1.ZedToken, error) {
 		resp, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates, OptionalPreconditions: pre,
 			OptionalTransactionMetadata: md})
-		if err != nil {
-			if isFailedPrecondition(err) && notFound != nil {
-				return "", notFound
-			}
-			return "", mapError(err, "write relationships")
-		}
-		return resp.GetWrittenAt().GetToken(), nil
+		return resp.GetWrittenAt(), err
 	})
 }
 
+// deleteWhere deletes every relationship matching f atomically; when a
+// precondition fails, the caller's failed error is returned instead.
 func (g *Graph) deleteWhere(ctx context.Context, f *v1.RelationshipFilter, pre []*v1.Precondition, failed error) (string, error) {
-	id, md := g.newWriteID(ctx)
-	return g.retryWrite(ctx, id, func(ctx context.Context) (string, error) {
+	return g.mutate(ctx, "delete relationships", failed, func(ctx context.Context, md *structpb.Struct) (*v1.ZedToken, error) {
 		resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: f, OptionalPreconditions: pre,
 			OptionalTransactionMetadata: md})
+		return resp.GetDeletedAt(), err
+	})
+}
+
+// mutate runs one SpiceDB write call under a new write id (retried, see
+// retryWrite) and returns the zed token it was written at. A failed
+// precondition becomes failed when the caller gives one; other errors are
+// mapped as op's.
+func (g *Graph) mutate(ctx context.Context, op string, failed error, call func(ctx context.Context, md *structpb.Struct) (*v1.ZedToken, error)) (string, error) {
+	id, md := g.newWriteID(ctx)
+	return g.retryWrite(ctx, id, func(ctx context.Context) (string, error) {
+		at, err := call(ctx, md)
 		if err != nil {
 			if isFailedPrecondition(err) && failed != nil {
 				return "", failed
 			}
-			return "", mapError(err, "delete relationships")
+			return "", mapError(err, op)
 		}
-		return resp.GetDeletedAt().GetToken(), nil
+		return at.GetToken(), nil
 	})
 }
 

@@ -10,15 +10,11 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
 	"github.com/scailabs/authzd/internal/authz"
-	"github.com/scailabs/authzd/schema"
 )
 
 func mustOpenMemory(t *testing.T) *Graph {
 	t.Helper()
-	model, err := schema.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := mustManifests(t)
 	g, err := Open(context.Background(), Config{Schema: model.Schema(), Timeout: 5 * time.Second,
 		Embedded: EmbeddedConfig{Datastore: "memory"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -39,12 +35,7 @@ func TestRecreatedTenantInheritsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustToken := func(_ string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	mustToken := mustWrite(t)
 	mustToken(g.PutPartner(ctx, "p"))
 	mustToken(g.PutTenant(ctx, "t", "p"))
 	mustToken(g.PutRole(ctx, "t", "ops", []authz.Key{key}))
@@ -80,20 +71,13 @@ func TestPutRoleReplacesLeftoverGrants(t *testing.T) {
 	ctx := context.Background()
 	k1, _ := authz.ParseKey("scaibunker:execute")
 	k2, _ := authz.ParseKey("scaibunker:create")
-	for _, step := range []func() (string, error){
-		func() (string, error) { return g.PutPartner(ctx, "p") },
-		func() (string, error) { return g.PutTenant(ctx, "t", "p") },
-		func() (string, error) { return g.PutRole(ctx, "t", "ops", []authz.Key{k1}) },
-		// DeleteRole's first step only.
-		func() (string, error) {
-			return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: "t/ops"}, nil, nil)
-		},
-		func() (string, error) { return g.PutRole(ctx, "t", "ops", []authz.Key{k2}) },
-	} {
-		if _, err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := mustWrite(t)
+	must(g.PutPartner(ctx, "p"))
+	must(g.PutTenant(ctx, "t", "p"))
+	must(g.PutRole(ctx, "t", "ops", []authz.Key{k1}))
+	// DeleteRole's first step only.
+	must(g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: "t/ops"}, nil, nil))
+	must(g.PutRole(ctx, "t", "ops", []authz.Key{k2}))
 	got, err := g.GetRole(ctx, "t", "ops")
 	if err != nil {
 		t.Fatal(err)

@@ -232,9 +232,9 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 	}
 	return authzhttp.NewServer(authzhttp.Options{
 		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
-		Readiness: m.graph, Audit: m.audit, Store: m.db, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys,
-		AdminToken: m.cfg.AdminToken,
-		Logger:     m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
+		Readiness: m.graph, TokenVerifier: m.db, Tokens: m.db, AuditReader: m.db, RoleNamer: m.db, Database: m.db,
+		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
+		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
 	})
 }
@@ -342,19 +342,25 @@ func OpenStore(ctx context.Context, cfg Config) (*postgres.DB, error) {
 	return db, nil
 }
 
-// The SpiceDB adapter plays every role of the graph the HTTP layer names.
+// The SpiceDB adapter plays every role of the graph the HTTP layer names, and
+// the Postgres adapter every role of the store.
 var (
-	_ authzhttp.Checker     = (*spicedb.Graph)(nil)
-	_ authzhttp.Explainer   = (*spicedb.Graph)(nil)
-	_ authzhttp.Searcher    = (*spicedb.Graph)(nil)
-	_ authzhttp.Provisioner = (*spicedb.Graph)(nil)
-	_ authzhttp.Model       = (*spicedb.Graph)(nil)
-	_ authzhttp.Readiness   = (*spicedb.Graph)(nil)
-	_ authzhttp.Graph       = (*spicedb.Graph)(nil)
-	_ authzhttp.Store       = (*postgres.DB)(nil)
-	_ authzhttp.Audit       = (*postgres.AuditLog)(nil)
-	_ authzhttp.Chain       = (*postgres.DB)(nil)
-	_ outofband.Source      = (*spicedb.Graph)(nil)
-	_ outofband.Store       = leaseStore{}
-	_ outofband.Audit       = (*postgres.AuditLog)(nil)
+	_ authzhttp.Checker       = (*spicedb.Graph)(nil)
+	_ authzhttp.Explainer     = (*spicedb.Graph)(nil)
+	_ authzhttp.Searcher      = (*spicedb.Graph)(nil)
+	_ authzhttp.Provisioner   = (*spicedb.Graph)(nil)
+	_ authzhttp.Model         = (*spicedb.Graph)(nil)
+	_ authzhttp.Readiness     = (*spicedb.Graph)(nil)
+	_ authzhttp.Graph         = (*spicedb.Graph)(nil)
+	_ authzhttp.TokenVerifier = (*postgres.DB)(nil)
+	_ authzhttp.TokenStore    = (*postgres.DB)(nil)
+	_ authzhttp.AuditReader   = (*postgres.DB)(nil)
+	_ authzhttp.RoleNamer     = (*postgres.DB)(nil)
+	_ authzhttp.Pinger        = (*postgres.DB)(nil)
+	_ authzhttp.Store         = (*postgres.DB)(nil)
+	_ authzhttp.Audit         = (*postgres.AuditLog)(nil)
+	_ authzhttp.Chain         = (*postgres.DB)(nil)
+	_ outofband.Source        = (*spicedb.Graph)(nil)
+	_ outofband.Store         = leaseStore{}
+	_ outofband.Audit         = (*postgres.AuditLog)(nil)
 )
