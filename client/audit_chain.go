@@ -11,6 +11,12 @@ import (
 // AuditChainRow is one row of the audit hash chain, each field as the chain
 // hashes it (see docs/audit.md): OccurredAt is "YYYY-MM-DDTHH:MM:SS.ffffffZ",
 // Details the exact stored JSON text or nil.
+//
+// It repeats internal/http's chainRowAnswer because this module may not import
+// authzd's packages; clientcontract keeps the two in step against a real
+// authzd. It is kept apart from AuditEvent, whose fields look alike: that one
+// is the decoded event (id a string, a time, details an object), this one the
+// exact text the chain hashes.
 type AuditChainRow struct {
 	ID           int64   `json:"id"`
 	Seq          int64   `json:"seq"`

@@ -262,7 +262,8 @@ func moduleOf(key string) string {
 	return m
 }
 
-// auditEvent is one event of GET /v1/audit/events.
+// auditEvent is one event of GET /v1/audit/events. It repeats internal/http's eventAnswer and the
+// client's AuditEvent on purpose, like auditRow: the suite reads the API as an outsider would.
 type auditEvent struct {
 	ID           json.RawMessage `json:"id"`
 	OccurredAt   time.Time       `json:"occurred_at"`

@@ -163,6 +163,9 @@ DROP TABLE audit_events_legacy;
 ---- create above / drop below ----
 
 -- Back to one unpartitioned table; the chain, checkpoints and anchors are lost.
+-- The table below is written out again, as 001_audit_events.sql and 005 left it
+-- (and with the up part's columns), on purpose: a migration is immutable history
+-- and SQL migrations cannot share text, so each states the table it leaves.
 DROP TABLE audit_signing_keys, audit_checkpoints, audit_chain_anchors, audit_chain_head;
 ALTER TABLE audit_events RENAME TO audit_events_chained;
 CREATE TABLE audit_events (

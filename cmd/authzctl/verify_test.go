@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,14 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/scailabs/authzd/cmd/authzd/app/apptest"
+	"github.com/scailabs/authzd/internal/pgtest"
 )
 
 // TestAuditVerify: authzctl audit verify passes a real chain with its
 // checkpoint, rejects a checkpoint key it was not given, and names a row
-// deleted straight in Postgres.
+// deleted straight in Postgres. Its set-up (start, write, wait for a
+// checkpoint, verify, tamper, verify) is the same story as cmd/authzd's
+// TestAuditVerify and the app's TestAuditChainPython, told for another
+// verifier; each is written out so that it reads top to bottom, and the
+// tampering they share is pgtest.MustTamper.
 func TestAuditVerify(t *testing.T) {
 	a := apptest.MustStart(t, "memory")
 	env := map[string]string{"AUTHZ_URL": a.URL, "AUTHZ_TOKEN": a.AdminToken}
@@ -39,19 +41,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Errorf("with another key: %s", out)
 	}
 
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, a.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var id int64
-	if err := conn.QueryRow(ctx, "SELECT id FROM audit_events WHERE seq = 3").Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "BEGIN; SET LOCAL session_replication_role = replica; DELETE FROM audit_events WHERE seq = 2; COMMIT"); err != nil {
-		t.Fatal(err)
-	}
+	id := pgtest.MustTamper(t, a.DatabaseURL, "seq = 3", "DELETE FROM audit_events WHERE seq = 2")
 	code, out, errOut = MustRun(t, env, "audit", "verify")
 	if code != exitDenied || !strings.Contains(out, "BROKEN: deleted: row id "+strconv.FormatInt(id, 10)+" (sequence 3): rows 2 to 2 are missing") {
 		t.Errorf("after a delete: exit %d\n%s%s", code, out, errOut)

@@ -21,7 +21,10 @@ import (
 
 // TestAuditVerify: `authzd audit verify` passes an untouched chain and names
 // the row an edit made straight in Postgres broke; checkpoints signed with a
-// key from `authzd audit keygen` verify against --public-key.
+// key from `authzd audit keygen` verify against --public-key. It records and
+// signs its chain through the postgres package as internal/postgres's tests
+// do, but from outside that package's tests (which it cannot import), and
+// the steps are written out as the scenario the command is tested in.
 func TestAuditVerify(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.MustCreate(t)
@@ -76,13 +79,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Errorf("without --public-key: %v\n%s; want OK with a warning", err, got)
 	}
 
-	var id int64
-	if err := db.Pool.QueryRow(ctx, "SELECT id FROM audit_events WHERE seq = 4").Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Pool.Exec(ctx, "BEGIN; SET LOCAL session_replication_role = replica; UPDATE audit_events SET decision = 'denied' WHERE seq = 4; COMMIT"); err != nil {
-		t.Fatal(err)
-	}
+	id := pgtest.MustTamper(t, url, "seq = 4", "UPDATE audit_events SET decision = 'denied' WHERE seq = 4")
 	got, err = verify("--public-key", pubFile)
 	if !errors.Is(err, errBroken) || !strings.Contains(got, "BROKEN: edited: row id "+strconv.FormatInt(id, 10)+" (sequence 4)") {
 		t.Errorf("after an edit: %v\n%s; want the edited row named", err, got)

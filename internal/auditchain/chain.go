@@ -25,6 +25,9 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z"
 
 // Row is one audit row as the chain sees it: every stored field, with
 // Details holding the exact stored JSON text (nil for SQL NULL).
+// Kept apart from authz.Event, whose fields look alike: that one is the
+// decoded event authzd records (Details a map, no Seq or Hash); this one holds
+// the bytes the chain hashes, which re-encoding a map would not reproduce.
 type Row struct {
 	ID           int64
 	Seq          int64

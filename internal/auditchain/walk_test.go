@@ -25,23 +25,22 @@ func (m *memChain) Before(context.Context, time.Time) (Head, error) {
 func (m *memChain) Unchained(context.Context, int64) (int64, error) { return 0, nil }
 
 func (m *memChain) Rows(_ context.Context, after int64, limit int) ([]Row, error) {
-	var out []Row
-	for _, r := range m.rows {
-		if r.Seq > after && len(out) < limit {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return memPage(m.rows, func(r Row) int64 { return r.Seq }, after, limit), nil
 }
 
 func (m *memChain) Checkpoints(_ context.Context, after int64, limit int) ([]Checkpoint, error) {
-	var out []Checkpoint
-	for _, c := range m.cps {
-		if c.Seq > after && len(out) < limit {
-			out = append(out, c)
+	return memPage(m.cps, func(c Checkpoint) int64 { return c.Seq }, after, limit), nil
+}
+
+// memPage is up to limit of xs, in their order, whose sequence is above after.
+func memPage[T any](xs []T, seq func(T) int64, after int64, limit int) []T {
+	var out []T
+	for _, x := range xs {
+		if seq(x) > after && len(out) < limit {
+			out = append(out, x)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // TestWalkPageBoundary: a duplicate sequence number that falls on a page

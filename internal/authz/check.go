@@ -48,7 +48,8 @@ const (
 // (provisioning writes, effective-permission reads).
 const AuditModule = "authzd"
 
-// Event is one audit row.
+// Event is one audit row. auditchain.Row repeats its fields as the chain
+// hashes them (stored bytes, with Seq and Hash); see there why they stay apart.
 type Event struct {
 	ID           int64
 	OccurredAt   time.Time

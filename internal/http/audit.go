@@ -10,6 +10,10 @@ import (
 	"github.com/scailabs/authzd/internal/authz"
 )
 
+// eventAnswer is an audit event on the wire (GET /v1/audit/events). It is kept
+// apart from authz.Event, the domain type (id an int64, no JSON names), and from
+// chainRowAnswer (the chain's exact stored text). The client module repeats it
+// as client.AuditEvent: that module cannot import internal/.
 type eventAnswer struct {
 	ID           string         `json:"id"`
 	OccurredAt   time.Time      `json:"occurred_at"`

@@ -19,6 +19,10 @@ type Chain interface {
 
 // chainRowAnswer is a row in the form its canonical encoding reads it:
 // occurred_at already in auditchain.TimeLayout, details the exact stored JSON text.
+// Kept apart from eventAnswer (GET /v1/audit/events), whose fields look alike:
+// that one answers the decoded event, this one the text the chain hashes, so a
+// change to either answer cannot change the other. The client module repeats it
+// as client.AuditChainRow: that module cannot import internal/.
 type chainRowAnswer struct {
 	ID           int64   `json:"id"`
 	Seq          int64   `json:"seq"`
@@ -167,6 +171,10 @@ func (s *Server) handleAuditChain(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// handleAuditCheckpoints and handleAuditKeys share their shape with each other
+// and with the provisioning reads (read, fail, map to the answer, write) but
+// not their source, paging or answer type; a shared body would take a reader
+// and a mapping for a few lines each, so they stay written out.
 func (s *Server) handleAuditCheckpoints(w http.ResponseWriter, r *http.Request) {
 	after, limit, err := pageParams(r, map[string]bool{"after_seq": true, "limit": true})
 	if err != nil {

@@ -98,3 +98,27 @@ func redact(s string) string {
 	}
 	return u.Redacted()
 }
+
+// MustTamper edits the audit log of the database at url as someone with
+// direct access to Postgres could, for the tests that check verification
+// catches it: it reads the id of the audit_events row that pick (a WHERE
+// condition) selects, then runs edit in one transaction with triggers off
+// (session_replication_role = replica, which passes audit_refuse_change). It
+// returns that id, which the verifier is expected to name.
+func MustTamper(tb testing.TB, url, pick, edit string) int64 {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var id int64
+	if err := conn.QueryRow(ctx, "SELECT id FROM audit_events WHERE "+pick).Scan(&id); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "BEGIN; SET LOCAL session_replication_role = replica; "+edit+"; COMMIT"); err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}

@@ -23,6 +23,25 @@ type chained struct {
 	ids    map[int64]int64 // row id by sequence
 }
 
+// mustSignHead signs a checkpoint of db's chain head with a new key and
+// returns that key. mustChain and TestRetention share it.
+func mustSignHead(t *testing.T, db *postgres.DB) *auditchain.Signer {
+	t.Helper()
+	ctx := context.Background()
+	signer, err := auditchain.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := postgres.NewCheckpointer(ctx, db, signer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, signed, err := cp.Checkpoint(ctx); err != nil || !signed {
+		t.Fatalf("checkpoint: signed %v, err %v", signed, err)
+	}
+	return signer
+}
+
 func mustChain(t *testing.T, n int) *chained {
 	t.Helper()
 	ctx := context.Background()
@@ -42,17 +61,7 @@ func mustChain(t *testing.T, n int) *chained {
 		}
 	}
 	log.Close()
-	signer, err := auditchain.GenerateSigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := postgres.NewCheckpointer(ctx, db, signer, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, signed, err := cp.Checkpoint(ctx); err != nil || !signed {
-		t.Fatalf("checkpoint: signed %v, err %v", signed, err)
-	}
+	signer := mustSignHead(t, db)
 	c := &chained{db: db, signer: signer, ids: map[int64]int64{}}
 	rows, err := db.Pool.Query(ctx, "SELECT seq, id FROM audit_events")
 	if err != nil {

@@ -112,6 +112,8 @@ func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {
 }
 
 // every runs fn every interval until ctx ends; a non-positive interval never.
+// internal/spicedb's watcher probe has a loop like it but stops on its own
+// failure; see there why the two stay apart.
 func every(ctx context.Context, interval time.Duration, fn func()) {
 	if interval <= 0 {
 		return

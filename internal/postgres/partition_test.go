@@ -15,6 +15,8 @@ import (
 
 // TestRetention: partitions older than the retention are dropped whole, the
 // anchor moves to their last row, and the rest of the chain verifies from it.
+// Its rows are recorded one by one at the times written below (not through
+// mustChain's concurrent writers), since each time decides a partition.
 func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	db := mustOpen(t)
@@ -34,17 +36,7 @@ func TestRetention(t *testing.T) {
 		}
 	}
 	log.Close()
-	signer, err := auditchain.GenerateSigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := postgres.NewCheckpointer(ctx, db, signer, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := cp.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
+	signer := mustSignHead(t, db)
 	trusted := map[string]ed25519.PublicKey{signer.KeyID(): signer.Public()}
 
 	m := postgres.NewMaintainer(db, signer, 60*24*time.Hour, logger) // cutoff 2026-04-16
@@ -88,6 +80,9 @@ func TestRetention(t *testing.T) {
 }
 
 // TestMaintenanceLock: while another session holds the maintenance lock, a run does nothing.
+// It opens like TestChainFailsClosed (another session holds a lock, then the
+// code under test runs), but the locks and what each checks differ; both stay
+// written out so that each reads as its own scenario.
 func TestMaintenanceLock(t *testing.T) {
 	ctx := context.Background()
 	db := mustOpen(t)

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/scailabs/authzd/internal/pgtest"
 )
 
 // TestAuditChainPython: the Python verifier printed in docs/audit.md verifies
@@ -49,20 +48,7 @@ func TestAuditChainPython(t *testing.T) {
 		t.Fatalf("untouched chain: %v\n%s", err, out)
 	}
 
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, h.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var id int64
-	if err := conn.QueryRow(ctx, "SELECT id FROM audit_events WHERE action = 'role.put'").Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `BEGIN; SET LOCAL session_replication_role = replica;
-		UPDATE audit_events SET details = '{"name":"Ops"}' WHERE action = 'role.put'; COMMIT`); err != nil {
-		t.Fatal(err)
-	}
+	id := pgtest.MustTamper(t, h.dbURL, "action = 'role.put'", `UPDATE audit_events SET details = '{"name":"Ops"}' WHERE action = 'role.put'`)
 	if out, err := verify(); err == nil || !strings.Contains(out, "row "+strconv.FormatInt(id, 10)+" (sequence 3)") {
 		t.Errorf("after editing the role.put row: %v\n%s; want it named", err, out)
 	}
