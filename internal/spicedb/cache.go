@@ -15,10 +15,9 @@ import (
 //
 // Invariant: an entry reflects every change the stream had applied when its
 // miss began, and no change applied since touched its tenant. A miss records
-// the tenant's change counter, asks SpiceDB at a revision that includes every
-// change applied to the tenant (a safe revision, see safeRevision, or the
-// head, which includes every committed transaction) and stores the answer
-// only if the counter has not moved. Watch revisions are not
+// the tenant's change counter, asks SpiceDB fully consistent (the head includes
+// every committed transaction, hence everything the stream has delivered) and
+// stores the answer only if the counter has not moved. Watch revisions are not
 // used as read revisions: on Postgres a checkpoint's revision is a resume
 // cursor built from one transaction's snapshot and need not include a
 // transaction delivered earlier, so reading "at the frontier" could miss an
@@ -34,13 +33,11 @@ import (
 type decisionCache struct {
 	max int // entries bound
 
-	mu    sync.RWMutex
-	ready bool
-	epoch uint64            // bumped by every drop of everything
-	seq   uint64            // bumped by every change applied to a tenant
-	gens  map[string]uint64 // tenant -> seq of its last change in this epoch (0: none)
-	// safe is a revision fills may read at instead of the head (see begin).
-	safe    safeRevision
+	mu      sync.RWMutex
+	ready   bool
+	epoch   uint64                      // bumped by every drop of everything
+	seq     uint64                      // bumped by every change applied to a tenant
+	gens    map[string]uint64           // tenant -> seq of its last change in this epoch (0: none)
 	tenants map[string]map[string]entry // tenant -> decision key -> answer
 	entries int
 	// delivered maps the zed tokens of authzd's own writes to true once the
@@ -61,21 +58,6 @@ type decisionCache struct {
 	observeLag func(time.Duration)
 
 	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches atomic.Uint64
-}
-
-// safeRevision is a zed token that includes every change the stream had
-// applied when seq was current in epoch: the stream's start revision, or the
-// revision of a head read that began then. For a tenant whose last change is
-// at or before seq (and with no drop of everything since), the state that
-// matters to its answers is the same at that revision as at the frontier, so
-// a fill may read at_least_as_fresh it: SpiceDB then answers at its own
-// cached (quantized) revision when that is newer, and fills of many tenants
-// share one revision and SpiceDB's dispatch cache, instead of each walking
-// the graph at a fresh head. Only revisions that are head reads or the
-// stream's start are used, never checkpoint revisions (see decisionCache).
-type safeRevision struct {
-	epoch, seq uint64
-	token      string
 }
 
 // entry is one answer and the revision SpiceDB computed it at.
@@ -148,9 +130,6 @@ type fill struct {
 	tenant string
 	epoch  uint64
 	gen    uint64
-	seq    uint64
-	// at is the revision the fill reads at least as fresh as; empty: the head.
-	at string
 }
 
 // key names the fill for sharing: only misses that began in the same state
@@ -166,25 +145,7 @@ func (c *decisionCache) begin(tenant string) (f fill, ok bool) {
 	if !c.ready {
 		return fill{}, false
 	}
-	f = fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant], seq: c.seq}
-	if c.safe.token != "" && c.safe.epoch == c.epoch && f.gen <= c.safe.seq {
-		f.at = c.safe.token
-	}
-	return f, true
-}
-
-// readHead records the revision of a head read that began with f: it
-// includes every change applied by then, so it becomes the safe revision if
-// it is newer than the current one.
-func (c *decisionCache) readHead(f fill, rev string) {
-	if f.at != "" || rev == "" {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ready && f.epoch == c.epoch && (c.safe.epoch != c.epoch || f.seq > c.safe.seq || c.safe.token == "") {
-		c.safe = safeRevision{epoch: f.epoch, seq: f.seq, token: rev}
-	}
+	return fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant]}, true
 }
 
 // gen is the tenant's change counter (for verification).
@@ -238,14 +199,13 @@ func (c *decisionCache) pendingIDs() []string {
 	return ids
 }
 
-// start makes the cache ready, empty, following a stream that began after
-// the revision from. before are writes that SpiceDB answered before from was
-// read: the stream will not deliver them, and every fill reads at or after from.
-func (c *decisionCache) start(from string, before []string) {
+// start makes the cache ready, empty. before are writes that SpiceDB
+// answered before the stream's start revision was read: the stream will not
+// deliver them, and every fill reads a newer head.
+func (c *decisionCache) start(before []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
-	c.safe = safeRevision{epoch: c.epoch, seq: c.seq, token: from}
 	for _, id := range before {
 		if p, ok := c.pending[id]; ok {
 			delete(c.pending, id)

@@ -63,41 +63,26 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 	return d, true, nil
 }
 
-// consistency is what a fill asks SpiceDB for: at least as fresh as the
-// cache's safe revision when the tenant has not changed since it, else the head.
-func (f fill) consistency() *v1.Consistency {
-	if f.at != "" {
-		return consistency(f.at)
-	}
-	return head()
-}
-
-// fillFrom asks SpiceDB (see fill.consistency) and stores the answers (unless a
+// fillFrom asks SpiceDB at the head revision and stores the answers (unless a
 // change to the tenant arrived meanwhile). Answers are returned by decision
 // key either way.
 func (g *Graph) fillFrom(ctx context.Context, f fill, items []*v1.CheckBulkPermissionsRequestItem) (map[string]authz.Decision, error) {
 	if len(items) == 1 && g.checks != nil {
 		// A single question shares the coalescer's calls with other fills.
-		at := f.at
-		if at == "" {
-			at = fullyConsistent
-		}
-		d, err := g.checks.checkAt(ctx, items[0], at)
+		d, err := g.checks.checkAt(ctx, items[0], fullyConsistent)
 		if err != nil {
 			return nil, err
 		}
 		k := itemKey(items[0])
-		g.cache.readHead(f, d.CheckedAt)
 		g.cache.store(f, d.CheckedAt, map[string]bool{k: d.Allowed})
 		return map[string]authz.Decision{k: d}, nil
 	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: f.consistency(), Items: items})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: head(), Items: items})
 	if err != nil {
 		return nil, mapError(err, "check")
 	}
-	g.cache.readHead(f, resp.GetCheckedAt().GetToken())
 	ds, err := bulkDecisions(resp, items)
 	if err != nil {
 		return nil, err
@@ -153,25 +138,14 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	for j, i := range missing {
 		asked[j] = items[i]
 	}
-	// One call reads one revision: the safe one if every tenant may read at
-	// it, else the head for all.
-	var call fill
-	for _, f := range fills {
-		if call.tenant != "" && f.at != call.at {
-			call.at = "" // the safe revision moved between two begins: read the head
-			break
-		}
-		call = f
-	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: call.consistency(), Items: asked})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: head(), Items: asked})
 	if err != nil {
 		err = mapError(err, "check")
 		g.cacheFailed(err)
 		return nil, true, err
 	}
-	g.cache.readHead(call, resp.GetCheckedAt().GetToken())
 	ds, err := bulkDecisions(resp, asked)
 	if err != nil {
 		return nil, true, err

@@ -135,7 +135,7 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	w.cache.start(start.GetToken(), answered)
+	w.cache.start(answered)
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
