@@ -94,15 +94,21 @@ func serve(ctx context.Context, cfg app.Config, stderr io.Writer) error {
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
+	return errors.Join(untilStopped(ctx, m.Served(), logger), m.Close(context.Background()))
+}
+
+// untilStopped waits for a signal (ctx) or for the HTTP server to stop by
+// itself, which is a failure: authzd then exits non-zero after the ordered
+// shutdown.
+func untilStopped(ctx context.Context, served <-chan error, logger *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
-	case err := <-m.Served():
-		// A server that stopped by itself is a failure: exit non-zero after the ordered shutdown.
+		return nil
+	case err := <-served:
 		logger.Error("http server stopped", "err", err)
-		return errors.Join(fmt.Errorf("http server stopped: %w", err), m.Close(context.Background()))
+		return fmt.Errorf("http server stopped: %w", err)
 	}
-	return m.Close(context.Background())
 }
 
 type scopes []string
