@@ -260,7 +260,7 @@ func (f *follower) take(b authz.ChangeBatch) error {
 	switch {
 	case len(b.Changes) == 0: // a checkpoint
 		f.queue = append(f.queue, entry{batch: b})
-	case b.Untagged || len(b.WriteIDs) == 0:
+	case b.Untagged: // some transaction of the revision carried no authzd write id
 		if err := f.record(ctx, b, nil); err != nil {
 			return err
 		}

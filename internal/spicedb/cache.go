@@ -36,8 +36,7 @@ type decisionCache struct {
 	mu      sync.RWMutex
 	ready   bool
 	epoch   uint64                      // bumped by every drop of everything
-	seq     uint64                      // bumped by every change applied to a tenant
-	gens    map[string]uint64           // tenant -> seq of its last change in this epoch (0: none)
+	gens    map[string]uint64           // tenant -> changes applied in this epoch
 	tenants map[string]map[string]entry // tenant -> decision key -> answer
 	entries int
 	// delivered maps the zed tokens of authzd's own writes to true once the
@@ -253,8 +252,7 @@ func (c *decisionCache) apply(ch change) {
 		c.invalidations.Add(1)
 	} else {
 		for _, t := range ch.tenants {
-			c.seq++
-			c.gens[t] = c.seq
+			c.gens[t]++
 			c.entries -= len(c.tenants[t])
 			delete(c.tenants, t)
 			c.invalidations.Add(1)
@@ -313,8 +311,7 @@ func (c *decisionCache) wrote(id, token string) {
 func (c *decisionCache) dropTenant(tenant string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seq++
-	c.gens[tenant] = c.seq
+	c.gens[tenant]++
 	c.entries -= len(c.tenants[tenant])
 	delete(c.tenants, tenant)
 }

@@ -36,7 +36,7 @@ type coalescer struct {
 
 type queuedCheck struct {
 	item  *v1.CheckBulkPermissionsRequestItem
-	exact string           // "" for minimize_latency, fullyConsistent for the head, else at_least_as_fresh this token
+	exact string           // "" for minimize_latency, fullyConsistent for the head
 	done  chan checkResult // buffered: the slot never blocks on a caller that gave up
 }
 
@@ -64,8 +64,8 @@ func (c *coalescer) check(ctx context.Context, item *v1.CheckBulkPermissionsRequ
 const fullyConsistent = "fully_consistent"
 
 // checkAt queues one item to be read at the given consistency ("" for
-// minimize_latency, fullyConsistent for the head, else at least as fresh as
-// that zed token) and waits for its answer or the caller's context.
+// minimize_latency, fullyConsistent for the head) and waits for its answer or
+// the caller's context.
 func (c *coalescer) checkAt(ctx context.Context, item *v1.CheckBulkPermissionsRequestItem, token string) (authz.Decision, error) {
 	q := &queuedCheck{item: item, exact: token, done: make(chan checkResult, 1)}
 	select {
@@ -151,7 +151,7 @@ func byRevision(batch []*queuedCheck) [][]*queuedCheck {
 func (c *coalescer) send(batch []*queuedCheck) {
 	ctx, cancel := c.g.call(context.Background())
 	defer cancel()
-	cons := consistency(batch[0].exact)
+	cons := consistency("")
 	if batch[0].exact == fullyConsistent {
 		cons = head()
 	}
