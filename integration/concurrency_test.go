@@ -196,6 +196,13 @@ func TestConcurrency(t *testing.T) {
 	if writes.Load() == 0 || checks.Load() == 0 {
 		t.Fatalf("the run did nothing: %d writes, %d checks", writes.Load(), checks.Load())
 	}
+	// The decision cache (on by default) must have answered, and misses of tenants that changed must
+	// have read at barriers, or this run says nothing about the cache's read-your-writes.
+	for _, m := range []string{"authzd_cache_hits_total", "authzd_cache_barriers_total"} {
+		if v := metricValue(t, a.URL, m); v <= 0 {
+			t.Errorf("%s = %v: the decision cache did not take part in the run", m, v)
+		}
+	}
 
 	// The final state is exactly what the writes say. A write after all others gives a token that
 	// covers them all.

@@ -461,6 +461,10 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 			}
 			res.noAudit = n.st
 			// The chain's cost: the same durable audit with and without the hash chain, back to back.
+			// Both instances must have answered the same load first, or the decision cache's warmth,
+			// not the chain, makes the difference: the chained one has just run phase 1's facade row
+			// at this concurrency, so the unchained one runs the same load unmeasured.
+			closedLoop(ctx, c, b.cfg.Warmup, b.cfg.Duration, b.cpu, unchained)
 			var on, off row
 			if on, err = b.measure(ctx, row{phase: "2", scenario: "check, facade, durable audit, hash chain on", load: load, via: b.audited}, rowsPerAnswer, 0, closed(facade)); err != nil {
 				return err

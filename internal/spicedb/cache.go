@@ -10,18 +10,31 @@ import (
 
 // decisionCache holds SpiceDB's answers to checks, grouped by tenant, and is
 // kept current by SpiceDB's Watch stream (see watcher). SpiceDB stays the only
-// source of truth: an entry is an answer SpiceDB gave at the head revision, and
-// it is dropped as soon as the stream delivers any change that could alter it.
+// source of truth: an entry is an answer SpiceDB gave at a revision that
+// includes every change the stream had applied to its tenant, and it is
+// dropped as soon as the stream delivers any change that could alter it.
 //
 // Invariant: an entry reflects every change the stream had applied when its
-// miss began, and no change applied since touched its tenant. A miss records
-// the tenant's change counter, asks SpiceDB fully consistent (the head includes
-// every committed transaction, hence everything the stream has delivered) and
-// stores the answer only if the counter has not moved. Watch revisions are not
-// used as read revisions: on Postgres a checkpoint's revision is a resume
-// cursor built from one transaction's snapshot and need not include a
-// transaction delivered earlier, so reading "at the frontier" could miss an
-// applied change (the Docker-world concurrency test showed exactly that).
+// miss began, and no change applied since touched its tenant. Every applied
+// change gets a sequence number. A miss records what its tenant needs (the
+// number of the last change that can touch it), asks SpiceDB at_least_as_fresh
+// a barrier revision that covers that number, and stores the answer only if
+// no change to the tenant was applied meanwhile.
+//
+// A barrier is the revision of a write (a DeleteRelationships that matches
+// nothing) sent after the changes it covers were applied: a write's revision
+// includes every transaction committed before it began, and a change the
+// stream delivered is committed. Two kinds of revision that look as good are
+// not: a Watch checkpoint's revision is a resume cursor built from one
+// transaction's snapshot and need not include a transaction delivered earlier
+// (the Docker-world concurrency test showed exactly that), and a fully
+// consistent read need not be newer than the request either, because SpiceDB
+// shares one in-flight HeadRevision query among concurrent callers (its
+// singleflight datastore proxy), so a head read can be older than a change
+// applied before it was asked (see docs/decisions/0002). One barrier serves
+// every tenant that has not changed since; SpiceDB answers at_least_as_fresh
+// it at its own quantized revision when that is newer, so misses share its
+// dispatch cache.
 //
 // Our model makes the dependency simple: every relationship of a tenant lives
 // on an object whose id is the tenant id or starts with "<tenant>/"; partner
@@ -33,12 +46,23 @@ import (
 type decisionCache struct {
 	max int // entries bound
 
-	mu      sync.RWMutex
-	ready   bool
-	epoch   uint64                      // bumped by every drop of everything
-	gens    map[string]uint64           // tenant -> changes applied in this epoch
-	tenants map[string]map[string]entry // tenant -> decision key -> answer
-	entries int
+	mu    sync.RWMutex
+	ready bool
+	epoch uint64 // bumped by every drop of everything
+	// seq numbers the changes the stream applies (never reset); gens maps a
+	// tenant to the number of its last change in this epoch, global is the
+	// number of the last drop of everything (a partner, platform or schema
+	// change, or a stream start).
+	seq, global uint64
+	gens        map[string]uint64
+	// safe is the newest barrier: a revision that includes every change
+	// numbered up to safe.seq. safeMoved is closed when safe moves (or the
+	// cache stops); barrierWanted asks the watcher for a new barrier.
+	safe          barrier
+	safeMoved     chan struct{}
+	barrierWanted chan struct{}
+	tenants       map[string]map[string]entry // tenant -> decision key -> answer
+	entries       int
 	// delivered maps the zed tokens of authzd's own writes to true once the
 	// stream has delivered them and a checkpoint followed (see wrote): a check
 	// carrying such a token may be answered here, because every change up to
@@ -56,7 +80,7 @@ type decisionCache struct {
 	// of authzd's own writes after SpiceDB answered it.
 	observeLag func(time.Duration)
 
-	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches atomic.Uint64
+	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches, barriers atomic.Uint64
 }
 
 // entry is one answer and the revision SpiceDB computed it at.
@@ -73,7 +97,14 @@ func newDecisionCache(maxEntries int) *decisionCache {
 		maxEntries = 1 << 20
 	}
 	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]entry{},
-		delivered: map[string]bool{}, pending: map[string]pendingWrite{}, early: map[string]bool{}}
+		delivered: map[string]bool{}, pending: map[string]pendingWrite{}, early: map[string]bool{},
+		safeMoved: make(chan struct{}), barrierWanted: make(chan struct{}, 1)}
+}
+
+// barrier is a revision that includes every change numbered up to seq.
+type barrier struct {
+	seq   uint64
+	token string
 }
 
 type pendingWrite struct {
@@ -129,6 +160,9 @@ type fill struct {
 	tenant string
 	epoch  uint64
 	gen    uint64
+	// need is the number of the last change applied before the fill began
+	// that can touch its tenant: the fill must read at a barrier covering it.
+	need uint64
 }
 
 // key names the fill for sharing: only misses that began in the same state
@@ -144,7 +178,52 @@ func (c *decisionCache) begin(tenant string) (f fill, ok bool) {
 	if !c.ready {
 		return fill{}, false
 	}
-	return fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant]}, true
+	return fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant], need: max(c.gens[tenant], c.global)}, true
+}
+
+// barrierFor returns a barrier revision covering need, or, when the newest
+// barrier is older, a channel closed when it moves (a new barrier has been
+// asked for). ok is false when the cache is not ready.
+func (c *decisionCache) barrierFor(need uint64) (token string, moved <-chan struct{}, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.ready {
+		return "", nil, false
+	}
+	if c.safe.token != "" && c.safe.seq >= need {
+		return c.safe.token, nil, true
+	}
+	select {
+	case c.barrierWanted <- struct{}{}:
+	default: // already asked
+	}
+	return "", c.safeMoved, true
+}
+
+// lastSeq is the number of the last change applied: a barrier sent after
+// this call covers it.
+func (c *decisionCache) lastSeq() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.seq
+}
+
+// setBarrier records token as covering every change numbered up to seq.
+func (c *decisionCache) setBarrier(seq uint64, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if token == "" || (c.safe.token != "" && seq <= c.safe.seq) {
+		return
+	}
+	c.safe = barrier{seq: seq, token: token}
+	c.barriers.Add(1)
+	c.wakeLocked()
+}
+
+// wakeLocked wakes every fill waiting for a barrier.
+func (c *decisionCache) wakeLocked() {
+	close(c.safeMoved)
+	c.safeMoved = make(chan struct{})
 }
 
 // gen is the tenant's change counter (for verification).
@@ -154,7 +233,8 @@ func (c *decisionCache) gen(tenant string) (uint64, uint64) {
 	return c.epoch, c.gens[tenant]
 }
 
-// store keeps answers SpiceDB gave at the head revision rev after f began,
+// store keeps answers SpiceDB gave at revision rev (at least a barrier
+// covering f.need),
 // unless anything that could change them was applied since f began.
 func (c *decisionCache) store(f fill, rev string, answers map[string]bool) bool {
 	c.mu.Lock()
@@ -198,13 +278,16 @@ func (c *decisionCache) pendingIDs() []string {
 	return ids
 }
 
-// start makes the cache ready, empty. before are writes that SpiceDB
-// answered before the stream's start revision was read: the stream will not
-// deliver them, and every fill reads a newer head.
-func (c *decisionCache) start(before []string) {
+// start makes the cache ready, empty, following a stream that began after
+// the revision from (a barrier: the stream delivers every change it does not
+// include). before are writes that SpiceDB answered before from was asked
+// for: from includes them, and the stream will not deliver them.
+func (c *decisionCache) start(from string, before []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
+	c.safe = barrier{seq: c.global, token: from}
+	c.wakeLocked()
 	for _, id := range before {
 		if p, ok := c.pending[id]; ok {
 			delete(c.pending, id)
@@ -221,10 +304,13 @@ func (c *decisionCache) stop() {
 	defer c.mu.Unlock()
 	c.dropAllLocked()
 	c.ready = false
+	c.wakeLocked() // waiting fills see the cache is not ready
 }
 
 func (c *decisionCache) dropAllLocked() {
 	c.epoch++
+	c.seq++
+	c.global = c.seq
 	clear(c.gens)
 	clear(c.tenants)
 	c.entries = 0
@@ -252,7 +338,8 @@ func (c *decisionCache) apply(ch change) {
 		c.invalidations.Add(1)
 	} else {
 		for _, t := range ch.tenants {
-			c.gens[t]++
+			c.seq++
+			c.gens[t] = c.seq
 			c.entries -= len(c.tenants[t])
 			delete(c.tenants, t)
 			c.invalidations.Add(1)
@@ -311,7 +398,8 @@ func (c *decisionCache) wrote(id, token string) {
 func (c *decisionCache) dropTenant(tenant string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gens[tenant]++
+	c.seq++
+	c.gens[tenant] = c.seq
 	c.entries -= len(c.tenants[tenant])
 	delete(c.tenants, tenant)
 }
@@ -322,7 +410,7 @@ type CacheStats struct {
 	Entries                                            int
 	FrontierAge                                        time.Duration // since the stream last delivered anything
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
-	Verified, Mismatches                               uint64
+	Verified, Mismatches, Barriers                     uint64
 }
 
 func (c *decisionCache) stats() CacheStats {
@@ -330,7 +418,7 @@ func (c *decisionCache) stats() CacheStats {
 	defer c.mu.RUnlock()
 	s := CacheStats{Enabled: true, Ready: c.ready, Entries: c.entries, Hits: c.hits.Load(), Misses: c.misses.Load(),
 		Invalidations: c.invalidations.Load(), Resyncs: c.resyncs.Load(), FillsDropped: c.fillsDropped.Load(),
-		Verified: c.verified.Load(), Mismatches: c.mismatches.Load()}
+		Verified: c.verified.Load(), Mismatches: c.mismatches.Load(), Barriers: c.barriers.Load()}
 	if c.ready {
 		s.FrontierAge = time.Since(c.lastApply)
 	}

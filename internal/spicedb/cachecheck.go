@@ -10,10 +10,61 @@ import (
 	"github.com/scailabs/authzd/internal/authz"
 )
 
-// head asks for an answer at the head revision, which includes every
-// committed transaction and so every change the Watch stream has delivered.
+// head asks for an answer at the head revision. The decision cache does not
+// fill from it (see decisionCache: a head read can be older than the request);
+// the verifier and provisioning reads use it.
 func head() *v1.Consistency {
 	return &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+}
+
+// barrierObject is where barrier writes delete: a tenant whose id contains
+// '/', which authz.ValidateID refuses, so no tenant authzd provisions has it.
+const barrierObject = "authzd/barrier"
+
+// barrier sends a write that changes nothing and returns its revision, which
+// includes every transaction committed before the call (see decisionCache).
+// It is a DeleteRelationships of a tenant object no caller can name.
+func (g *Graph) barrier(ctx context.Context) (string, error) {
+	resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{
+		RelationshipFilter: &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: barrierObject},
+	})
+	if err != nil {
+		return "", mapError(err, "decision cache barrier")
+	}
+	if resp.GetDeletedAt().GetToken() == "" {
+		return "", authz.Errorf(authz.EUNAVAILABLE, "spicedb gave no revision for the decision cache barrier")
+	}
+	return resp.GetDeletedAt().GetToken(), nil
+}
+
+// barrierWait bounds how long a miss waits for a barrier before it goes to
+// SpiceDB the way it would without a cache.
+const barrierWait = 2 * time.Second
+
+// fillRevision is the revision a fill reads at least as fresh as: the newest
+// barrier if it covers need, else the next one. ok is false when the cache
+// stopped or no barrier came in time: the caller then asks SpiceDB as it
+// would without a cache.
+func (g *Graph) fillRevision(ctx context.Context, need uint64) (token string, ok bool) {
+	var timeout <-chan time.Time
+	for {
+		token, moved, ok := g.cache.barrierFor(need)
+		if !ok || token != "" {
+			return token, ok
+		}
+		if timeout == nil {
+			t := time.NewTimer(barrierWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-moved:
+		case <-timeout:
+			return "", false
+		case <-ctx.Done():
+			return "", false
+		}
+	}
 }
 
 func itemKey(it *v1.CheckBulkPermissionsRequestItem) string {
@@ -38,6 +89,10 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 	if !ok {
 		return authz.Decision{}, false, nil
 	}
+	at, ok := g.fillRevision(ctx, f.need)
+	if !ok {
+		return authz.Decision{}, false, nil
+	}
 	// One question per miss: no prefetch of the subject's other keys. Asking
 	// every tenant key on a miss (issue 12, item 4) was measured to cost more
 	// than it saves: each prefetch is a CheckBulkPermissions of every tenant
@@ -46,10 +101,11 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 	// (docs/decisions/0002). An effective-permissions read asks every key in
 	// one call and fills them all: that is the prefetch a caller can ask for.
 	items := []*v1.CheckBulkPermissionsRequestItem{it}
-	// Concurrent misses that began in the same cache state share one call.
-	// The call is not bound to the first caller's request: the others wait on it too.
+	// Concurrent misses that began in the same cache state share one call
+	// (any of their barriers covers the state). The call is not bound to the
+	// first caller's request: the others wait on it too.
 	v, err, _ := g.fills.Do(f.key()+"\x00"+key, func() (any, error) {
-		return g.fillFrom(context.WithoutCancel(ctx), f, items)
+		return g.fillFrom(context.WithoutCancel(ctx), f, at, items)
 	})
 	if err != nil {
 		g.cacheFailed(err)
@@ -63,13 +119,13 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 	return d, true, nil
 }
 
-// fillFrom asks SpiceDB at the head revision and stores the answers (unless a
-// change to the tenant arrived meanwhile). Answers are returned by decision
-// key either way.
-func (g *Graph) fillFrom(ctx context.Context, f fill, items []*v1.CheckBulkPermissionsRequestItem) (map[string]authz.Decision, error) {
+// fillFrom asks SpiceDB at least as fresh as the barrier at and stores the
+// answers (unless a change to the tenant arrived meanwhile). Answers are
+// returned by decision key either way.
+func (g *Graph) fillFrom(ctx context.Context, f fill, at string, items []*v1.CheckBulkPermissionsRequestItem) (map[string]authz.Decision, error) {
 	if len(items) == 1 && g.checks != nil {
 		// A single question shares the coalescer's calls with other fills.
-		d, err := g.checks.checkAt(ctx, items[0], fullyConsistent)
+		d, err := g.checks.checkAt(ctx, items[0], at)
 		if err != nil {
 			return nil, err
 		}
@@ -79,7 +135,7 @@ func (g *Graph) fillFrom(ctx context.Context, f fill, items []*v1.CheckBulkPermi
 	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: head(), Items: items})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: consistency(at), Items: items})
 	if err != nil {
 		return nil, mapError(err, "check")
 	}
@@ -121,8 +177,10 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	if token != "" && !g.cache.hasDelivered(token) {
 		return nil, false, nil
 	}
-	// One fill per tenant, all begun before the call.
+	// One fill per tenant, all begun before the call, which reads at a
+	// barrier covering all of them.
 	fills := map[string]fill{}
+	var need uint64
 	for _, i := range missing {
 		t := checks[i].TenantID
 		if _, ok := fills[t]; ok {
@@ -133,6 +191,11 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 			return nil, false, nil // not ready: ask SpiceDB as usual
 		}
 		fills[t] = f
+		need = max(need, f.need)
+	}
+	at, ok := g.fillRevision(ctx, need)
+	if !ok {
+		return nil, false, nil
 	}
 	asked := make([]*v1.CheckBulkPermissionsRequestItem, len(missing))
 	for j, i := range missing {
@@ -140,7 +203,7 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: head(), Items: asked})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: consistency(at), Items: asked})
 	if err != nil {
 		err = mapError(err, "check")
 		g.cacheFailed(err)

@@ -21,10 +21,10 @@ const maxCoalesced = 100
 // validation, revision selection) once per batch instead of once per check.
 //
 // Only checks of the same consistency are coalesced: minimize_latency checks
-// (they all read the same quantized revision) and decision cache fills (fully
-// consistent: all read the head); a batch drained from the queue is split by
-// that, so answering them together changes nothing about what each one sees.
-// Checks carrying a caller's zed token go to SpiceDB on their own.
+// (they all read the same quantized revision) and decision cache fills (at
+// least as fresh as the same barrier); a batch drained from the queue is split
+// by that, so answering them together changes nothing about what each one
+// sees. Checks carrying a caller's zed token go to SpiceDB on their own.
 type coalescer struct {
 	g     *Graph
 	queue chan *queuedCheck
@@ -35,9 +35,9 @@ type coalescer struct {
 }
 
 type queuedCheck struct {
-	item  *v1.CheckBulkPermissionsRequestItem
-	exact string           // "" for minimize_latency, fullyConsistent for the head
-	done  chan checkResult // buffered: the slot never blocks on a caller that gave up
+	item *v1.CheckBulkPermissionsRequestItem
+	at   string           // "" for minimize_latency, else at least as fresh as this zed token
+	done chan checkResult // buffered: the slot never blocks on a caller that gave up
 }
 
 type checkResult struct {
@@ -60,14 +60,10 @@ func (c *coalescer) check(ctx context.Context, item *v1.CheckBulkPermissionsRequ
 	return c.checkAt(ctx, item, "")
 }
 
-// fullyConsistent is checkAt's name for the head revision.
-const fullyConsistent = "fully_consistent"
-
-// checkAt queues one item to be read at the given consistency ("" for
-// minimize_latency, fullyConsistent for the head) and waits for its answer or
-// the caller's context.
+// checkAt queues one item to be read at least as fresh as token ("" for
+// minimize_latency) and waits for its answer or the caller's context.
 func (c *coalescer) checkAt(ctx context.Context, item *v1.CheckBulkPermissionsRequestItem, token string) (authz.Decision, error) {
-	q := &queuedCheck{item: item, exact: token, done: make(chan checkResult, 1)}
+	q := &queuedCheck{item: item, at: token, done: make(chan checkResult, 1)}
 	select {
 	case c.queue <- q:
 	case <-c.stop:
@@ -135,10 +131,10 @@ func byRevision(batch []*queuedCheck) [][]*queuedCheck {
 	var groups [][]*queuedCheck
 	index := map[string]int{}
 	for _, q := range batch {
-		i, ok := index[q.exact]
+		i, ok := index[q.at]
 		if !ok {
 			i = len(groups)
-			index[q.exact] = i
+			index[q.at] = i
 			groups = append(groups, nil)
 		}
 		groups[i] = append(groups[i], q)
@@ -151,10 +147,7 @@ func byRevision(batch []*queuedCheck) [][]*queuedCheck {
 func (c *coalescer) send(batch []*queuedCheck) {
 	ctx, cancel := c.g.call(context.Background())
 	defer cancel()
-	cons := consistency("")
-	if batch[0].exact == fullyConsistent {
-		cons = head()
-	}
+	cons := consistency(batch[0].at)
 	if len(batch) == 1 {
 		d, err := c.g.checkWith(ctx, batch[0].item, cons, false)
 		batch[0].done <- checkResult{d: d, err: err}

@@ -107,16 +107,15 @@ func (w *watcher) run(ctx context.Context) {
 // follow runs one stream until it fails. delivered reports whether it
 // delivered anything (so the backoff starts afresh after a healthy stream).
 func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
-	answered := w.cache.pendingIDs() // writes SpiceDB answered before the head is read below
+	answered := w.cache.pendingIDs() // writes SpiceDB answered before the barrier below was asked for
+	// The stream starts at a barrier, not at a head read: a barrier includes
+	// every write answered before it was asked for (see decisionCache), so
+	// the writes in answered are in it and need not come on the stream.
 	cctx, cancel := w.g.call(ctx)
-	head, err := w.g.schema.ReadSchema(cctx, &v1.ReadSchemaRequest{})
+	start, err := w.g.barrier(cctx)
 	cancel()
 	if err != nil {
 		return false, err
-	}
-	start := head.GetReadAt()
-	if start.GetToken() == "" {
-		return false, errors.New("spicedb gave no revision to start watching from")
 	}
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
@@ -125,7 +124,7 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	w.mu.Unlock()
 	go w.probe(sctx, scancel)
 	stream, err := w.g.watch.Watch(sctx, &v1.WatchRequest{
-		OptionalStartCursor: start,
+		OptionalStartCursor: &v1.ZedToken{Token: start},
 		OptionalUpdateKinds: []v1.WatchKind{
 			v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES,
 			v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES,
@@ -135,7 +134,8 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	w.cache.start(answered)
+	w.cache.start(start, answered)
+	go w.barriers(sctx, scancel)
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -143,6 +143,32 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 		}
 		delivered = true
 		w.cache.apply(changeOf(resp))
+	}
+}
+
+// barriers sends a barrier whenever a fill waits for one (see
+// decisionCache.barrierFor), one at a time: every fill waiting when one is
+// sent is served by it. A barrier that fails ends the stream, like a failed
+// miss: the cache must not go on answering for a SpiceDB that cannot.
+func (w *watcher) barriers(ctx context.Context, cut context.CancelFunc) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.cache.barrierWanted:
+		}
+		seq := w.cache.lastSeq() // read before the write is sent: it covers every change up to seq
+		cctx, cancel := w.g.call(ctx)
+		token, err := w.g.barrier(cctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				w.logger.Warn("spicedb did not take the decision cache's barrier write; decision cache off until it resyncs", "err", err)
+				cut()
+			}
+			return
+		}
+		w.cache.setBarrier(seq, token)
 	}
 }
 

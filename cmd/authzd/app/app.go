@@ -107,7 +107,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			s := m.graph.CacheStats()
 			return metrics.CacheState{Ready: s.Ready, Entries: s.Entries, FrontierAge: s.FrontierAge, Hits: s.Hits,
 				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, FillsDropped: s.FillsDropped,
-				Verified: s.Verified, Mismatches: s.Mismatches}
+				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers}
 		})
 	}
 
