@@ -17,8 +17,8 @@ func explainCmd() *command {
 		summary: "Check like check, and say why the answer is allowed or denied.",
 		help: `Prints the decision, the reasons (which role, partner, ownership or exclusion decided it; for a
 deny, what is missing) and SpiceDB's trace of the check; --json prints authzd's answer as is.
-Exits 0 when allowed and 1 when denied, like check. Without --consistency-token the check is
-fully consistent. Audited like a check, with action "explain".
+Exits 0 when allowed and 1 when denied, like check. Without --consistency-token the check sees
+every write committed before it. Audited like a check, with action "explain".
   authzctl explain t1 alice scaibunker:execute --resource bunker:b1`,
 		flags: cf.define,
 		run: func(ctx context.Context, e *env, c *client.Client, a []string) error {

@@ -16,7 +16,8 @@ import (
 // Explain answers a check with SpiceDB's trace of it (CheckPermission with
 // with_tracing) and the relationships of authzd's model around it, read at the
 // revision the check was answered at. Without a consistency token the check
-// is fully consistent: an operator asking "why" means "why now".
+// includes every write committed before the call (see fresh): an operator
+// asking "why" means "why now".
 //
 // SpiceDB serves sub-problems it answered before at the same revision from its
 // dispatch cache even when tracing; such steps are marked cached and carry no
@@ -26,9 +27,11 @@ func (g *Graph) Explain(ctx context.Context, c authz.Check) (authz.Explanation, 
 	if err != nil {
 		return authz.Explanation{}, err
 	}
-	cons := &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+	var cons *v1.Consistency
 	if c.ConsistencyToken != "" {
 		cons = consistency(c.ConsistencyToken)
+	} else if cons, err = g.fresh(ctx); err != nil {
+		return authz.Explanation{}, err
 	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()

@@ -196,15 +196,20 @@ func (g *Graph) mutate(ctx context.Context, op string, failed error, call func(c
 	})
 }
 
-// read returns every relationship matching f, at full consistency so that a
-// read-modify-write sees the latest state.
+// read returns every relationship matching f, including every write
+// committed before the call (so a caller reads its own writes and a
+// read-modify-write sees the latest state).
 func (g *Graph) read(ctx context.Context, f *v1.RelationshipFilter) ([]*v1.Relationship, error) {
 	return g.readLimit(ctx, f, 0)
 }
 
 // readLimit is read of at most limit relationships (0: all).
 func (g *Graph) readLimit(ctx context.Context, f *v1.RelationshipFilter, limit uint32) ([]*v1.Relationship, error) {
-	return g.readAt(ctx, head(), f, limit)
+	at, err := g.fresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return g.readAt(ctx, at, f, limit)
 }
 
 func partnerNotFound(id string) error {
