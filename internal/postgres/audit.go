@@ -50,7 +50,7 @@ type pending struct {
 
 // AuditOptions tune the group commit.
 type AuditOptions struct {
-	Writers  int           // concurrent committers (default 2)
+	Writers  int           // concurrent committers (default 1: the chain head serialises them anyway)
 	MaxBatch int           // rows per COPY (default 1000)
 	Timeout  time.Duration // bound on one COPY (default 3s)
 	// Observe, when set, is told the size, duration and outcome of each batch.
@@ -63,7 +63,7 @@ type AuditOptions struct {
 // NewAuditLog starts the writers.
 func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 	if o.Writers <= 0 {
-		o.Writers = 2
+		o.Writers = 1
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000
@@ -266,9 +266,10 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	// the client's rows) may run once it holds the lock, nor may it sit
 	// idle, longer than a quarter of the batch's bound. A vanished replica
 	// can leave one such transaction per writer queued on the lock, each
-	// taking it in turn until Postgres ends it; with the default two writers
-	// that is half the bound, so a replica waiting for the lock (bounded by
-	// its context only) still gets it within its own bound.
+	// taking it in turn until Postgres ends it; with two writers that is
+	// half the bound (with the default one, a quarter), so a replica waiting
+	// for the lock (bounded by its context only) still gets it within its
+	// own bound.
 	// TestCluster/PostgresCutFromOneReplica showed the need: without these
 	// bounds the other replica answered 503 for the whole 10 s cut; with half
 	// the bound, two queued orphans still outlasted its 3 s.

@@ -50,7 +50,7 @@ type Config struct {
 	SpiceDBDatabaseURL string `env:"AUTHZ_SPICEDB_DATABASE_URL"`
 
 	DBMaxConns    int32         `env:"AUTHZ_DB_MAX_CONNS" envDefault:"16"`
-	AuditWriters  int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"2"`
+	AuditWriters  int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"1"`
 	AuditMaxBatch int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
 	AuditTimeout  time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
 	// AuditSigningKey is the path of the Ed25519 key (PEM PKCS #8) that signs
