@@ -125,7 +125,14 @@ func TestCoalescedAndMemoChecks(t *testing.T) {
 				q{authz.Check{TenantID: "t1", Subject: z, Key: k}, false})
 		}
 	}
-	// minimize_latency reads SpiceDB's quantized revision: wait until it holds the last write.
+	// minimize_latency reads SpiceDB's quantized revision, and its revision cache may hand out a
+	// candidate revision older than one it gave a moment before (it accepts a barely expired one, by a
+	// random staleness up to a tenth of the window): seeing the last write once is not enough (a CI run
+	// saw u7..v9 denied after v9 had been allowed). Wait until the window after the last write has begun,
+	// plus a second, so every revision SpiceDB can pick is newer than every write.
+	const quantization = 5 * time.Second // SpiceDB's default, which the embedded server keeps
+	lastWrite := time.Now()
+	time.Sleep(time.Until(lastWrite.Truncate(quantization).Add(quantization + time.Second)))
 	waitFor(t, func() bool {
 		d, err := g.Check(ctx, authz.Check{TenantID: "t1", Subject: user("v9"), Key: create})
 		return err == nil && d.Allowed
