@@ -18,13 +18,13 @@ import (
 )
 
 // AuditLog writes audit rows with group commit: rows from concurrent requests
-// are gathered into one COPY, and each Record returns only after the COPY
+// are gathered into one insert, and each Record returns only after the insert
 // holding its rows has committed. That keeps "no decision without its row"
 // while the audit costs one round trip per batch, not per decision.
 //
 // Each batch extends the deployment's one hash chain (internal/auditchain):
 // in one transaction it locks the chain head row, gives its rows the next
-// sequence numbers and hashes, COPYs them and moves the head. The lock is
+// sequence numbers and hashes, inserts them and moves the head. The lock is
 // taken once per batch, so writers and replicas serialise per batch, not per row.
 type AuditLog struct {
 	db       *DB
@@ -37,7 +37,7 @@ type AuditLog struct {
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
 	wg     sync.WaitGroup
-	// stopped is the parent of every COPY's context; abort cancels it when a
+	// stopped is the parent of every batch's context; abort cancels it when a
 	// shutdown runs out of time.
 	stopped context.Context
 	abort   context.CancelFunc
@@ -51,8 +51,8 @@ type pending struct {
 // AuditOptions tune the group commit.
 type AuditOptions struct {
 	Writers  int           // concurrent committers (default 1: the chain head serialises them anyway)
-	MaxBatch int           // rows per COPY (default 1000)
-	Timeout  time.Duration // bound on one COPY (default 3s)
+	MaxBatch int           // rows per batch (default 1000)
+	Timeout  time.Duration // bound on one batch (default 3s)
 	// Observe, when set, is told the size, duration and outcome of each batch.
 	Observe func(rows int, d time.Duration, err error)
 	// DisableChain writes rows without sequence numbers and hashes. It exists
@@ -105,11 +105,11 @@ func (a *AuditLog) Record(ctx context.Context, events ...authz.Event) error {
 	}
 }
 
-// Close is Shutdown bounded only by the writers' own COPY timeout.
+// Close is Shutdown bounded only by the writers' own batch timeout.
 func (a *AuditLog) Close() { _ = a.Shutdown(context.Background()) }
 
 // Shutdown stops accepting records, commits what is queued and waits for the
-// writers, within ctx. When ctx ends first, the COPYs in flight are cancelled:
+// writers, within ctx. When ctx ends first, the batches in flight are cancelled:
 // the records still waiting fail (so no decision waiting on them is given) and
 // Shutdown returns an error saying so.
 func (a *AuditLog) Shutdown(ctx context.Context) error {
@@ -130,7 +130,7 @@ func (a *AuditLog) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		a.abort()
-		<-done // a cancelled COPY returns at once
+		<-done // a cancelled batch returns at once
 		return fmt.Errorf("audit log: queued records were not committed within the shutdown bound: %w", ctx.Err())
 	}
 }
@@ -190,7 +190,7 @@ func chainRow(e authz.Event) (auditchain.Row, error) {
 	return r, nil
 }
 
-// insert chains the batch after the head and writes it with one COPY, in
+// insert chains the batch after the head and writes it with one insert, in
 // one transaction with the head's lock and update. Any failure rolls back
 // the whole batch: its callers answer 503, never an unaudited decision.
 func (a *AuditLog) insert(batch []*pending, n int) error {
@@ -233,7 +233,7 @@ func missingPartition(err error) bool {
 
 func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	if a.noChain {
-		_, err := a.db.Pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, copySource(rows))
+		_, err := a.db.Pool.Exec(ctx, insertRows, rowArrays(rows)...)
 		return err
 	}
 	conn, err := a.db.Pool.Acquire(ctx)
@@ -262,8 +262,7 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	// vanished mid-transaction (a partition between it and Postgres: no
 	// FIN, no RST) must not hold it for as long as TCP takes to notice, or
 	// every replica's decisions fail meanwhile. Postgres itself ends such a
-	// transaction: no statement of it (the COPY included, which waits for
-	// the client's rows) may run once it holds the lock, nor may it sit
+	// transaction: no statement of it may run once it holds the lock, nor may it sit
 	// idle, longer than a quarter of the batch's bound. A vanished replica
 	// can leave one such transaction per writer queued on the lock, each
 	// taking it in turn until Postgres ends it; with two writers that is
@@ -288,9 +287,6 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	move.Queue("UPDATE audit_chain_head SET seq = $1, hash = $2", head.Seq, head.Hash)
 	move.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, move).Close(); err != nil {
-		if missingPartition(err) {
-			return err
-		}
 		return fmt.Errorf("write the audit rows, move the chain head and commit: %w", err)
 	}
 	committed = true
@@ -311,15 +307,18 @@ var insertRows = "INSERT INTO audit_events (" + strings.Join(auditColumns, ", ")
 // rowArrays is insertRows's arguments: one array per column.
 func rowArrays(rows []auditchain.Row) []any {
 	n := len(rows)
-	seq, hash, at := make([]int64, n), make([][]byte, n), make([]time.Time, n)
-	text := make([][]string, 12) // module .. request_id, in auditColumns order
+	seq, hash, at := make([]*int64, n), make([][]byte, n), make([]time.Time, n) // seq and hash NULL when the chain is off
+	text := make([][]string, 12)                                                // module .. request_id, in auditColumns order
 	for i := range text {
 		text[i] = make([]string, n)
 	}
 	details := make([]*string, n) // NULL when empty
 	for i := range rows {
 		r := &rows[i]
-		seq[i], hash[i], at[i] = r.Seq, r.Hash, r.OccurredAt
+		if r.Hash != nil {
+			seq[i], hash[i] = &r.Seq, r.Hash
+		}
+		at[i] = r.OccurredAt
 		for j, v := range []string{r.Module, r.Action, r.ActorUserID, r.TenantID, r.ResourceType, r.ResourceID,
 			r.Permission, r.Decision, r.ZedToken, r.DecisionID, r.Client, r.RequestID} {
 			text[j][i] = v
@@ -334,28 +333,6 @@ func rowArrays(rows []auditchain.Row) []any {
 		args = append(args, t)
 	}
 	return append(args, details)
-}
-
-func copySource(rows []auditchain.Row) pgx.CopyFromSource {
-	i := -1
-	vals := make([]any, len(auditColumns))
-	return pgx.CopyFromFunc(func() ([]any, error) {
-		if i++; i >= len(rows) {
-			return nil, nil
-		}
-		r := &rows[i]
-		var seq, hash, details any // NULL when the chain is off or details are empty
-		if r.Hash != nil {
-			seq, hash = r.Seq, r.Hash
-		}
-		if r.Details != nil {
-			details = string(r.Details)
-		}
-		vals[0], vals[1], vals[2], vals[3], vals[4], vals[5] = seq, hash, r.OccurredAt, r.Module, r.Action, r.ActorUserID
-		vals[6], vals[7], vals[8], vals[9], vals[10] = r.TenantID, r.ResourceType, r.ResourceID, r.Permission, r.Decision
-		vals[11], vals[12], vals[13], vals[14], vals[15] = r.ZedToken, r.DecisionID, r.Client, r.RequestID, details
-		return vals, nil
-	})
 }
 
 // DefaultEventLimit is the page size of a listing that names none.

@@ -25,14 +25,16 @@ const barrierObject = "authzd/barrier"
 // includes every transaction committed before the call (see decisionCache).
 // It is a DeleteRelationships of a tenant object no caller can name.
 func (g *Graph) barrier(ctx context.Context) (string, error) {
+	ctx, cancel := g.call(ctx)
+	defer cancel()
 	resp, err := g.perms.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{
 		RelationshipFilter: &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: barrierObject},
 	})
 	if err != nil {
-		return "", mapError(err, "decision cache barrier")
+		return "", mapError(err, "barrier write")
 	}
 	if resp.GetDeletedAt().GetToken() == "" {
-		return "", authz.Errorf(authz.EUNAVAILABLE, "spicedb gave no revision for the decision cache barrier")
+		return "", authz.Errorf(authz.EUNAVAILABLE, "spicedb gave no revision for a barrier write")
 	}
 	return resp.GetDeletedAt().GetToken(), nil
 }
@@ -43,9 +45,7 @@ func (g *Graph) barrier(ctx context.Context) (string, error) {
 // consistent read sent after a write returned missed it in about one case in
 // ten while other fully consistent reads were in flight.
 func (g *Graph) fresh(ctx context.Context) (*v1.Consistency, error) {
-	cctx, cancel := g.call(ctx)
-	defer cancel()
-	token, err := g.barrier(cctx)
+	token, err := g.barrier(ctx)
 	if err != nil {
 		return nil, err
 	}

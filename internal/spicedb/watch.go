@@ -111,9 +111,7 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	// The stream starts at a barrier, not at a head read: a barrier includes
 	// every write answered before it was asked for (see decisionCache), so
 	// the writes in answered are in it and need not come on the stream.
-	cctx, cancel := w.g.call(ctx)
-	start, err := w.g.barrier(cctx)
-	cancel()
+	start, err := w.g.barrier(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -158,9 +156,7 @@ func (w *watcher) barriers(ctx context.Context, cut context.CancelFunc) {
 		case <-w.cache.barrierWanted:
 		}
 		seq := w.cache.lastSeq() // read before the write is sent: it covers every change up to seq
-		cctx, cancel := w.g.call(ctx)
-		token, err := w.g.barrier(cctx)
-		cancel()
+		token, err := w.g.barrier(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.logger.Warn("spicedb did not take the decision cache's barrier write; decision cache off until it resyncs", "err", err)
