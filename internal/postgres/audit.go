@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,7 +42,15 @@ type AuditLog struct {
 	// shutdown runs out of time.
 	stopped context.Context
 	abort   context.CancelFunc
+
+	head knownHead // where this process last left the chain: lets a batch skip the lock's round trip
+	// batches committed after the known head in one round trip, and under the head's lock
+	oneTrip, locked atomic.Int64
 }
+
+// Batches counts the chained batches committed in one round trip (after the
+// head this process knew) and under the head's lock (two round trips).
+func (a *AuditLog) Batches() (oneTrip, locked int64) { return a.oneTrip.Load(), a.locked.Load() }
 
 type pending struct {
 	events []authz.Event
@@ -252,12 +261,6 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 			}
 		}
 	}()
-	// Two round trips: the lock with BEGIN, then the rows, the head's move and
-	// COMMIT as one pipeline (an INSERT of arrays rather than a COPY, which
-	// costs two more round trips while every writer waits for the lock).
-	var head auditchain.Head
-	lock := &pgx.Batch{}
-	lock.Queue("BEGIN")
 	// The head is one lock every replica shares, so a batch whose authzd
 	// vanished mid-transaction (a partition between it and Postgres: no
 	// FIN, no RST) must not hold it for as long as TCP takes to notice, or
@@ -273,11 +276,54 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 	// bounds the other replica answered 503 for the whole 10 s cut; with half
 	// the bound, two queued orphans still outlasted its 3 s.
 	hold := max(a.timeout/4, 100*time.Millisecond).Milliseconds()
-	lock.Queue(fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", hold))
+	bounds := []string{
+		fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", hold),
+		fmt.Sprintf("SET LOCAL statement_timeout = %d", hold),
+	}
+
+	// One round trip when this process moved the head last (one replica, or
+	// the only busy one): the rows go in only if the head is still where it
+	// left it, checked under the head's row lock.
+	if from, ok := a.head.take(); ok {
+		to := auditchain.Extend(from, rows)
+		moved := false
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		for _, q := range bounds {
+			b.Queue(q)
+		}
+		b.Queue(insertRowsIfHead, append(rowArrays(rows), to.Seq, to.Hash, from.Seq, from.Hash)...).Exec(func(ct pgconn.CommandTag) error {
+			moved = ct.RowsAffected() == int64(len(rows))
+			if !moved && ct.RowsAffected() != 0 {
+				return fmt.Errorf("audit chain: %d of %d rows inserted", ct.RowsAffected(), len(rows))
+			}
+			return nil
+		})
+		b.Queue("COMMIT")
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("write the audit rows after the known chain head and commit: %w", err)
+		}
+		if moved {
+			committed = true
+			a.head.put(to)
+			a.oneTrip.Add(1)
+			return nil
+		}
+		// Another writer moved the head (an empty transaction committed): take the lock.
+		a.head.missed()
+	}
+
+	// Two round trips: the lock with BEGIN, then the rows, the head's move and
+	// COMMIT as one pipeline (an INSERT of arrays rather than a COPY, which
+	// costs two more round trips while every writer waits for the lock).
+	var head auditchain.Head
+	lock := &pgx.Batch{}
+	lock.Queue("BEGIN")
+	lock.Queue(bounds[0])
 	lock.Queue("SELECT seq, hash FROM audit_chain_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
 		return row.Scan(&head.Seq, &head.Hash)
 	})
-	lock.Queue(fmt.Sprintf("SET LOCAL statement_timeout = %d", hold))
+	lock.Queue(bounds[1])
 	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
 		return fmt.Errorf("lock the audit chain head: %w", err)
 	}
@@ -290,7 +336,55 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 		return fmt.Errorf("write the audit rows, move the chain head and commit: %w", err)
 	}
 	committed = true
+	a.head.put(head)
+	a.locked.Add(1)
 	return nil
+}
+
+// knownHead is the chain head as this process last moved it. A writer takes
+// it for one batch (so two writers of one process never race for the same
+// position) and puts back where the batch left the chain. After a batch found
+// the head moved by someone else (another replica is writing), the next few
+// batches take the lock directly rather than pay a round trip that would
+// likely miss too.
+type knownHead struct {
+	mu    sync.Mutex
+	head  auditchain.Head
+	valid bool // head is known and no writer holds it
+	skip  int  // batches left that go straight to the lock
+}
+
+// missBackoff is how many batches take the lock after an optimistic miss.
+const missBackoff = 16
+
+func (k *knownHead) take() (auditchain.Head, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.skip > 0 {
+		k.skip--
+		return auditchain.Head{}, false
+	}
+	if !k.valid {
+		return auditchain.Head{}, false
+	}
+	k.valid = false
+	return k.head, true
+}
+
+// put records where a committed batch left the chain, unless a later batch
+// has already put a newer head (sequence numbers only grow).
+func (k *knownHead) put(h auditchain.Head) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if h.Seq >= k.head.Seq {
+		k.head, k.valid = h, true
+	}
+}
+
+func (k *knownHead) missed() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.skip = missBackoff
 }
 
 // insertRows inserts rows given as one array per column of auditColumns, in
@@ -303,6 +397,14 @@ var insertRows = "INSERT INTO audit_events (" + strings.Join(auditColumns, ", ")
 	"            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])\n" +
 	"  AS r(seq, hash, occurred_at, module, action, actor_user_id, tenant_id, resource_type, resource_id, permission,\n" +
 	"       decision, zed_token, decision_id, client, request_id, details)"
+
+// insertRowsIfHead is insertRows moving the head from ($19, $20) to ($17,
+// $18) in the same statement; it inserts nothing when the head is elsewhere.
+// The UPDATE locks the head row and, should another transaction move it
+// first, re-reads it after that one commits (READ COMMITTED), so the rows are
+// chained after exactly the head they were hashed against.
+var insertRowsIfHead = "WITH moved AS (UPDATE audit_chain_head SET seq = $17, hash = $18 WHERE seq = $19 AND hash = $20 RETURNING 1)\n" +
+	insertRows + "\nWHERE EXISTS (SELECT FROM moved)"
 
 // rowArrays is insertRows's arguments: one array per column.
 func rowArrays(rows []auditchain.Row) []any {
