@@ -99,6 +99,29 @@ func TestDecisionCacheBarriers(t *testing.T) {
 	if tok, _, _ := c.barrierFor(f.need); tok != "restart" {
 		t.Fatalf("after a restart a fill reads at %q, want the new start", tok)
 	}
+
+	// Fills read exactly at the barrier, so one that has served barrierMaxAge
+	// (SpiceDB would refuse a snapshot older than its GC window) covers
+	// nothing: the next fill asks for a new one, which may cover the same
+	// changes and still replaces it.
+	c.mu.Lock()
+	c.safe.at = time.Now().Add(-barrierMaxAge)
+	c.mu.Unlock()
+	for len(c.barrierWanted) > 0 {
+		<-c.barrierWanted
+	}
+	if tok, _, _ := c.barrierFor(f.need); tok != "" {
+		t.Fatalf("a barrier older than %v was offered: %q", barrierMaxAge, tok)
+	}
+	select {
+	case <-c.barrierWanted:
+	default:
+		t.Fatal("an aged barrier did not ask for a new one")
+	}
+	c.setBarrier(c.lastSeq(), "renewed")
+	if tok, _, _ := c.barrierFor(f.need); tok != "renewed" {
+		t.Fatalf("after renewal a fill reads at %q, want renewed", tok)
+	}
 }
 
 // A barrier sent after a write has returned includes that write, also while

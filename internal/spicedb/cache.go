@@ -17,8 +17,8 @@ import (
 // Invariant: an entry reflects every change the stream had applied when its
 // miss began, and no change applied since touched its tenant. Every applied
 // change gets a sequence number. A miss records what its tenant needs (the
-// number of the last change that can touch it), asks SpiceDB at_least_as_fresh
-// a barrier revision that covers that number, and stores the answer only if
+// number of the last change that can touch it), asks SpiceDB at exactly a
+// barrier revision that covers that number, and stores the answer only if
 // no change to the tenant was applied meanwhile.
 //
 // A barrier is the revision of a write (a DeleteRelationships that matches
@@ -32,9 +32,12 @@ import (
 // shares one in-flight HeadRevision query among concurrent callers (its
 // singleflight datastore proxy), so a head read can be older than a change
 // applied before it was asked (see docs/decisions/0002). One barrier serves
-// every tenant that has not changed since; SpiceDB answers at_least_as_fresh
-// it at its own quantized revision when that is newer, so misses share its
-// dispatch cache.
+// every tenant that has not changed since, and every fill reads exactly at
+// it (at_exact_snapshot), so all misses between two barriers share SpiceDB's
+// dispatch cache (keyed by revision) for as long as the barrier serves, not
+// only for one of SpiceDB's quantization windows. A barrier serves for at
+// most barrierMaxAge, far inside SpiceDB's garbage-collection window (24 h
+// by default), after which a snapshot read would be refused.
 //
 // Our model makes the dependency simple: every relationship of a tenant lives
 // on an object whose id is the tenant id or starts with "<tenant>/"; partner
@@ -105,7 +108,14 @@ func newDecisionCache(maxEntries int) *decisionCache {
 type barrier struct {
 	seq   uint64
 	token string
+	at    time.Time // when it was taken: one older than barrierMaxAge covers nothing
 }
+
+// barrierMaxAge is how long a barrier serves fills. Fills read exactly at
+// it, so it must stay well inside SpiceDB's garbage-collection window
+// (--datastore-gc-window, 24 h by default); a new barrier also starts
+// SpiceDB's dispatch cache over, so it should not be short either.
+const barrierMaxAge = 5 * time.Minute
 
 type pendingWrite struct {
 	token string
@@ -190,7 +200,7 @@ func (c *decisionCache) barrierFor(need uint64) (token string, moved <-chan stru
 	if !c.ready {
 		return "", nil, false
 	}
-	if c.safe.token != "" && c.safe.seq >= need {
+	if c.safe.token != "" && c.safe.seq >= need && time.Since(c.safe.at) < barrierMaxAge {
 		return c.safe.token, nil, true
 	}
 	select {
@@ -212,10 +222,10 @@ func (c *decisionCache) lastSeq() uint64 {
 func (c *decisionCache) setBarrier(seq uint64, token string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if token == "" || (c.safe.token != "" && seq <= c.safe.seq) {
+	if token == "" || (c.safe.token != "" && seq < c.safe.seq) {
 		return
 	}
-	c.safe = barrier{seq: seq, token: token}
+	c.safe = barrier{seq: seq, token: token, at: time.Now()}
 	c.barriers.Add(1)
 	c.wakeLocked()
 }
@@ -286,7 +296,7 @@ func (c *decisionCache) start(from string, before []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
-	c.safe = barrier{seq: c.global, token: from}
+	c.safe = barrier{seq: c.global, token: from, at: time.Now()}
 	c.wakeLocked()
 	for _, id := range before {
 		if p, ok := c.pending[id]; ok {

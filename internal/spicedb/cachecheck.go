@@ -134,7 +134,7 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 	return d, true, nil
 }
 
-// fillFrom asks SpiceDB at least as fresh as the barrier at and stores the
+// fillFrom asks SpiceDB at the barrier at and stores the
 // answers (unless a change to the tenant arrived meanwhile). Answers are
 // returned by decision key either way.
 func (g *Graph) fillFrom(ctx context.Context, f fill, at string, items []*v1.CheckBulkPermissionsRequestItem) (map[string]authz.Decision, error) {
@@ -150,7 +150,7 @@ func (g *Graph) fillFrom(ctx context.Context, f fill, at string, items []*v1.Che
 	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: consistency(at), Items: items})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: atBarrier(at), Items: items})
 	if err != nil {
 		return nil, mapError(err, "check")
 	}
@@ -218,7 +218,7 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	}
 	cctx, cancel := g.call(ctx)
 	defer cancel()
-	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: consistency(at), Items: asked})
+	resp, err := g.perms.CheckBulkPermissions(cctx, &v1.CheckBulkPermissionsRequest{Consistency: atBarrier(at), Items: asked})
 	if err != nil {
 		err = mapError(err, "check")
 		g.cacheFailed(err)

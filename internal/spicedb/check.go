@@ -19,6 +19,16 @@ func consistency(token string) *v1.Consistency {
 	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: token}}}
 }
 
+// atBarrier reads exactly at a barrier revision (see decisionCache): not
+// older, so the answer includes every change the barrier covers, and not
+// newer, so every fill between two barriers reads one revision and SpiceDB's
+// dispatch cache, keyed by revision, serves them all (at least as fresh
+// would move with SpiceDB's quantized revision every few seconds and start
+// that cache over each time).
+func atBarrier(token string) *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: &v1.ZedToken{Token: token}}}
+}
+
 func subjectRef(s authz.Subject) *v1.SubjectReference {
 	return &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: s.Kind, ObjectId: s.ID}}
 }

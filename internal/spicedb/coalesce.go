@@ -22,7 +22,7 @@ const maxCoalesced = 100
 //
 // Only checks of the same consistency are coalesced: minimize_latency checks
 // (they all read the same quantized revision) and decision cache fills (at
-// least as fresh as the same barrier); a batch drained from the queue is split
+// the same barrier); a batch drained from the queue is split
 // by that, so answering them together changes nothing about what each one
 // sees. Checks carrying a caller's zed token go to SpiceDB on their own.
 type coalescer struct {
@@ -36,7 +36,7 @@ type coalescer struct {
 
 type queuedCheck struct {
 	item *v1.CheckBulkPermissionsRequestItem
-	at   string           // "" for minimize_latency, else at least as fresh as this zed token
+	at   string           // "" for minimize_latency, else exactly at this barrier (atBarrier)
 	done chan checkResult // buffered: the slot never blocks on a caller that gave up
 }
 
@@ -60,7 +60,7 @@ func (c *coalescer) check(ctx context.Context, item *v1.CheckBulkPermissionsRequ
 	return c.checkAt(ctx, item, "")
 }
 
-// checkAt queues one item to be read at least as fresh as token ("" for
+// checkAt queues one item to be read at the barrier token ("" for
 // minimize_latency) and waits for its answer or the caller's context.
 func (c *coalescer) checkAt(ctx context.Context, item *v1.CheckBulkPermissionsRequestItem, token string) (authz.Decision, error) {
 	q := &queuedCheck{item: item, at: token, done: make(chan checkResult, 1)}
@@ -147,7 +147,10 @@ func byRevision(batch []*queuedCheck) [][]*queuedCheck {
 func (c *coalescer) send(batch []*queuedCheck) {
 	ctx, cancel := c.g.call(context.Background())
 	defer cancel()
-	cons := consistency(batch[0].at)
+	cons := consistency("")
+	if batch[0].at != "" {
+		cons = atBarrier(batch[0].at)
+	}
 	if len(batch) == 1 {
 		d, err := c.g.checkWith(ctx, batch[0].item, cons, false)
 		batch[0].done <- checkResult{d: d, err: err}
