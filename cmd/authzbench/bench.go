@@ -314,6 +314,11 @@ func (b *bench) profiled(ctx context.Context, name string, fn func() stats) func
 			fmt.Fprintln(b.log, "profile:", err)
 			return fn()
 		}
+		// Connections made outside a labelled worker would carry no label:
+		// let the run's workers dial their own.
+		for _, c := range []*apiClient{b.audited, b.unaudited, b.nocache, b.unchained} {
+			c.http.CloseIdleConnections()
+		}
 		done := make(chan error, 1)
 		go func() {
 			done <- b.spice.Profile(ctx, b.cfg.Warmup+b.cfg.Duration, filepath.Join(b.cfg.ProfileDir, name+".spicedb.pprof"))
@@ -322,6 +327,19 @@ func (b *bench) profiled(ctx context.Context, name string, fn func() stats) func
 		pprof.StopCPUProfile()
 		if err := <-done; err != nil {
 			fmt.Fprintln(b.log, "spicedb profile:", err)
+		}
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(b.log, "profile:", err)
+			return st
+		}
+		share, err := loadShare(f.Name())
+		if err != nil {
+			fmt.Fprintln(b.log, "profile:", err)
+			return st
+		}
+		if st.Ops > 0 && st.CPU.OK {
+			b.report.splits = append(b.report.splits, cpuSplit{name: name, ops: st.Ops, loadShare: share,
+				selfPerOp: float64(st.CPU.Self.Microseconds()) / float64(st.Ops)})
 		}
 		return st
 	}
@@ -600,7 +618,8 @@ func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what str
 	if err != nil {
 		return err
 	}
-	fr, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0, closed(b.audited.facadeCheck(d.drawZipf)))
+	fr, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0,
+		b.profiled(ctx, fmt.Sprintf("zipf-%s-facade-c%d", d.prefix, top), closed(b.audited.facadeCheck(d.drawZipf))))
 	if err != nil {
 		return err
 	}
