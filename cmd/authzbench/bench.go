@@ -320,6 +320,16 @@ func (b *bench) profiled(ctx context.Context, name string, fn func() stats) func
 		for _, c := range []*apiClient{b.audited, b.unaudited, b.nocache, b.unchained} {
 			c.http.CloseIdleConnections()
 		}
+		// Allocation profiles are cumulative: one before and one after the run
+		// (go tool pprof -diff_base before after) give the run's allocations.
+		writeAllocs := func(suffix string) {
+			if f, err := os.Create(filepath.Join(b.cfg.ProfileDir, name+suffix)); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}
+		writeAllocs(".allocs-before.authzbench.pprof")
+		defer writeAllocs(".allocs.authzbench.pprof")
 		done := make(chan error, 1)
 		go func() {
 			done <- b.spice.Profile(ctx, b.cfg.Warmup+b.cfg.Duration, filepath.Join(b.cfg.ProfileDir, name+".spicedb.pprof"))
