@@ -150,7 +150,8 @@ func TestChainReplicasInterleave(t *testing.T) {
 		for _, l := range active {
 			for range 1 + rng.IntN(16) {
 				k++
-				go func() { errs <- l.Record(ctx, event("scaibunker", fmt.Sprintf("u%d", rng.IntN(100)), time.Now())) }()
+				actor := fmt.Sprintf("u%d", rng.IntN(100)) // drawn here: rng is not safe for concurrent use
+				go func() { errs <- l.Record(ctx, event("scaibunker", actor, time.Now())) }()
 			}
 		}
 		for range k {
