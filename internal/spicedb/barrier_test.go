@@ -192,3 +192,80 @@ func TestBarrierIncludesEarlierWrites(t *testing.T) {
 		t.Errorf("%d of %d reads at a barrier sent after a write did not see the write", barrierMissed.Load(), writes.Load())
 	}
 }
+
+// Edges between tenants: authzd's API never writes one, but a write straight
+// to SpiceDB can (tenant:T#grant_K@role:U/r#member). T's answers then depend
+// on U's relationships, and a change to U must drop T too, transitively.
+func TestDecisionCacheCrossTenantEdges(t *testing.T) {
+	c := newDecisionCache(0)
+	c.start("start", nil)
+	fillT := func() {
+		t.Helper()
+		f, ok := c.begin("T")
+		if !ok {
+			t.Fatal("begin failed")
+		}
+		c.store(f, "rev", map[string]bool{"k": true})
+		if _, _, hit := c.lookup("T", "k", ""); !hit {
+			t.Fatal("an answer stored for T is not served")
+		}
+	}
+	dropped := func() bool {
+		_, _, hit := c.lookup("T", "k", "")
+		return !hit
+	}
+
+	// The stream turns a cross-tenant relationship into a link; a delete does not make one.
+	rel := func(op v1.RelationshipUpdate_Operation) *v1.WatchResponse {
+		return &v1.WatchResponse{Updates: []*v1.RelationshipUpdate{{Operation: op, Relationship: &v1.Relationship{
+			Resource: &v1.ObjectReference{ObjectType: typeTenant, ObjectId: "T"}, Relation: "grant_x",
+			Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: typeRole, ObjectId: "U/r"}, OptionalRelation: relMember},
+		}}}}
+	}
+	if ch := changeOf(rel(v1.RelationshipUpdate_OPERATION_TOUCH)); len(ch.links) != 1 || ch.links[0] != [2]string{"U", "T"} || len(ch.tenants) != 1 || ch.tenants[0] != "T" {
+		t.Fatalf("touch of a cross-tenant grant: %+v, want a link U->T and tenant T", ch)
+	}
+	if ch := changeOf(rel(v1.RelationshipUpdate_OPERATION_DELETE)); len(ch.links) != 0 {
+		t.Fatalf("delete made links %v", ch.links)
+	}
+
+	// Without the edge, a change to U leaves T alone.
+	fillT()
+	c.apply(change{tenants: []string{"U"}})
+	if dropped() {
+		t.Fatal("a change to an unrelated tenant dropped T")
+	}
+	// The edge is written (a change to T, which drops T), then U changes: T is dropped again.
+	c.apply(changeOf(rel(v1.RelationshipUpdate_OPERATION_TOUCH)))
+	fillT()
+	f, _ := c.begin("T") // a fill of T in flight while U changes must not be stored
+	c.apply(change{tenants: []string{"U"}})
+	if !dropped() {
+		t.Fatal("a change to U did not drop T, whose grant names U's role")
+	}
+	c.store(f, "rev", map[string]bool{"k": true})
+	if !dropped() {
+		t.Fatal("a fill of T begun before U changed was stored")
+	}
+	// Transitively: U's role names V's role.
+	c.apply(change{tenants: []string{"U"}, links: [][2]string{{"V", "U"}}})
+	fillT()
+	c.apply(change{tenants: []string{"V"}})
+	if !dropped() {
+		t.Fatal("a change to V did not drop T (T depends on U, U on V)")
+	}
+	// Edges survive a resync: they stay in SpiceDB.
+	c.start("restart", nil)
+	fillT()
+	c.apply(change{tenants: []string{"V"}})
+	if !dropped() {
+		t.Fatal("after a resync a change to V did not drop T")
+	}
+	// An object outside every tenant naming a tenant's object: any tenant change drops all.
+	c.apply(change{global: true, links: [][2]string{{"W", ""}}})
+	fillT()
+	c.apply(change{tenants: []string{"Z"}})
+	if !dropped() {
+		t.Fatal("with a platform-level edge, a tenant change did not drop everything")
+	}
+}

@@ -66,6 +66,20 @@ type decisionCache struct {
 	barrierWanted chan struct{}
 	tenants       map[string]map[string]entry // tenant -> decision key -> answer
 	entries       int
+	// dependents maps a tenant U to the tenants whose answers can depend on
+	// U's relationships: T depends on U when a relationship on T's objects
+	// names one of U's objects as its subject (tenant:T#grant_K@role:U/r#member,
+	// bunker:T/b#tenant@tenant:U). authzd's API never writes such an edge,
+	// but a write made straight to SpiceDB can, and then a change to U must
+	// drop T as well. Edges are learnt from the stream and kept across
+	// resyncs (they stay in SpiceDB); a delete keeps them (conservative).
+	// Edges written before this process started are read once, at the first
+	// stream's start barrier (crossTenantEdges). allDepend is set when an edge reaches beyond a
+	// tenant (a platform or partner object naming a tenant's object) or there
+	// are more than maxDependents edges: every tenant change then drops all.
+	dependents map[string]map[string]bool
+	nDepend    int
+	allDepend  bool
 	// delivered maps the zed tokens of authzd's own writes to true once the
 	// stream has delivered them and a checkpoint followed (see wrote): a check
 	// carrying such a token may be answered here, because every change up to
@@ -95,11 +109,14 @@ type entry struct {
 // maxTrackedWrites bounds the write tokens remembered for token-carrying checks.
 const maxTrackedWrites = 4096
 
+// maxDependents bounds the cross-tenant edges remembered one by one.
+const maxDependents = 10000
+
 func newDecisionCache(maxEntries int) *decisionCache {
 	if maxEntries <= 0 {
 		maxEntries = 1 << 20
 	}
-	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]entry{},
+	return &decisionCache{max: maxEntries, gens: map[string]uint64{}, tenants: map[string]map[string]entry{}, dependents: map[string]map[string]bool{},
 		delivered: map[string]bool{}, pending: map[string]pendingWrite{}, early: map[string]bool{},
 		safeMoved: make(chan struct{}), barrierWanted: make(chan struct{}, 1)}
 }
@@ -328,8 +345,12 @@ func (c *decisionCache) dropAllLocked() {
 
 // change is what one Watch response tells the cache.
 type change struct {
-	tenants    []string // tenants whose relationships changed
-	global     bool     // a change that can reach any tenant (partner, platform, schema)
+	tenants []string // tenants whose relationships changed
+	global  bool     // a change that can reach any tenant (partner, platform, schema)
+	// links are cross-tenant edges written: {U, T} when a relationship on
+	// T's objects names U's object as its subject; T is "" for an object
+	// outside any tenant (platform, partner) naming a tenant's object.
+	links      [][2]string
 	writeIDs   []string // authzd write ids carried in the transaction metadata
 	checkpoint bool     // every change up to here has been delivered
 }
@@ -343,11 +364,14 @@ func (c *decisionCache) apply(ch change) {
 	defer c.mu.Unlock()
 	now := time.Now()
 	c.lastApply = now
-	if ch.global {
+	for _, l := range ch.links {
+		c.linkLocked(l[0], l[1])
+	}
+	if ch.global || (c.allDepend && len(ch.tenants) > 0) {
 		c.dropAllLocked()
 		c.invalidations.Add(1)
 	} else {
-		for _, t := range ch.tenants {
+		for _, t := range c.withDependentsLocked(ch.tenants) {
 			c.seq++
 			c.gens[t] = c.seq
 			c.entries -= len(c.tenants[t])
@@ -376,6 +400,58 @@ func (c *decisionCache) apply(ch change) {
 		}
 	}
 	c.uncovered = c.uncovered[:0]
+}
+
+// link records edges between tenants found outside the stream ({from, to}:
+// to depends on from).
+func (c *decisionCache) link(edges [][2]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range edges {
+		c.linkLocked(e[0], e[1])
+	}
+}
+
+// linkLocked records that tenant to depends on tenant from. An empty to is
+// an object outside every tenant (which every tenant may depend on): from's
+// changes then reach every tenant.
+func (c *decisionCache) linkLocked(from, to string) {
+	if c.allDepend || c.dependents[from][to] {
+		return
+	}
+	if to == "" || c.nDepend >= maxDependents {
+		c.allDepend = true
+		return
+	}
+	if c.dependents[from] == nil {
+		c.dependents[from] = map[string]bool{}
+	}
+	c.dependents[from][to] = true
+	c.nDepend++
+}
+
+// withDependentsLocked returns tenants and every tenant that depends on one
+// of them, directly or through others.
+func (c *decisionCache) withDependentsLocked(tenants []string) []string {
+	if len(c.dependents) == 0 {
+		return tenants
+	}
+	seen := make(map[string]bool, len(tenants))
+	out := make([]string, 0, len(tenants))
+	queue := append([]string(nil), tenants...)
+	for len(queue) > 0 {
+		t := queue[0]
+		queue = queue[1:]
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		out = append(out, t)
+		for d := range c.dependents[t] {
+			queue = append(queue, d)
+		}
+	}
+	return out
 }
 
 func (c *decisionCache) deliveredLocked(token string) {

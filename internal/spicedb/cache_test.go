@@ -401,3 +401,103 @@ func TestDecisionCacheTokens(t *testing.T) {
 		}
 	})
 }
+
+// A grant written straight to SpiceDB (out of band) that names another
+// tenant's role: removing the member from that role, a change to the other
+// tenant's objects only, must still change the cached answer of the first
+// tenant (decisionCache.dependents). Against real SpiceDB, tokenless checks
+// through the cache after the stream has delivered each write.
+func TestDecisionCacheCrossTenantGrant(t *testing.T) {
+	ctx := context.Background()
+	g := mustOpenCached(t)
+	key := newCacheWorld(t).keys[0]
+	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
+	mustWrite := func(tok string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustDelivered(t, g, tok)
+		return tok
+	}
+	mustWrite(g.PutPartner(ctx, "p"))
+	mustWrite(g.PutTenant(ctx, "ta", "p"))
+	mustWrite(g.PutTenant(ctx, "ub", "p"))
+	mustWrite(g.PutRole(ctx, "ub", "r", []authz.Key{key}))
+	mustWrite(g.SetMember(ctx, "ub", "r", alice, true))
+	// Out of band: tenant ta grants the key to tenant ub's role.
+	oob, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+		touch(rel(typeTenant, "ta", key.GrantRelation(), roleMembers("ub/r")))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stream delivers in commit order: once a later write of authzd's
+	// (to a third tenant) is delivered, so is the out-of-band one.
+	mustWrite(g.PutTenant(ctx, "vc", "p"))
+	check := authz.Check{TenantID: "ta", Subject: alice, Key: key}
+	waitFor(t, func() bool {
+		d, err := g.Check(ctx, check)
+		return err == nil && d.Allowed
+	})
+	// Asked twice: the second answer comes from the cache.
+	if d, err := g.Check(ctx, check); err != nil || !d.Allowed || d.Source != authz.SourceCache {
+		t.Fatalf("after the out-of-band grant (token %s): %+v, %v; want allowed from the cache", oob.GetWrittenAt().GetToken(), d, err)
+	}
+	// Alice leaves ub's role: a change to ub's objects only.
+	mustWrite(g.SetMember(ctx, "ub", "r", alice, false))
+	if truth(ctx, t, g, check) {
+		t.Fatal("spicedb still allows alice after she left the role")
+	}
+	if d, err := g.Check(ctx, check); err != nil || d.Allowed {
+		t.Fatalf("tenant ta's cached answer outlived the change to tenant ub's role: %+v, %v", d, err)
+	}
+}
+
+// The same, with the out-of-band grant written before the decision cache
+// started: the cache is replaced by a new one with its own watcher, as a new
+// authzd process would start (nothing else runs at that moment). Its stream
+// never carries the edge, so the watcher must find it at start
+// (crossTenantEdges).
+func TestDecisionCacheCrossTenantGrantBeforeStart(t *testing.T) {
+	ctx := context.Background()
+	g := mustOpenCached(t)
+	key := newCacheWorld(t).keys[0]
+	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
+	for _, w := range []func() (string, error){
+		func() (string, error) { return g.PutPartner(ctx, "p") },
+		func() (string, error) { return g.PutTenant(ctx, "ta", "p") },
+		func() (string, error) { return g.PutTenant(ctx, "ub", "p") },
+		func() (string, error) { return g.PutRole(ctx, "ub", "r", []authz.Key{key}) },
+		func() (string, error) { return g.SetMember(ctx, "ub", "r", alice, true) },
+	} {
+		if _, err := w(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+		touch(rel(typeTenant, "ta", key.GrantRelation(), roleMembers("ub/r")))}}); err != nil {
+		t.Fatal(err)
+	}
+	g.watcher.close()
+	g.cache = newDecisionCache(0)
+	g.watcher = startWatcher(g, g.cache, g.logger)
+	mustCacheReady(t, g)
+
+	check := authz.Check{TenantID: "ta", Subject: alice, Key: key}
+	for range 2 { // the second answer comes from the cache
+		if d, err := g.Check(ctx, check); err != nil || !d.Allowed {
+			t.Fatalf("a cache started after the out-of-band grant: %+v, %v; want allowed", d, err)
+		}
+	}
+	if st := g.CacheStats(); st.Hits == 0 {
+		t.Fatalf("the answer was not cached: %+v", st)
+	}
+	tok, err := g.SetMember(ctx, "ub", "r", alice, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDelivered(t, g, tok)
+	if d, err := g.Check(ctx, check); err != nil || d.Allowed {
+		t.Fatalf("tenant ta's cached answer outlived the change to tenant ub's role in a cache started after the edge: %+v, %v", d, err)
+	}
+}

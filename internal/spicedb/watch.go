@@ -37,6 +37,8 @@ type watcher struct {
 
 	mu  sync.Mutex
 	cut context.CancelFunc // ends the current stream
+
+	scanned bool // the edges between tenants that predate the first stream are known (crossTenantEdges)
 }
 
 // probeEvery bounds how long a SpiceDB that stopped answering (a silent
@@ -114,6 +116,19 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	start, err := w.g.barrier(ctx)
 	if err != nil {
 		return false, err
+	}
+	if !w.scanned {
+		// Edges between tenants written before this process started: the
+		// stream, which starts at the same barrier, brings every later one.
+		edges, err := w.g.crossTenantEdges(ctx, start)
+		if err != nil {
+			return false, err
+		}
+		if len(edges) > 0 {
+			w.logger.Warn("relationships in spicedb link tenants (not written by authzd); the decision cache drops a tenant on changes to the tenants it depends on", "edges", len(edges))
+		}
+		w.cache.link(edges)
+		w.scanned = true
 	}
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
@@ -199,6 +214,11 @@ func changeOf(resp *v1.WatchResponse) change {
 	for _, u := range resp.GetUpdates() {
 		o := u.GetRelationship().GetResource()
 		t := tenantOf(o.GetObjectType(), o.GetObjectId())
+		if so := u.GetRelationship().GetSubject().GetObject(); u.GetOperation() != v1.RelationshipUpdate_OPERATION_DELETE {
+			if st := tenantOf(so.GetObjectType(), so.GetObjectId()); st != "" && st != t {
+				ch.links = append(ch.links, [2]string{st, t}) // see decisionCache.dependents
+			}
+		}
 		if t == "" {
 			ch.global = true
 			continue
