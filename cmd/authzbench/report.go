@@ -292,15 +292,21 @@ func (r *report) writeGoals(p printer, b *bench) float64 {
 		goal(fmt.Sprintf("phase %s: facade vs SpiceDB direct, Zipf users, c=%d, after %s warm-up each (decision cache)", z.phase, r.topConc, cfg.ZipfWarmup), "≥ 1.5x", fmt.Sprintf("%.2fx (%.0f vs %.0f checks/s; facade p99 %s ms)",
 			q, z.facade.Throughput(), z.direct.Throughput(), ms(z.facade.Quantile(.99))), q >= 1.5)
 	}
-	if s, ok := r.split(fmt.Sprintf("facade-c%d", r.topConc)); ok {
+	// The issue states its goals on the 1,000-tenant set: judged on its Zipf
+	// pool when phase 4 ran, else on the small set's uniform pool.
+	judged, ok := r.split(fmt.Sprintf("zipf-large-facade-c%d", r.topConc))
+	if !ok {
+		judged, ok = r.split(fmt.Sprintf("facade-c%d", r.topConc))
+	}
+	if ok {
 		var others []string
 		for _, o := range r.splits {
-			if o.name != s.name && o.name != fmt.Sprintf("direct-c%d", r.topConc) {
+			if o.name != judged.name && o.name != fmt.Sprintf("direct-c%d", r.topConc) {
 				others = append(others, fmt.Sprintf("%s %.0f µs", o.name, o.authzdPerOp()))
 			}
 		}
-		goal(fmt.Sprintf("authzd's own CPU per check at c=%d (labelled profile)", r.topConc), "≤ 100 µs", fmt.Sprintf("%.0f µs (this process %.0f µs, load generator %.0f%%); %s",
-			s.authzdPerOp(), s.selfPerOp, 100*s.loadShare, strings.Join(others, ", ")), s.authzdPerOp() <= 100)
+		goal(fmt.Sprintf("authzd's own CPU per check at c=%d (labelled profile, %s)", r.topConc, judged.name), "≤ 100 µs", fmt.Sprintf("%.0f µs (this process %.0f µs, load generator %.0f%%); %s",
+			judged.authzdPerOp(), judged.selfPerOp, 100*judged.loadShare, strings.Join(others, ", ")), judged.authzdPerOp() <= 100)
 	}
 	if n := len(r.visibility); n > 0 {
 		p99 := pick(r.visibility, .99)
