@@ -4,12 +4,14 @@
 package spicedb
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -271,7 +273,15 @@ func (g *Graph) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("checks in flight did not finish within the shutdown bound: %w", ctx.Err()))
 	}
 	if g.embedded != nil {
-		errs = append(errs, g.embedded.close(ctx))
+		if err := g.embedded.close(ctx); err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				// Say what SpiceDB's graceful stop was waiting for (CI saw it once, unexplained).
+				var dump bytes.Buffer
+				_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+				g.logger.Error("embedded spicedb did not stop within the shutdown bound", "goroutines", dump.String())
+			}
+		}
 	} else if g.conn != nil {
 		errs = append(errs, g.conn.Close())
 	}
