@@ -161,6 +161,14 @@ func TestChainReplicasInterleave(t *testing.T) {
 		}
 		n += k
 	}
+	// Then one replica alone, one record at a time: after at most the
+	// backoff's batches under the lock, its known head is right again.
+	for range 40 {
+		if err := logs[0].Record(ctx, event("scaibunker", "solo", time.Now())); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		n++
+	}
 	var oneTrip, locked int64
 	for _, l := range logs {
 		l.Close()

@@ -29,6 +29,16 @@ func (m *model) scopedTypes() []string {
 	return out
 }
 
+// edgeOf reports whether rel links two tenants: its subject is an object of
+// another tenant than its resource's ("" for a platform or partner
+// resource). The edge is {subject's tenant, resource's tenant}: the second
+// depends on the first (decisionCache.dependents).
+func edgeOf(rel *v1.Relationship) ([2]string, bool) {
+	o, so := rel.GetResource(), rel.GetSubject().GetObject()
+	t, st := tenantOf(o.GetObjectType(), o.GetObjectId()), tenantOf(so.GetObjectType(), so.GetObjectId())
+	return [2]string{st, t}, st != "" && st != t
+}
+
 // crossTenantEdges lists, at the revision at, every relationship on one
 // tenant's object whose subject is another tenant's object, as {subject's
 // tenant, resource's tenant}. authzd's API never writes one; a write made
@@ -56,10 +66,8 @@ func (g *Graph) crossTenantEdges(ctx context.Context, at string) ([][2]string, e
 				if err != nil {
 					return nil, mapError(err, "read cross-tenant relationships")
 				}
-				rel := resp.GetRelationship()
-				o, so := rel.GetResource(), rel.GetSubject().GetObject()
-				if t, st := tenantOf(o.GetObjectType(), o.GetObjectId()), tenantOf(so.GetObjectType(), so.GetObjectId()); st != "" && st != t {
-					out = append(out, [2]string{st, t})
+				if e, ok := edgeOf(resp.GetRelationship()); ok {
+					out = append(out, e)
 				}
 			}
 		}

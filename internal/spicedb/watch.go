@@ -214,10 +214,8 @@ func changeOf(resp *v1.WatchResponse) change {
 	for _, u := range resp.GetUpdates() {
 		o := u.GetRelationship().GetResource()
 		t := tenantOf(o.GetObjectType(), o.GetObjectId())
-		if so := u.GetRelationship().GetSubject().GetObject(); u.GetOperation() != v1.RelationshipUpdate_OPERATION_DELETE {
-			if st := tenantOf(so.GetObjectType(), so.GetObjectId()); st != "" && st != t {
-				ch.links = append(ch.links, [2]string{st, t}) // see decisionCache.dependents
-			}
+		if e, ok := edgeOf(u.GetRelationship()); ok && u.GetOperation() != v1.RelationshipUpdate_OPERATION_DELETE {
+			ch.links = append(ch.links, e) // a delete keeps the edge known (see decisionCache.dependents)
 		}
 		if t == "" {
 			ch.global = true
