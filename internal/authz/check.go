@@ -28,13 +28,16 @@ type Decision struct {
 	CheckedAt string
 	// Err is set when this item of a bulk check got no answer; Allowed is then false.
 	Err error
-	// Source says where the answer came from: SourceCache or SourceSpiceDB.
+	// Source says where the answer came from: SourceCache, SourceMirror or SourceSpiceDB.
 	Source string
 }
 
 // Decision sources, recorded in audit rows.
 const (
-	SourceCache   = "cache"
+	SourceCache = "cache"
+	// SourceMirror is an answer SpiceDB's engine computed on the decision
+	// cache's in-process copy of SpiceDB's relationships (a cache miss).
+	SourceMirror  = "mirror"
 	SourceSpiceDB = "spicedb"
 )
 

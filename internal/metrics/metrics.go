@@ -127,7 +127,8 @@ type CacheState struct {
 	Entries                                            int
 	FrontierAge                                        time.Duration
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
-	Verified, Mismatches, Barriers                     uint64
+	Verified, Mismatches, Barriers, MirrorFills        uint64
+	MirrorRelationships                                int64
 }
 
 // DecisionCache exports the decision cache's counters and gauges.
@@ -145,6 +146,8 @@ func (m *Metrics) DecisionCache(read func() CacheState) {
 		counter("authzd_cache_resyncs_total", "Watch streams started with an empty cache.", func(s CacheState) uint64 { return s.Resyncs }),
 		counter("authzd_cache_fills_dropped_total", "SpiceDB answers not stored because a change to their tenant arrived while they were asked.", func(s CacheState) uint64 { return s.FillsDropped }),
 		counter("authzd_cache_barriers_total", "Barrier writes sent so that misses of changed tenants read a revision that includes the change.", func(s CacheState) uint64 { return s.Barriers }),
+		counter("authzd_cache_mirror_fills_total", "Cache misses answered by the mirror (SpiceDB's engine on an in-process copy of its relationships).", func(s CacheState) uint64 { return s.MirrorFills }),
+		gauge("authzd_cache_mirror_relationships", "Relationships held by the decision cache's mirror (0 when it is off or not loaded).", func(s CacheState) float64 { return float64(s.MirrorRelationships) }),
 		counter("authzd_cache_verified_total", "Sampled cache answers re-checked against SpiceDB.", func(s CacheState) uint64 { return s.Verified }),
 		counter("authzd_cache_mismatch_total", "Sampled cache answers that SpiceDB contradicted (each drops its tenant).", func(s CacheState) uint64 { return s.Mismatches }),
 		gauge("authzd_cache_entries", "Answers held by the decision cache.", func(s CacheState) float64 { return float64(s.Entries) }),

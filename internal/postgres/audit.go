@@ -207,7 +207,7 @@ func chainRow(e authz.Event) (auditchain.Row, error) {
 // spares every row a reflective encoding of a map.
 var sourceDetails = func() map[string][]byte {
 	m := map[string][]byte{}
-	for _, src := range []string{authz.SourceCache, authz.SourceSpiceDB} {
+	for _, src := range []string{authz.SourceCache, authz.SourceMirror, authz.SourceSpiceDB} {
 		b, err := json.Marshal(map[string]any{"source": src})
 		if err != nil {
 			panic(err)

@@ -22,7 +22,7 @@ func TestDecisionCacheBarriers(t *testing.T) {
 	if _, _, ok := c.barrierFor(0); ok {
 		t.Fatal("a cache that has not started offered a barrier")
 	}
-	c.start("start", nil)
+	c.start("start", nil, nil)
 
 	// Nothing changed since the stream started: its start revision serves.
 	f, ok := c.begin("t1")
@@ -93,7 +93,7 @@ func TestDecisionCacheBarriers(t *testing.T) {
 
 	// A barrier begun before a restart is older than the new stream's start.
 	seq := c.lastSeq()
-	c.start("restart", nil)
+	c.start("restart", nil, nil)
 	c.setBarrier(seq, "stale")
 	f, _ = c.begin("t1")
 	if tok, _, _ := c.barrierFor(f.need); tok != "restart" {
@@ -198,7 +198,7 @@ func TestBarrierIncludesEarlierWrites(t *testing.T) {
 // on U's relationships, and a change to U must drop T too, transitively.
 func TestDecisionCacheCrossTenantEdges(t *testing.T) {
 	c := newDecisionCache(0)
-	c.start("start", nil)
+	c.start("start", nil, nil)
 	fillT := func() {
 		t.Helper()
 		f, ok := c.begin("T")
@@ -255,7 +255,7 @@ func TestDecisionCacheCrossTenantEdges(t *testing.T) {
 		t.Fatal("a change to V did not drop T (T depends on U, U on V)")
 	}
 	// Edges survive a resync: they stay in SpiceDB.
-	c.start("restart", nil)
+	c.start("restart", nil, nil)
 	fillT()
 	c.apply(change{tenants: []string{"V"}})
 	if !dropped() {

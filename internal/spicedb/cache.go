@@ -96,8 +96,12 @@ type decisionCache struct {
 	// observeLag, when set, is told how long the stream took to deliver one
 	// of authzd's own writes after SpiceDB answered it.
 	observeLag func(time.Duration)
+	// mirror answers fills in place of SpiceDB (nil when off or not loaded);
+	// mirrorSeq is the number of the last change its state covers.
+	mirror    *mirror
+	mirrorSeq uint64
 
-	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches, barriers atomic.Uint64
+	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches, barriers, mirrorFills, mirrorRebuilds atomic.Uint64
 }
 
 // entry is one answer and the revision SpiceDB computed it at.
@@ -227,6 +231,29 @@ func (c *decisionCache) barrierFor(need uint64) (token string, moved <-chan stru
 	return "", c.safeMoved, true
 }
 
+// mirrorFor returns the mirror when its state covers need: every change up
+// to need has been applied to it, so an answer it gives is as good as one
+// SpiceDB gives at a barrier covering need. Nil otherwise (not loaded, or a
+// change it has not applied yet touched the fill's tenant).
+func (c *decisionCache) mirrorFor(need uint64) *mirror {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.ready || c.mirror == nil || c.mirrorSeq < need {
+		return nil
+	}
+	return c.mirror
+}
+
+// swapMirror puts n in old's place (a rebuild: n holds what old holds).
+func (c *decisionCache) swapMirror(old, n *mirror) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mirror == old {
+		c.mirror = n
+		c.mirrorRebuilds.Add(1)
+	}
+}
+
 // lastSeq is the number of the last change applied: a barrier sent after
 // this call covers it.
 func (c *decisionCache) lastSeq() uint64 {
@@ -308,12 +335,14 @@ func (c *decisionCache) pendingIDs() []string {
 // start makes the cache ready, empty, following a stream that began after
 // the revision from (a barrier: the stream delivers every change it does not
 // include). before are writes that SpiceDB answered before from was asked
-// for: from includes them, and the stream will not deliver them.
-func (c *decisionCache) start(from string, before []string) {
+// for: from includes them, and the stream will not deliver them. m, when
+// not nil, is a mirror loaded at exactly from.
+func (c *decisionCache) start(from string, before []string, m *mirror) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
 	c.safe = barrier{seq: c.global, token: from, at: time.Now()}
+	c.mirror, c.mirrorSeq = m, c.global
 	c.wakeLocked()
 	for _, id := range before {
 		if p, ok := c.pending[id]; ok {
@@ -330,7 +359,7 @@ func (c *decisionCache) stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
-	c.ready = false
+	c.ready, c.mirror = false, nil
 	c.wakeLocked() // waiting fills see the cache is not ready
 }
 
@@ -353,6 +382,7 @@ type change struct {
 	links      [][2]string
 	writeIDs   []string // authzd write ids carried in the transaction metadata
 	checkpoint bool     // every change up to here has been delivered
+	mirrored   bool     // the mirror has applied every change up to here
 }
 
 // apply drops what the change can affect. Write tokens count as delivered
@@ -378,6 +408,9 @@ func (c *decisionCache) apply(ch change) {
 			delete(c.tenants, t)
 			c.invalidations.Add(1)
 		}
+	}
+	if ch.mirrored {
+		c.mirrorSeq = c.seq
 	}
 	c.uncovered = append(c.uncovered, ch.writeIDs...)
 	if !ch.checkpoint {
@@ -497,6 +530,9 @@ type CacheStats struct {
 	FrontierAge                                        time.Duration // since the stream last delivered anything
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
 	Verified, Mismatches, Barriers                     uint64
+	MirrorFills                                        uint64 // misses the mirror answered
+	MirrorRebuilds                                     uint64 // mirrors copied afresh (mirror.rebuilt)
+	MirrorRelationships                                int64  // held by the mirror (0 when off or not loaded)
 }
 
 func (c *decisionCache) stats() CacheStats {
@@ -504,9 +540,13 @@ func (c *decisionCache) stats() CacheStats {
 	defer c.mu.RUnlock()
 	s := CacheStats{Enabled: true, Ready: c.ready, Entries: c.entries, Hits: c.hits.Load(), Misses: c.misses.Load(),
 		Invalidations: c.invalidations.Load(), Resyncs: c.resyncs.Load(), FillsDropped: c.fillsDropped.Load(),
-		Verified: c.verified.Load(), Mismatches: c.mismatches.Load(), Barriers: c.barriers.Load()}
+		Verified: c.verified.Load(), Mismatches: c.mismatches.Load(), Barriers: c.barriers.Load(),
+		MirrorFills: c.mirrorFills.Load(), MirrorRebuilds: c.mirrorRebuilds.Load()}
 	if c.ready {
 		s.FrontierAge = time.Since(c.lastApply)
+	}
+	if c.mirror != nil {
+		s.MirrorRelationships = c.mirror.rels.Load()
 	}
 	return s
 }

@@ -23,11 +23,13 @@ import (
 // empties the cache and a new stream resyncs it. AUTHZ_TEST_CACHE_SEED replays a run, and
 // AUTHZ_TEST_CACHE_ROUNDS sets its length.
 
-func mustOpenCached(t *testing.T) *Graph {
+// mustOpenCached opens a Graph with the decision cache on SpiceDB on Postgres; mirrorMax is its
+// CacheMirrorMax (0: the default bound, negative: no mirror, misses read SpiceDB at a barrier).
+func mustOpenCached(t *testing.T, mirrorMax int) *Graph {
 	t.Helper()
 	model := mustManifests(t)
 	g, err := Open(context.Background(), Config{Schema: model.Schema(), Timeout: 5 * time.Second, DecisionCache: true,
-		CacheVerifyRate: 1, Embedded: EmbeddedConfig{Datastore: "postgres", DatabaseURL: pgtest.MustCreate(t)}},
+		CacheVerifyRate: 1, CacheMirrorMax: mirrorMax, Embedded: EmbeddedConfig{Datastore: "postgres", DatabaseURL: pgtest.MustCreate(t)}},
 		slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -211,9 +213,20 @@ func truth(ctx context.Context, t *testing.T, g *Graph, c authz.Check) bool {
 	return resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
 }
 
+// TestDecisionCacheDifferential runs twice: with the mirror answering misses (the default), and
+// without it, misses reading SpiceDB at a barrier (the path a mirror over its bound falls back to).
 func TestDecisionCacheDifferential(t *testing.T) {
 	pgtest.Require(t)
-	g := mustOpenCached(t)
+	t.Run("Mirror", func(t *testing.T) {
+		// Rebuild the mirror every few dozen updates, so that checks also read freshly rebuilt mirrors.
+		defer func(n int64) { mirrorRebuildMin = n }(mirrorRebuildMin)
+		mirrorRebuildMin = 40
+		differential(t, mustOpenCached(t, 0), true)
+	})
+	t.Run("Barriers", func(t *testing.T) { differential(t, mustOpenCached(t, -1), false) })
+}
+
+func differential(t *testing.T, g *Graph, mirror bool) {
 	ctx := context.Background()
 	seed, rounds := cacheSeed(t)
 	rnd := rand.New(rand.NewPCG(seed, 1))
@@ -303,10 +316,16 @@ func TestDecisionCacheDifferential(t *testing.T) {
 		}
 	}
 	st := g.CacheStats()
-	t.Logf("%d checks x %d rounds, %d mismatches; cache: %d hits, %d misses, %d invalidations, %d barriers, %d fills dropped, %d verified, %d verify mismatches",
-		len(checks), rounds, mismatches, st.Hits, st.Misses, st.Invalidations, st.Barriers, st.FillsDropped, st.Verified, st.Mismatches)
-	if st.Hits == 0 || st.Invalidations == 0 || st.Barriers == 0 {
-		t.Fatalf("the cache answered %d checks, applied %d invalidations and sent %d barriers: the test did not exercise it", st.Hits, st.Invalidations, st.Barriers)
+	t.Logf("%d checks x %d rounds, %d mismatches; cache: %d hits, %d misses (%d answered by the mirror, %d mirror rebuilds), %d invalidations, %d barriers, %d fills dropped, %d verified, %d verify mismatches",
+		len(checks), rounds, mismatches, st.Hits, st.Misses, st.MirrorFills, st.MirrorRebuilds, st.Invalidations, st.Barriers, st.FillsDropped, st.Verified, st.Mismatches)
+	if st.Hits == 0 || st.Invalidations == 0 {
+		t.Fatalf("the cache answered %d checks and applied %d invalidations: the test did not exercise it", st.Hits, st.Invalidations)
+	}
+	if mirror && (st.MirrorFills == 0 || st.MirrorRebuilds == 0) {
+		t.Fatalf("%d misses answered by the mirror, %d rebuilds: the test did not exercise it", st.MirrorFills, st.MirrorRebuilds)
+	}
+	if !mirror && (st.Barriers == 0 || st.MirrorFills > 0) {
+		t.Fatalf("%d barriers sent and %d misses answered by a mirror that is off", st.Barriers, st.MirrorFills)
 	}
 	if st.Mismatches > 0 {
 		t.Errorf("background verification found %d mismatches", st.Mismatches)
@@ -317,7 +336,7 @@ func TestDecisionCacheDifferential(t *testing.T) {
 // stream has not delivered it yet, and while the stream is cut.
 func TestDecisionCacheTokens(t *testing.T) {
 	pgtest.Require(t)
-	g := mustOpenCached(t)
+	g := mustOpenCached(t, 0)
 	ctx := context.Background()
 	k, err := authz.ParseKey("scaibunker:execute")
 	if err != nil {
@@ -380,7 +399,7 @@ func TestDecisionCacheTokens(t *testing.T) {
 			t.Fatalf("tokenless check with the stream cut: %+v, %v", d, err)
 		}
 		// A new stream resyncs from an empty cache and answers again.
-		g.watcher = startWatcher(g, g.cache, g.logger)
+		g.watcher = startWatcher(g, g.cache, g.mirrorMax, g.logger)
 		mustCacheReady(t, g)
 		tok, err := g.SetMember(ctx, "t", "ops", alice, true)
 		if err != nil {
@@ -409,7 +428,7 @@ func TestDecisionCacheTokens(t *testing.T) {
 // through the cache after the stream has delivered each write.
 func TestDecisionCacheCrossTenantGrant(t *testing.T) {
 	ctx := context.Background()
-	g := mustOpenCached(t)
+	g := mustOpenCached(t, 0)
 	key := newCacheWorld(t).keys[0]
 	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
 	mustWrite := func(tok string, err error) string {
@@ -457,10 +476,15 @@ func TestDecisionCacheCrossTenantGrant(t *testing.T) {
 // started: the cache is replaced by a new one with its own watcher, as a new
 // authzd process would start (nothing else runs at that moment). Its stream
 // never carries the edge, so the watcher must find it at start
-// (crossTenantEdges).
+// (from the mirror's load, or crossTenantEdges without a mirror).
 func TestDecisionCacheCrossTenantGrantBeforeStart(t *testing.T) {
+	t.Run("Mirror", func(t *testing.T) { crossTenantGrantBeforeStart(t, 0) })
+	t.Run("Scan", func(t *testing.T) { crossTenantGrantBeforeStart(t, -1) })
+}
+
+func crossTenantGrantBeforeStart(t *testing.T, mirrorMax int) {
 	ctx := context.Background()
-	g := mustOpenCached(t)
+	g := mustOpenCached(t, mirrorMax)
 	key := newCacheWorld(t).keys[0]
 	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
 	for _, w := range []func() (string, error){
@@ -480,7 +504,7 @@ func TestDecisionCacheCrossTenantGrantBeforeStart(t *testing.T) {
 	}
 	g.watcher.close()
 	g.cache = newDecisionCache(0)
-	g.watcher = startWatcher(g, g.cache, g.logger)
+	g.watcher = startWatcher(g, g.cache, g.mirrorMax, g.logger)
 	mustCacheReady(t, g)
 
 	check := authz.Check{TenantID: "ta", Subject: alice, Key: key}

@@ -39,6 +39,8 @@ type EmbeddedConfig struct {
 	PresharedKey string
 	// ReadPoolMax bounds the datastore's read connection pool (0: SpiceDB's default).
 	ReadPoolMax int
+	// GCWindow is how far into the past reads may go (0: SpiceDB's default, 24 h).
+	GCWindow time.Duration
 }
 
 // migrate applies SpiceDB's own Postgres migrations in-process, through the
@@ -77,6 +79,10 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 		return nil, fmt.Errorf("unknown embedded SpiceDB datastore %q (want memory or postgres)", cfg.Datastore)
 	}
 
+	if cfg.GCWindow > 0 {
+		dsConfig.GCWindow = cfg.GCWindow
+		dsConfig.RevisionQuantization = min(dsConfig.RevisionQuantization, cfg.GCWindow/2)
+	}
 	opts := []server.ConfigOption{
 		server.WithDatastoreConfig(*dsConfig),
 		server.WithPresharedSecureKey(cfg.PresharedKey),

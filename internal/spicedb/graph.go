@@ -32,6 +32,9 @@ const (
 	DefaultWriteTimeout = 15 * time.Second
 	DefaultStartTimeout = 30 * time.Second
 	DefaultCheckSlots   = 4
+	// DefaultCacheMirrorMax bounds the mirror at a million relationships
+	// (a few hundred MiB in SpiceDB's memory datastore).
+	DefaultCacheMirrorMax = 1_000_000
 )
 
 // Config selects and configures the SpiceDB that authzd talks to.
@@ -68,6 +71,10 @@ type Config struct {
 	DecisionCache bool
 	// CacheEntries bounds the decision cache (default 1,048,576 answers).
 	CacheEntries int
+	// CacheMirrorMax bounds the relationships the decision cache's mirror
+	// holds (see mirror): 0 means DefaultCacheMirrorMax, a negative value
+	// turns the mirror off (misses then go to SpiceDB at a barrier).
+	CacheMirrorMax int
 	// CacheVerifyRate is the share of cache answers re-checked against SpiceDB
 	// in the background (0 to 1).
 	CacheVerifyRate float64
@@ -104,6 +111,7 @@ type Graph struct {
 	verify     chan verifyRequest
 	verifyRate float64
 	stopVerify context.CancelFunc
+	mirrorMax  int // the mirror's bound; 0 when it is off
 }
 
 // Open connects to SpiceDB (starting it in-process when no endpoint is
@@ -227,7 +235,12 @@ func (g *Graph) startCache(cfg Config) {
 		g.stopVerify = cancel
 		go g.verifier(ctx)
 	}
-	g.watcher = startWatcher(g, g.cache, g.logger)
+	g.mirrorMax = cfg.CacheMirrorMax
+	if g.mirrorMax == 0 {
+		g.mirrorMax = DefaultCacheMirrorMax
+	}
+	g.mirrorMax = max(g.mirrorMax, 0)
+	g.watcher = startWatcher(g, g.cache, g.mirrorMax, g.logger)
 }
 
 // CacheStats reports the decision cache's state (zero when it is off).

@@ -39,7 +39,14 @@ type watcher struct {
 	cut context.CancelFunc // ends the current stream
 
 	scanned bool // the edges between tenants that predate the first stream are known (crossTenantEdges)
+
+	// mirrorMax bounds the relationships a mirror may hold; 0 turns the
+	// mirror off (configured off, or SpiceDB outgrew the bound).
+	mirrorMax int
 }
+
+// errSchemaChanged ends a stream whose mirror holds a schema SpiceDB no longer has.
+var errSchemaChanged = errors.New("spicedb's schema changed; the mirror reloads")
 
 // probeEvery bounds how long a SpiceDB that stopped answering (a silent
 // partition leaves a stream open and quiet) can go unnoticed: the watcher asks
@@ -61,9 +68,9 @@ func (w *watcher) reset() {
 	}
 }
 
-func startWatcher(g *Graph, c *decisionCache, logger *slog.Logger) *watcher {
+func startWatcher(g *Graph, c *decisionCache, mirrorMax int, logger *slog.Logger) *watcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watcher{g: g, cache: c, logger: logger, cancel: cancel, done: make(chan struct{})}
+	w := &watcher{g: g, cache: c, logger: logger, cancel: cancel, done: make(chan struct{}), mirrorMax: mirrorMax}
 	go w.run(ctx)
 	return w
 }
@@ -87,7 +94,7 @@ func (w *watcher) run(ctx context.Context) {
 		if delivered {
 			wait.Reset()
 		}
-		if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled || errors.Is(err, errSchemaChanged) {
 			// Ended on purpose (idle resync, probe or failed miss, which logged why).
 			w.logger.Debug("spicedb watch stream restarted", "err", err)
 		} else if !down || delivered {
@@ -117,6 +124,16 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	mr, err := w.loadMirror(ctx, start)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if mr != nil {
+			w.cache.stop() // no fill gets the mirror once it closes
+			mr.close()
+		}
+	}()
 	if !w.scanned {
 		// Edges between tenants written before this process started: the
 		// stream, which starts at the same barrier, brings every later one.
@@ -124,11 +141,7 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if len(edges) > 0 {
-			w.logger.Warn("relationships in spicedb link tenants (not written by authzd); the decision cache drops a tenant on changes to the tenants it depends on", "edges", len(edges))
-		}
-		w.cache.link(edges)
-		w.scanned = true
+		w.linkEdges(edges)
 	}
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
@@ -147,7 +160,7 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	w.cache.start(start, answered)
+	w.cache.start(start, answered, mr)
 	go w.barriers(sctx, scancel)
 	for {
 		resp, err := stream.Recv()
@@ -155,8 +168,84 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 			return delivered, err
 		}
 		delivered = true
-		w.cache.apply(changeOf(resp))
+		ch := changeOf(resp)
+		if mr != nil {
+			if resp.GetSchemaUpdated() {
+				return delivered, errSchemaChanged
+			}
+			mr.add(resp.GetUpdates())
+			if resp.GetIsCheckpoint() {
+				if err := mr.checkpoint(sctx, resp.GetChangesThrough().GetToken()); err != nil {
+					if errors.Is(err, errMirrorFull) {
+						w.mirrorFull()
+					}
+					return delivered, err
+				}
+				ch.mirrored = true
+			}
+		}
+		w.cache.apply(ch)
+		if mr != nil && ch.mirrored && mr.worn() {
+			if mr, err = w.rebuild(sctx, mr); err != nil {
+				return delivered, err
+			}
+		}
 	}
+}
+
+// rebuild puts a fresh copy of a worn mirror in its place (see
+// mirror.rebuilt). The old one stops once the checks reading it finish.
+func (w *watcher) rebuild(ctx context.Context, old *mirror) (*mirror, error) {
+	began := time.Now()
+	n, err := old.rebuilt(ctx)
+	if err != nil {
+		if errors.Is(err, errMirrorFull) {
+			w.mirrorFull()
+		}
+		return old, err
+	}
+	w.cache.swapMirror(old, n)
+	go old.retire()
+	w.logger.Debug("decision cache mirror rebuilt", "relationships", n.rels.Load(), "applied", old.applied, "took", time.Since(began).String())
+	return n, nil
+}
+
+// loadMirror loads a mirror at the stream's start barrier, and learns the
+// edges between tenants from it (the copy reads every relationship). Nil
+// when the mirror is off or SpiceDB holds more than it may.
+func (w *watcher) loadMirror(ctx context.Context, start string) (*mirror, error) {
+	if w.mirrorMax <= 0 {
+		return nil, nil
+	}
+	began := time.Now()
+	mr, edges, err := w.g.loadMirror(ctx, start, w.mirrorMax)
+	if errors.Is(err, errMirrorFull) {
+		w.mirrorFull()
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.logger.Debug("decision cache mirror loaded", "relationships", mr.rels.Load(), "took", time.Since(began).String())
+	if !w.scanned {
+		w.linkEdges(edges)
+	}
+	return mr, nil
+}
+
+// mirrorFull turns the mirror off for the life of the process.
+func (w *watcher) mirrorFull() {
+	w.logger.Warn("spicedb holds more relationships than AUTHZ_CACHE_MIRROR_MAX; decision cache misses go to spicedb", "max", w.mirrorMax)
+	w.mirrorMax = 0
+}
+
+// linkEdges tells the cache the edges between tenants that predate the first stream.
+func (w *watcher) linkEdges(edges [][2]string) {
+	if len(edges) > 0 {
+		w.logger.Warn("relationships in spicedb link tenants (not written by authzd); the decision cache drops a tenant on changes to the tenants it depends on", "edges", len(edges))
+	}
+	w.cache.link(edges)
+	w.scanned = true
 }
 
 // barriers sends a barrier whenever a fill waits for one (see

@@ -107,7 +107,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			s := m.graph.CacheStats()
 			return metrics.CacheState{Ready: s.Ready, Entries: s.Entries, FrontierAge: s.FrontierAge, Hits: s.Hits,
 				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, FillsDropped: s.FillsDropped,
-				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers}
+				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers, MirrorFills: s.MirrorFills,
+				MirrorRelationships: s.MirrorRelationships}
 		})
 	}
 
@@ -219,9 +220,17 @@ func (m *Main) spiceDBConfig(model *schema.Model, met *metrics.Metrics) spicedb.
 		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
 		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
 		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
-		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag,
+		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag, CacheMirrorMax: m.mirrorMax(),
 		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
 	}
+}
+
+// mirrorMax is the decision cache mirror's bound, negative when it is off.
+func (m *Main) mirrorMax() int {
+	if m.cfg.CacheMirror == "off" {
+		return -1
+	}
+	return m.cfg.CacheMirrorMax
 }
 
 // handler builds the HTTP API over what Open opened.

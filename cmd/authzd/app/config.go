@@ -41,6 +41,12 @@ type Config struct {
 	DecisionCache string `env:"AUTHZ_DECISION_CACHE" envDefault:"on"`
 	// DecisionCacheEntries bounds the answers the decision cache holds.
 	DecisionCacheEntries int `env:"AUTHZ_DECISION_CACHE_ENTRIES" envDefault:"1048576"`
+	// CacheMirror answers decision cache misses from an in-process copy of
+	// SpiceDB's relationships, kept by the same Watch stream: on or off.
+	CacheMirror string `env:"AUTHZ_CACHE_MIRROR" envDefault:"on"`
+	// CacheMirrorMax bounds the relationships the mirror holds; beyond it
+	// authzd logs once and misses go to SpiceDB.
+	CacheMirrorMax int `env:"AUTHZ_CACHE_MIRROR_MAX" envDefault:"1000000"`
 	// CacheVerifyRate is the share of cache answers re-checked against SpiceDB in the background.
 	CacheVerifyRate float64 `env:"AUTHZ_CACHE_VERIFY_RATE" envDefault:"0.001"`
 	// SpiceDBDatastore is the embedded SpiceDB's datastore: postgres or memory.
@@ -106,6 +112,14 @@ func (c Config) Validate() error {
 	case "on", "off":
 	default:
 		return fmt.Errorf("AUTHZ_DECISION_CACHE must be on or off, not %q", c.DecisionCache)
+	}
+	switch c.CacheMirror {
+	case "on", "off":
+	default:
+		return fmt.Errorf("AUTHZ_CACHE_MIRROR must be on or off, not %q", c.CacheMirror)
+	}
+	if c.CacheMirrorMax < 1 {
+		return fmt.Errorf("AUTHZ_CACHE_MIRROR_MAX must be positive, not %d", c.CacheMirrorMax)
 	}
 	if c.CacheVerifyRate < 0 || c.CacheVerifyRate > 1 {
 		return fmt.Errorf("AUTHZ_CACHE_VERIFY_RATE must be between 0 and 1, not %v", c.CacheVerifyRate)

@@ -1,0 +1,147 @@
+package spicedb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/pgtest"
+)
+
+// The mirror's own tests; the differential and token tests (cache_test.go) run with it on.
+
+// A SpiceDB that outgrows AUTHZ_CACHE_MIRROR_MAX turns the mirror off for the life of the process:
+// the cache resyncs without it and its misses read SpiceDB at a barrier, answering right.
+func TestMirrorOverItsBound(t *testing.T) {
+	pgtest.Require(t)
+	ctx := context.Background()
+	g := mustOpenCached(t, 12)
+	resyncs := g.CacheStats().Resyncs
+	key := newCacheWorld(t).keys[0]
+	alice := user("alice")
+	must := mustWrite(t)
+	must(g.PutPartner(ctx, "p"))
+	must(g.PutTenant(ctx, "t", "p"))
+	must(g.PutRole(ctx, "t", "r", []authz.Key{key}))
+	check := authz.Check{TenantID: "t", Subject: alice, Key: key}
+	if d, err := g.Check(ctx, check); err != nil || d.Allowed {
+		t.Fatalf("before the grant: %+v, %v", d, err)
+	}
+	for i := range 20 { // more relationships than the bound
+		must(g.SetMember(ctx, "t", "r", user(fmt.Sprint("u", i)), true))
+	}
+	last := must(g.SetMember(ctx, "t", "r", alice, true))
+	deadline := time.Now().Add(20 * time.Second)
+	for st := g.CacheStats(); st.Resyncs == resyncs || !st.Ready || st.MirrorRelationships != 0 || !g.cache.hasDelivered(last); st = g.CacheStats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror did not turn off, or the cache did not resync without it: %+v", g.CacheStats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := g.CacheStats()
+	for i := range 2 {
+		d, err := g.Check(ctx, check)
+		if err != nil || !d.Allowed {
+			t.Fatalf("check %d without the mirror: %+v, %v", i, d, err)
+		}
+		if d.Source == authz.SourceMirror {
+			t.Fatalf("check %d answered by a mirror that is off", i)
+		}
+	}
+	st := g.CacheStats()
+	if st.MirrorRelationships != 0 || st.MirrorFills != before.MirrorFills || st.Hits == before.Hits {
+		t.Fatalf("after the mirror turned off: %+v (before the checks: %+v)", st, before)
+	}
+}
+
+// A schema change made in SpiceDB ends the stream: the next one loads a mirror with the new schema,
+// and the cache answers again.
+func TestMirrorSchemaChange(t *testing.T) {
+	pgtest.Require(t)
+	ctx := context.Background()
+	g := mustOpenCached(t, 0)
+	model := mustManifests(t)
+	resyncs := g.CacheStats().Resyncs
+	changed := model.Schema() + "\ndefinition mirrortest/extra {}\n"
+	if _, err := g.schema.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: changed}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := g.CacheStats()
+		g.cache.mu.RLock()
+		m := g.cache.mirror
+		g.cache.mu.RUnlock()
+		if st.Ready && st.Resyncs > resyncs && m != nil && strings.Contains(m.schema, "mirrortest/extra") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no resync with a mirror of the new schema: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	key := newCacheWorld(t).keys[0]
+	must := mustWrite(t)
+	must(g.PutPartner(ctx, "p"))
+	must(g.PutTenant(ctx, "t", "p"))
+	must(g.PutRole(ctx, "t", "r", []authz.Key{key}))
+	mustDelivered(t, g, must(g.SetMember(ctx, "t", "r", user("alice"), true)))
+	if d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: user("alice"), Key: key}); err != nil || !d.Allowed || d.Source != authz.SourceMirror {
+		t.Fatalf("after the schema change: %+v, %v; want allowed by the mirror", d, err)
+	}
+}
+
+// The rule that keeps mirror answers fresh, on the cache's bookkeeping alone: a fill may read the
+// mirror only when the mirror has applied every change to its tenant that the cache has applied. The
+// stream applies a revision's invalidation when it arrives and the mirror applies it at the next
+// checkpoint; between the two, fills of the changed tenant (and of every tenant, after a change that
+// reaches all) must read SpiceDB at a barrier, while other tenants keep the mirror.
+func TestDecisionCacheMirrorCoverage(t *testing.T) {
+	c := newDecisionCache(0)
+	m := &mirror{}
+	c.start("start", nil, m)
+	need := func(tenant string) uint64 {
+		f, ok := c.begin(tenant)
+		if !ok {
+			t.Fatal("begin on a started cache failed")
+		}
+		return f.need
+	}
+	if c.mirrorFor(need("t1")) != m {
+		t.Fatal("a mirror loaded at the stream's start does not serve an unchanged tenant")
+	}
+	c.apply(change{tenants: []string{"t1"}}) // delivered, not yet at a checkpoint
+	if c.mirrorFor(need("t1")) != nil {
+		t.Fatal("the mirror served a tenant whose change it has not applied")
+	}
+	if c.mirrorFor(need("t2")) != m {
+		t.Fatal("a change to t1 took the mirror from t2")
+	}
+	c.apply(change{checkpoint: true, mirrored: true})
+	if c.mirrorFor(need("t1")) != m {
+		t.Fatal("the mirror does not serve t1 after applying its change")
+	}
+	c.apply(change{global: true})
+	if c.mirrorFor(need("t2")) != nil {
+		t.Fatal("the mirror served a tenant after a change to every tenant it has not applied")
+	}
+	c.apply(change{checkpoint: true, mirrored: true})
+	if c.mirrorFor(need("t2")) != m {
+		t.Fatal("the mirror does not serve after applying the change to every tenant")
+	}
+	c.stop()
+	if c.mirrorFor(0) != nil {
+		t.Fatal("a stopped cache offered its mirror")
+	}
+	n := &mirror{}
+	c.start("restart", nil, n)
+	c.swapMirror(m, &mirror{}) // a stale swap (of a mirror no longer in use) changes nothing
+	if c.mirrorFor(need("t1")) != n {
+		t.Fatal("a swap of an old mirror replaced the current one")
+	}
+}
