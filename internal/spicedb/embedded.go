@@ -11,6 +11,7 @@ import (
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
 	"github.com/authzed/spicedb/pkg/cmd/server"
 	"github.com/authzed/spicedb/pkg/cmd/util"
+	dsapi "github.com/authzed/spicedb/pkg/datastore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -41,6 +42,9 @@ type EmbeddedConfig struct {
 	ReadPoolMax int
 	// GCWindow is how far into the past reads may go (0: SpiceDB's default, 24 h).
 	GCWindow time.Duration
+	// Store, when set, is the datastore to serve (Datastore and the rest are
+	// then ignored); the caller closes it after the server.
+	Store dsapi.Datastore
 }
 
 // migrate applies SpiceDB's own Postgres migrations in-process, through the
@@ -60,10 +64,11 @@ func migrate(ctx context.Context, uri string) error {
 
 func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.DialOption) (*embedded, error) {
 	dsConfig := datastore.DefaultDatastoreConfig()
-	switch cfg.Datastore {
-	case "", datastore.MemoryEngine:
+	switch {
+	case cfg.Store != nil:
+	case cfg.Datastore == "" || cfg.Datastore == datastore.MemoryEngine:
 		dsConfig.Engine = datastore.MemoryEngine
-	case datastore.PostgresEngine:
+	case cfg.Datastore == datastore.PostgresEngine:
 		if err := migrate(ctx, cfg.DatabaseURL); err != nil {
 			return nil, err
 		}
@@ -85,6 +90,7 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 	}
 	opts := []server.ConfigOption{
 		server.WithDatastoreConfig(*dsConfig),
+		server.WithDatastore(cfg.Store),
 		server.WithPresharedSecureKey(cfg.PresharedKey),
 		server.WithGRPCServer(util.GRPCServerConfig{Network: util.BufferedNetwork, Enabled: true}),
 		server.WithHTTPGateway(util.HTTPServerConfig{HTTPEnabled: false}),

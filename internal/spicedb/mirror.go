@@ -10,6 +10,8 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/authzed/spicedb/pkg/cmd/datastore"
+	dsapi "github.com/authzed/spicedb/pkg/datastore"
 
 	"github.com/scailabs/authzd/internal/authz"
 )
@@ -40,6 +42,8 @@ import (
 // One mirror serves one stream: a resync drops it and loads a new one.
 type mirror struct {
 	e     *embedded
+	ds    dsapi.Datastore // the memory datastore e serves
+	idx   *relIndex       // its relationships by object and relation (mirrorindex.go)
 	perms v1.PermissionsServiceClient
 
 	// mu is held for reading by every check and for writing while a
@@ -110,11 +114,18 @@ func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, er
 	}
 	// Reads go to the head revision only, so the memory datastore need
 	// not keep old revisions readable for long.
-	e, err := startEmbedded(ctx, EmbeddedConfig{Datastore: "memory", PresharedKey: randomKey(), GCWindow: time.Minute})
+	ds, err := datastore.NewDatastore(ctx, datastore.WithEngine(datastore.MemoryEngine), datastore.WithGCWindow(time.Minute),
+		datastore.WithRevisionQuantization(time.Second), datastore.WithEnableDatastoreMetrics(false))
 	if err != nil {
+		return nil, fmt.Errorf("start the mirror's datastore: %w", err)
+	}
+	idx := newRelIndex()
+	e, err := startEmbedded(ctx, EmbeddedConfig{PresharedKey: randomKey(), Store: &indexedStore{Datastore: ds, idx: idx}})
+	if err != nil {
+		_ = ds.Close()
 		return nil, err
 	}
-	mr := &mirror{e: e, perms: v1.NewPermissionsServiceClient(e.conn), schema: schemaText, max: max, pending: map[string]*v1.RelationshipUpdate{}}
+	mr := &mirror{e: e, ds: ds, idx: idx, perms: v1.NewPermissionsServiceClient(e.conn), schema: schemaText, max: max, pending: map[string]*v1.RelationshipUpdate{}}
 	for _, def := range m.compiled.ObjectDefinitions {
 		mr.types = append(mr.types, def.GetName())
 	}
@@ -161,6 +172,7 @@ func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, 
 				return errMirrorFull
 			}
 			batch = append(batch, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: rel})
+			m.idx.apply(v1.RelationshipUpdate_OPERATION_TOUCH, rel)
 			if len(batch) == mirrorChunk {
 				if err := flush(); err != nil {
 					return err
@@ -241,6 +253,7 @@ func (m *mirror) checkpoint(ctx context.Context, through string) error {
 		}
 		m.applied++
 		batch = append(batch, &v1.RelationshipUpdate{Operation: op, Relationship: u.GetRelationship()})
+		m.idx.apply(op, u.GetRelationship())
 		if len(batch) == mirrorChunk || i == len(m.order)-1 {
 			wctx, cancel := context.WithTimeout(ctx, DefaultWriteTimeout)
 			_, err := m.perms.WriteRelationships(wctx, &v1.WriteRelationshipsRequest{Updates: batch})
@@ -302,9 +315,10 @@ func (m *mirror) retire() {
 	m.close()
 }
 
-// close stops the mirror's SpiceDB.
+// close stops the mirror's SpiceDB and its datastore.
 func (m *mirror) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 	defer cancel()
 	_ = m.e.close(ctx)
+	_ = m.ds.Close()
 }

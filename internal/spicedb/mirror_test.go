@@ -145,3 +145,25 @@ func TestDecisionCacheMirrorCoverage(t *testing.T) {
 		t.Fatal("a swap of an old mirror replaced the current one")
 	}
 }
+
+// A revocation reaches the mirror's answers: the same question answered by the mirror before and
+// after a member leaves the role that grants the key (the mirror serves each object's relations
+// from its own index, which must apply deletes as SpiceDB does).
+func TestMirrorRevocation(t *testing.T) {
+	pgtest.Require(t)
+	ctx := context.Background()
+	g := mustOpenCached(t, 0)
+	key := newCacheWorld(t).keys[0]
+	must := mustWrite(t)
+	must(g.PutPartner(ctx, "p"))
+	must(g.PutTenant(ctx, "t", "p"))
+	must(g.PutRole(ctx, "t", "r", []authz.Key{key}))
+	check := authz.Check{TenantID: "t", Subject: user("alice"), Key: key}
+	for i, grant := range []bool{true, false, true, false} {
+		mustDelivered(t, g, must(g.SetMember(ctx, "t", "r", user("alice"), grant)))
+		d, err := g.Check(ctx, check)
+		if err != nil || d.Allowed != grant || d.Source != authz.SourceMirror {
+			t.Fatalf("step %d (member %v): %+v, %v; want allowed=%v from the mirror", i, grant, d, err, grant)
+		}
+	}
+}
