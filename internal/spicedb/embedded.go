@@ -11,7 +11,6 @@ import (
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
 	"github.com/authzed/spicedb/pkg/cmd/server"
 	"github.com/authzed/spicedb/pkg/cmd/util"
-	dsapi "github.com/authzed/spicedb/pkg/datastore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -40,11 +39,6 @@ type EmbeddedConfig struct {
 	PresharedKey string
 	// ReadPoolMax bounds the datastore's read connection pool (0: SpiceDB's default).
 	ReadPoolMax int
-	// GCWindow is how far into the past reads may go (0: SpiceDB's default, 24 h).
-	GCWindow time.Duration
-	// Store, when set, is the datastore to serve (Datastore and the rest are
-	// then ignored); the caller closes it after the server.
-	Store dsapi.Datastore
 }
 
 // migrate applies SpiceDB's own Postgres migrations in-process, through the
@@ -64,11 +58,10 @@ func migrate(ctx context.Context, uri string) error {
 
 func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.DialOption) (*embedded, error) {
 	dsConfig := datastore.DefaultDatastoreConfig()
-	switch {
-	case cfg.Store != nil:
-	case cfg.Datastore == "" || cfg.Datastore == datastore.MemoryEngine:
+	switch cfg.Datastore {
+	case "", datastore.MemoryEngine:
 		dsConfig.Engine = datastore.MemoryEngine
-	case cfg.Datastore == datastore.PostgresEngine:
+	case datastore.PostgresEngine:
 		if err := migrate(ctx, cfg.DatabaseURL); err != nil {
 			return nil, err
 		}
@@ -84,13 +77,8 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 		return nil, fmt.Errorf("unknown embedded SpiceDB datastore %q (want memory or postgres)", cfg.Datastore)
 	}
 
-	if cfg.GCWindow > 0 {
-		dsConfig.GCWindow = cfg.GCWindow
-		dsConfig.RevisionQuantization = min(dsConfig.RevisionQuantization, cfg.GCWindow/2)
-	}
 	opts := []server.ConfigOption{
 		server.WithDatastoreConfig(*dsConfig),
-		server.WithDatastore(cfg.Store),
 		server.WithPresharedSecureKey(cfg.PresharedKey),
 		server.WithGRPCServer(util.GRPCServerConfig{Network: util.BufferedNetwork, Enabled: true}),
 		server.WithHTTPGateway(util.HTTPServerConfig{HTTPEnabled: false}),

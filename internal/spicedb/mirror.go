@@ -10,20 +10,27 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	caveattypes "github.com/authzed/spicedb/pkg/caveats/types"
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
+	"github.com/authzed/spicedb/pkg/datalayer"
 	dsapi "github.com/authzed/spicedb/pkg/datastore"
+	spembedded "github.com/authzed/spicedb/pkg/embedded"
+	"github.com/authzed/spicedb/pkg/tuple"
+	"github.com/authzed/spicedb/pkg/validationfile"
+	"gopkg.in/yaml.v3"
 
 	"github.com/scailabs/authzd/internal/authz"
 )
 
-// mirror is a copy of SpiceDB's relationships and schema held in a second,
-// in-process SpiceDB on the memory datastore, and kept current by the same
-// Watch stream as the decision cache. It answers the cache's misses: SpiceDB's
-// own engine walks the graph, so no rule of the schema is evaluated twice, but
-// every read of the walk is a memory read in this process instead of a query
-// to the datastore behind the real SpiceDB (issue 12: a cold walk is 7-10
-// datastore reads, and 41% of the benchmark's Zipf questions are first-time
-// questions no cache can hold).
+// mirror is a copy of SpiceDB's relationships and schema held in SpiceDB's
+// memory datastore inside this process (reads of whole object#relation sets
+// served from an index of our own, mirrorindex.go), and kept current by the
+// same Watch stream as the decision cache. It answers the cache's misses with
+// SpiceDB's own engine, called in-process (pkg/embedded), so no rule of the
+// schema is evaluated twice, but every read of the walk is a memory read in
+// this process instead of a query to the datastore behind the real SpiceDB
+// (issue 12: a cold walk is 7-10 datastore reads, and 41% of the benchmark's
+// Zipf questions are first-time questions no cache can hold).
 //
 // The mirror never runs ahead of the stream and never shows a state SpiceDB
 // did not have. It is loaded at a stream's start barrier (every relationship
@@ -41,10 +48,10 @@ import (
 //
 // One mirror serves one stream: a resync drops it and loads a new one.
 type mirror struct {
-	e     *embedded
-	ds    dsapi.Datastore // the memory datastore e serves
-	idx   *relIndex       // its relationships by object and relation (mirrorindex.go)
-	perms v1.PermissionsServiceClient
+	ds    dsapi.Datastore     // SpiceDB's memory datastore, reads served by idx where it can
+	dl    datalayer.DataLayer // how the mirror writes to ds
+	idx   *relIndex           // its relationships by object and relation (mirrorindex.go)
+	perms *spembedded.Permissions
 
 	// mu is held for reading by every check and for writing while a
 	// checkpoint's updates are applied.
@@ -106,7 +113,9 @@ func (g *Graph) loadMirror(ctx context.Context, at string, max int) (_ *mirror, 
 	return mr, edges, nil
 }
 
-// newMirror starts an empty mirror with the schema text.
+// newMirror starts an empty mirror with the schema text. The schema is
+// written the way SpiceDB loads its bootstrap files (validated and
+// annotated as its WriteSchema does).
 func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, err error) {
 	m, err := parseModel(schemaText)
 	if err != nil {
@@ -114,41 +123,65 @@ func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, er
 	}
 	// Reads go to the head revision only, so the memory datastore need
 	// not keep old revisions readable for long.
-	ds, err := datastore.NewDatastore(ctx, datastore.WithEngine(datastore.MemoryEngine), datastore.WithGCWindow(time.Minute),
+	mem, err := datastore.NewDatastore(ctx, datastore.WithEngine(datastore.MemoryEngine), datastore.WithGCWindow(time.Minute),
 		datastore.WithRevisionQuantization(time.Second), datastore.WithEnableDatastoreMetrics(false))
 	if err != nil {
 		return nil, fmt.Errorf("start the mirror's datastore: %w", err)
 	}
 	idx := newRelIndex()
-	e, err := startEmbedded(ctx, EmbeddedConfig{PresharedKey: randomKey(), Store: &indexedStore{Datastore: ds, idx: idx}})
-	if err != nil {
-		_ = ds.Close()
-		return nil, err
-	}
-	mr := &mirror{e: e, ds: ds, idx: idx, perms: v1.NewPermissionsServiceClient(e.conn), schema: schemaText, max: max, pending: map[string]*v1.RelationshipUpdate{}}
+	ds := &indexedStore{Datastore: mem, idx: idx}
+	mr := &mirror{ds: ds, dl: datalayer.NewDataLayer(ds), idx: idx, schema: schemaText, max: max, pending: map[string]*v1.RelationshipUpdate{}}
 	for _, def := range m.compiled.ObjectDefinitions {
 		mr.types = append(mr.types, def.GetName())
 	}
-	if _, err := v1.NewSchemaServiceClient(e.conn).WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: schemaText}); err != nil {
-		mr.close()
-		return nil, mapError(err, "write the mirror's schema")
+	defer func() {
+		if err != nil {
+			mr.close()
+		}
+	}()
+	boot, err := yaml.Marshal(map[string]string{"schema": schemaText})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := validationfile.PopulateFromFilesContents(ctx, mr.dl, caveattypes.Default.TypeSet, map[string][]byte{"schema.yaml": boot}); err != nil {
+		return nil, fmt.Errorf("write the mirror's schema: %w", err)
+	}
+	// SpiceDB's engine, called in-process: no gRPC server, no dispatch
+	// cache (a read of the index costs less than a cache lookup would).
+	if mr.perms, err = spembedded.NewPermissions(spembedded.Config{Datastore: ds, SchemaCacheMaxCostBytes: 32 << 20}); err != nil {
+		return nil, fmt.Errorf("start the mirror's checker: %w", err)
 	}
 	return mr, nil
+}
+
+// write applies mutations to the mirror's datastore and index in one transaction.
+func (m *mirror) write(ctx context.Context, muts []tuple.RelationshipUpdate) error {
+	_, err := m.dl.ReadWriteTx(ctx, func(ctx context.Context, rwt datalayer.ReadWriteTransaction) error {
+		return rwt.WriteRelationships(ctx, muts)
+	})
+	if err != nil {
+		return fmt.Errorf("write to the mirror: %w", err)
+	}
+	for _, u := range muts {
+		m.idx.apply(u)
+	}
+	return nil
+}
+
+// mutation is the mirror's form of one of the stream's updates (a create is a touch).
+func mutation(u *v1.RelationshipUpdate) tuple.RelationshipUpdate {
+	op := tuple.UpdateOperationTouch
+	if u.GetOperation() == v1.RelationshipUpdate_OPERATION_DELETE {
+		op = tuple.UpdateOperationDelete
+	}
+	return tuple.RelationshipUpdate{Operation: op, Relationship: tuple.FromV1Relationship(u.GetRelationship())}
 }
 
 // copyFrom writes into the mirror every relationship src holds at cons,
 // telling each to seen (when not nil). It fails with errMirrorFull past the
 // mirror's bound.
 func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, cons *v1.Consistency, seen func(*v1.Relationship)) error {
-	batch := make([]*v1.RelationshipUpdate, 0, mirrorChunk)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		_, err := m.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: batch})
-		batch = batch[:0]
-		return mapError(err, "load the mirror")
-	}
+	batch := make([]tuple.RelationshipUpdate, 0, mirrorChunk)
 	m.rels.Store(0)
 	for _, typ := range m.types {
 		stream, err := src.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: cons,
@@ -171,16 +204,19 @@ func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, 
 			if m.rels.Add(1) > m.max {
 				return errMirrorFull
 			}
-			batch = append(batch, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: rel})
-			m.idx.apply(v1.RelationshipUpdate_OPERATION_TOUCH, rel)
+			batch = append(batch, tuple.Touch(tuple.FromV1Relationship(rel)))
 			if len(batch) == mirrorChunk {
-				if err := flush(); err != nil {
+				if err := m.write(ctx, batch); err != nil {
 					return err
 				}
+				batch = batch[:0]
 			}
 		}
 	}
-	return flush()
+	if len(batch) == 0 {
+		return nil
+	}
+	return m.write(ctx, batch)
 }
 
 // rebuilt returns a new mirror holding what m holds, for the watcher to put
@@ -188,7 +224,7 @@ func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, 
 // wrote (its snapshots and its change log), so a mirror that has applied
 // many checkpoints is copied into a fresh one, which holds only the present.
 // Only the watcher writes to m, and it is the caller: m does not change
-// during the copy, and checks go on reading it meanwhile.
+// during the copy (read from m's index), and checks go on reading it meanwhile.
 func (m *mirror) rebuilt(ctx context.Context) (*mirror, error) {
 	ctx, cancel := context.WithTimeout(ctx, mirrorLoadTimeout)
 	defer cancel()
@@ -197,23 +233,43 @@ func (m *mirror) rebuilt(ctx context.Context) (*mirror, error) {
 		return nil, err
 	}
 	n.through = m.through
-	if err := n.copyFrom(ctx, m.perms, head(), nil); err != nil {
+	batch := make([]tuple.RelationshipUpdate, 0, mirrorChunk)
+	for _, set := range m.idx.sets {
+		for _, rel := range set {
+			batch = append(batch, tuple.Touch(rel))
+			if len(batch) == mirrorChunk {
+				if err := n.write(ctx, batch); err != nil {
+					n.close()
+					return nil, err
+				}
+				batch = batch[:0]
+			}
+		}
+	}
+	if len(batch) > 0 {
+		if err := n.write(ctx, batch); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	n.rels.Store(int64(n.idx.len()))
+	if n.rels.Load() > n.max {
 		n.close()
-		return nil, err
+		return nil, errMirrorFull
 	}
 	return n, nil
 }
 
 // worn reports whether the mirror has applied enough updates since it was
-// loaded that a rebuild (see rebuilt) frees more than it costs: as many as
-// it holds relationships, and at least mirrorRebuildMin.
+// loaded that a rebuild (see rebuilt) frees more than it costs: half as many
+// as it holds relationships, and at least mirrorRebuildMin.
 func (m *mirror) worn() bool {
-	return m.applied >= max(m.rels.Load(), mirrorRebuildMin)
+	return m.applied >= max(m.rels.Load()/2, mirrorRebuildMin)
 }
 
 // mirrorRebuildMin is the fewest applied updates that make a mirror worn (a
 // variable so that a test can make rebuilds frequent).
-var mirrorRebuildMin int64 = 100_000
+var mirrorRebuildMin int64 = 20_000
 
 // relKey names a relationship (without its caveat or expiry, which a later
 // update replaces).
@@ -240,26 +296,22 @@ func (m *mirror) add(updates []*v1.RelationshipUpdate) {
 func (m *mirror) checkpoint(ctx context.Context, through string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	batch := make([]*v1.RelationshipUpdate, 0, min(len(m.order), mirrorChunk))
+	batch := make([]tuple.RelationshipUpdate, 0, min(len(m.order), mirrorChunk))
 	for i, k := range m.order {
 		u := m.pending[k]
-		op := v1.RelationshipUpdate_OPERATION_TOUCH
-		switch u.GetOperation() {
-		case v1.RelationshipUpdate_OPERATION_DELETE:
-			op = v1.RelationshipUpdate_OPERATION_DELETE
+		if u.GetOperation() == v1.RelationshipUpdate_OPERATION_DELETE {
 			m.rels.Add(-1)
-		default: // a touch may or may not create: counted as one (rebuilds count again exactly)
+		} else { // a touch may or may not create: counted as one (rebuilds count again exactly)
 			m.rels.Add(1)
 		}
 		m.applied++
-		batch = append(batch, &v1.RelationshipUpdate{Operation: op, Relationship: u.GetRelationship()})
-		m.idx.apply(op, u.GetRelationship())
+		batch = append(batch, mutation(u))
 		if len(batch) == mirrorChunk || i == len(m.order)-1 {
 			wctx, cancel := context.WithTimeout(ctx, DefaultWriteTimeout)
-			_, err := m.perms.WriteRelationships(wctx, &v1.WriteRelationshipsRequest{Updates: batch})
+			err := m.write(wctx, batch)
 			cancel()
 			if err != nil {
-				return mapError(err, "apply changes to the mirror")
+				return err
 			}
 			batch = batch[:0]
 		}
@@ -273,38 +325,41 @@ func (m *mirror) checkpoint(ctx context.Context, through string) error {
 	return nil
 }
 
-// check answers one question on the mirror; rev is the revision of SpiceDB
-// whose state the mirror held.
-func (m *mirror) check(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (d authz.Decision, err error) {
+// check answers one question on the mirror; the decision's revision is
+// that of SpiceDB whose state the mirror holds.
+func (m *mirror) check(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	resp, err := m.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: head(),
-		Resource: it.Resource, Permission: it.Permission, Subject: it.Subject})
-	if err != nil {
-		return authz.Decision{}, mapError(err, "check on the mirror")
-	}
-	return authz.Decision{
-		Allowed:   resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
-		CheckedAt: m.through, Source: authz.SourceMirror,
-	}, nil
+	return m.checkLocked(ctx, it)
 }
 
-// checkBulk answers several questions on the mirror, in order.
+func (m *mirror) checkLocked(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
+	s := it.GetSubject()
+	res, err := m.perms.Check(ctx, spembedded.CheckRequest{
+		ResourceType: it.GetResource().GetObjectType(), ResourceID: it.GetResource().GetObjectId(), Permission: it.GetPermission(),
+		SubjectType: s.GetObject().GetObjectType(), SubjectID: s.GetObject().GetObjectId(), SubjectRelation: s.GetOptionalRelation(),
+	})
+	if err != nil {
+		return authz.Decision{}, fmt.Errorf("check on the mirror: %w", err)
+	}
+	// A conditional answer (a caveat without its context) is no, as SpiceDB's
+	// CONDITIONAL_PERMISSION is on the check path.
+	return authz.Decision{Allowed: res.HasPermission, CheckedAt: m.through, Source: authz.SourceMirror}, nil
+}
+
+// checkBulk answers several questions on the mirror, in order, all on one state.
 func (m *mirror) checkBulk(ctx context.Context, items []*v1.CheckBulkPermissionsRequestItem) ([]authz.Decision, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	resp, err := m.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: head(), Items: items})
-	if err != nil {
-		return nil, mapError(err, "check on the mirror")
+	out := make([]authz.Decision, len(items))
+	for i, it := range items {
+		d, err := m.checkLocked(ctx, it)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
 	}
-	ds, err := bulkDecisions(resp, items)
-	if err != nil {
-		return nil, err
-	}
-	for i := range ds {
-		ds[i].CheckedAt, ds[i].Source = m.through, authz.SourceMirror
-	}
-	return ds, nil
+	return out, nil
 }
 
 // retire stops the mirror's SpiceDB once the checks reading it have finished
@@ -315,10 +370,10 @@ func (m *mirror) retire() {
 	m.close()
 }
 
-// close stops the mirror's SpiceDB and its datastore.
+// close stops the mirror's checker and its datastore.
 func (m *mirror) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
-	defer cancel()
-	_ = m.e.close(ctx)
+	if m.perms != nil {
+		_ = m.perms.Close()
+	}
 	_ = m.ds.Close()
 }

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/authzed/spicedb/pkg/datastore"
 	"github.com/authzed/spicedb/pkg/datastore/options"
 	"github.com/authzed/spicedb/pkg/tuple"
@@ -32,12 +31,13 @@ func newRelIndex() *relIndex { return &relIndex{sets: map[string]map[string]tupl
 
 func setKey(typ, id, relation string) string { return typ + "\x00" + id + "\x00" + relation }
 
-// apply records a relationship update (create, touch or delete).
-func (x *relIndex) apply(op v1.RelationshipUpdate_Operation, rel *v1.Relationship) {
-	o := rel.GetResource()
-	sk, rk := setKey(o.GetObjectType(), o.GetObjectId(), rel.GetRelation()), relKey(rel)
+// apply records a mutation (touch or delete).
+func (x *relIndex) apply(u tuple.RelationshipUpdate) {
+	r := u.Relationship
+	sk := setKey(r.Resource.ObjectType, r.Resource.ObjectID, r.Resource.Relation)
+	rk := r.Subject.ObjectType + "\x00" + r.Subject.ObjectID + "\x00" + r.Subject.Relation
 	set := x.sets[sk]
-	if op == v1.RelationshipUpdate_OPERATION_DELETE {
+	if u.Operation == tuple.UpdateOperationDelete {
 		delete(set, rk)
 		if len(set) == 0 {
 			delete(x.sets, sk)
@@ -48,7 +48,16 @@ func (x *relIndex) apply(op v1.RelationshipUpdate_Operation, rel *v1.Relationshi
 		set = map[string]tuple.Relationship{}
 		x.sets[sk] = set
 	}
-	set[rk] = tuple.FromV1Relationship(rel)
+	set[rk] = r
+}
+
+// len is the number of relationships held.
+func (x *relIndex) len() int {
+	n := 0
+	for _, set := range x.sets {
+		n += len(set)
+	}
+	return n
 }
 
 // indexedStore is the mirror's memory datastore with its reads of whole
