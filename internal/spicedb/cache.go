@@ -244,6 +244,15 @@ func (c *decisionCache) mirrorFor(need uint64) *mirror {
 	return c.mirror
 }
 
+// mirrored records that m has applied every change numbered up to seq.
+func (c *decisionCache) mirrored(m *mirror, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mirror == m && seq > c.mirrorSeq {
+		c.mirrorSeq = seq
+	}
+}
+
 // swapMirror puts n in old's place (a rebuild: n holds what old holds).
 func (c *decisionCache) swapMirror(old, n *mirror) {
 	c.mu.Lock()
@@ -382,14 +391,15 @@ type change struct {
 	links      [][2]string
 	writeIDs   []string // authzd write ids carried in the transaction metadata
 	checkpoint bool     // every change up to here has been delivered
-	mirrored   bool     // the mirror has applied every change up to here
 }
 
-// apply drops what the change can affect. Write tokens count as delivered
-// only at the checkpoint that follows their batch: a transaction committed
-// before a write is delivered in the same batch or an earlier one, so by then
-// everything a check carrying that write's token must see has been applied.
-func (c *decisionCache) apply(ch change) {
+// apply drops what the change can affect, and returns the number of the
+// last change applied (a mirror that applies this response covers it). Write
+// tokens count as delivered only at the checkpoint that follows their batch:
+// a transaction committed before a write is delivered in the same batch or an
+// earlier one, so by then everything a check carrying that write's token
+// must see has been applied.
+func (c *decisionCache) apply(ch change) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -409,12 +419,9 @@ func (c *decisionCache) apply(ch change) {
 			c.invalidations.Add(1)
 		}
 	}
-	if ch.mirrored {
-		c.mirrorSeq = c.seq
-	}
 	c.uncovered = append(c.uncovered, ch.writeIDs...)
 	if !ch.checkpoint {
-		return
+		return c.seq
 	}
 	for _, id := range c.uncovered {
 		p, ok := c.pending[id]
@@ -433,6 +440,7 @@ func (c *decisionCache) apply(ch change) {
 		}
 	}
 	c.uncovered = c.uncovered[:0]
+	return c.seq
 }
 
 // link records edges between tenants found outside the stream ({from, to}:

@@ -91,6 +91,7 @@ func TestMirrorSchemaChange(t *testing.T) {
 	must(g.PutTenant(ctx, "t", "p"))
 	must(g.PutRole(ctx, "t", "r", []authz.Key{key}))
 	mustDelivered(t, g, must(g.SetMember(ctx, "t", "r", user("alice"), true)))
+	mustMirrored(t, g)
 	if d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: user("alice"), Key: key}); err != nil || !d.Allowed || d.Source != authz.SourceMirror {
 		t.Fatalf("after the schema change: %+v, %v; want allowed by the mirror", d, err)
 	}
@@ -115,22 +116,30 @@ func TestDecisionCacheMirrorCoverage(t *testing.T) {
 	if c.mirrorFor(need("t1")) != m {
 		t.Fatal("a mirror loaded at the stream's start does not serve an unchanged tenant")
 	}
-	c.apply(change{tenants: []string{"t1"}}) // delivered, not yet at a checkpoint
+	seq := c.apply(change{tenants: []string{"t1"}}) // delivered, not yet applied to the mirror
 	if c.mirrorFor(need("t1")) != nil {
 		t.Fatal("the mirror served a tenant whose change it has not applied")
 	}
 	if c.mirrorFor(need("t2")) != m {
 		t.Fatal("a change to t1 took the mirror from t2")
 	}
-	c.apply(change{checkpoint: true, mirrored: true})
+	c.mirrored(&mirror{}, seq) // another mirror (a stale feed) moves nothing
+	if c.mirrorFor(need("t1")) != nil {
+		t.Fatal("another mirror's progress made this one serve")
+	}
+	c.mirrored(m, c.apply(change{checkpoint: true}))
 	if c.mirrorFor(need("t1")) != m {
 		t.Fatal("the mirror does not serve t1 after applying its change")
 	}
-	c.apply(change{global: true})
+	seq = c.apply(change{global: true})
 	if c.mirrorFor(need("t2")) != nil {
 		t.Fatal("the mirror served a tenant after a change to every tenant it has not applied")
 	}
-	c.apply(change{checkpoint: true, mirrored: true})
+	c.mirrored(m, seq-1) // an older checkpoint does not cover it
+	if c.mirrorFor(need("t2")) != nil {
+		t.Fatal("the mirror served after applying only changes before the one to every tenant")
+	}
+	c.mirrored(m, seq)
 	if c.mirrorFor(need("t2")) != m {
 		t.Fatal("the mirror does not serve after applying the change to every tenant")
 	}
@@ -161,9 +170,29 @@ func TestMirrorRevocation(t *testing.T) {
 	check := authz.Check{TenantID: "t", Subject: user("alice"), Key: key}
 	for i, grant := range []bool{true, false, true, false} {
 		mustDelivered(t, g, must(g.SetMember(ctx, "t", "r", user("alice"), grant)))
+		mustMirrored(t, g)
 		d, err := g.Check(ctx, check)
 		if err != nil || d.Allowed != grant || d.Source != authz.SourceMirror {
 			t.Fatalf("step %d (member %v): %+v, %v; want allowed=%v from the mirror", i, grant, d, err, grant)
 		}
+	}
+}
+
+// mustMirrored waits until the mirror has applied every change the cache has (the mirror is fed in
+// a goroutine of its own, so it can trail the stream by a moment).
+func mustMirrored(t *testing.T, g *Graph) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		g.cache.mu.RLock()
+		ok := g.cache.mirror != nil && g.cache.mirrorSeq >= g.cache.seq
+		g.cache.mu.RUnlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror did not catch up with the stream within 20s: %+v", g.CacheStats())
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -128,9 +128,13 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	var feed *mirrorFeed
 	defer func() {
-		if mr != nil {
+		switch {
+		case feed != nil:
 			w.cache.stop() // no fill gets the mirror once it closes
+			feed.stop().close()
+		case mr != nil:
 			mr.close()
 		}
 	}()
@@ -161,6 +165,9 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 		return false, err
 	}
 	w.cache.start(start, answered, mr)
+	if mr != nil {
+		feed = startMirrorFeed(w, mr, scancel)
+	}
 	go w.barriers(sctx, scancel)
 	for {
 		resp, err := stream.Recv()
@@ -168,46 +175,15 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 			return delivered, err
 		}
 		delivered = true
-		ch := changeOf(resp)
-		if mr != nil {
-			if resp.GetSchemaUpdated() {
-				return delivered, errSchemaChanged
-			}
-			mr.add(resp.GetUpdates())
-			if resp.GetIsCheckpoint() {
-				if err := mr.checkpoint(sctx, resp.GetChangesThrough().GetToken()); err != nil {
-					if errors.Is(err, errMirrorFull) {
-						w.mirrorFull()
-					}
-					return delivered, err
-				}
-				ch.mirrored = true
-			}
+		if feed != nil && resp.GetSchemaUpdated() {
+			return delivered, errSchemaChanged
 		}
-		w.cache.apply(ch)
-		if mr != nil && ch.mirrored && mr.worn() {
-			if mr, err = w.rebuild(sctx, mr); err != nil {
-				return delivered, err
-			}
+		seq := w.cache.apply(changeOf(resp))
+		if feed != nil && (len(resp.GetUpdates()) > 0 || resp.GetIsCheckpoint()) {
+			feed.push(feedItem{updates: resp.GetUpdates(), checkpoint: resp.GetIsCheckpoint(),
+				through: resp.GetChangesThrough().GetToken(), seq: seq})
 		}
 	}
-}
-
-// rebuild puts a fresh copy of a worn mirror in its place (see
-// mirror.rebuilt). The old one stops once the checks reading it finish.
-func (w *watcher) rebuild(ctx context.Context, old *mirror) (*mirror, error) {
-	began := time.Now()
-	n, err := old.rebuilt(ctx)
-	if err != nil {
-		if errors.Is(err, errMirrorFull) {
-			w.mirrorFull()
-		}
-		return old, err
-	}
-	w.cache.swapMirror(old, n)
-	go old.retire()
-	w.logger.Debug("decision cache mirror rebuilt", "relationships", n.rels.Load(), "applied", old.applied, "took", time.Since(began).String())
-	return n, nil
 }
 
 // loadMirror loads a mirror at the stream's start barrier, and learns the
