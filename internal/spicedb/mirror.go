@@ -146,6 +146,7 @@ func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, er
 	if _, _, err := validationfile.PopulateFromFilesContents(ctx, mr.dl, caveattypes.Default.TypeSet, map[string][]byte{"schema.yaml": boot}); err != nil {
 		return nil, fmt.Errorf("write the mirror's schema: %w", err)
 	}
+	ds.seal()
 	// SpiceDB's engine, called in-process: no gRPC server, no dispatch
 	// cache (a read of the index costs less than a cache lookup would).
 	if mr.perms, err = spembedded.NewPermissions(spembedded.Config{Datastore: ds, SchemaCacheMaxCostBytes: 32 << 20}); err != nil {
