@@ -54,8 +54,9 @@ type mirror struct {
 	perms *spembedded.Permissions
 
 	// mu is held for reading by every check and for writing while a
-	// checkpoint's updates are applied.
-	mu sync.RWMutex
+	// checkpoint's updates are applied or the mirror closes.
+	mu     sync.RWMutex
+	closed bool // a check that got the mirror just before it closed fails (and asks SpiceDB)
 	// through is the checkpoint (or start barrier) whose state the mirror
 	// holds: the revision its answers are reported at.
 	through string
@@ -331,8 +332,14 @@ func (m *mirror) checkpoint(ctx context.Context, through string) error {
 func (m *mirror) check(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if m.closed {
+		return authz.Decision{}, errMirrorClosed
+	}
 	return m.checkLocked(ctx, it)
 }
+
+// errMirrorClosed fails a check on a mirror that closed after the check got it.
+var errMirrorClosed = errors.New("the mirror closed")
 
 func (m *mirror) checkLocked(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
 	s := it.GetSubject()
@@ -352,6 +359,9 @@ func (m *mirror) checkLocked(ctx context.Context, it *v1.CheckBulkPermissionsReq
 func (m *mirror) checkBulk(ctx context.Context, items []*v1.CheckBulkPermissionsRequestItem) ([]authz.Decision, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errMirrorClosed
+	}
 	out := make([]authz.Decision, len(items))
 	for i, it := range items {
 		d, err := m.checkLocked(ctx, it)
@@ -371,8 +381,10 @@ func (m *mirror) retire() {
 	m.close()
 }
 
-// close stops the mirror's checker and its datastore.
+// close stops the mirror's checker and its datastore (retire for a mirror
+// checks may be reading).
 func (m *mirror) close() {
+	m.closed = true
 	if m.perms != nil {
 		_ = m.perms.Close()
 	}

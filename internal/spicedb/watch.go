@@ -132,8 +132,8 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	defer func() {
 		switch {
 		case feed != nil:
-			w.cache.stop() // no fill gets the mirror once it closes
-			feed.stop().close()
+			w.cache.stop() // no fill gets the mirror from now on
+			feed.stop().retire()
 		case mr != nil:
 			mr.close()
 		}
