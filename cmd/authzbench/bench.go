@@ -343,13 +343,13 @@ func (b *bench) profiled(ctx context.Context, name string, fn func() stats) func
 			fmt.Fprintln(b.log, "profile:", err)
 			return st
 		}
-		share, err := loadShare(f.Name())
+		share, mirror, err := shares(f.Name())
 		if err != nil {
 			fmt.Fprintln(b.log, "profile:", err)
 			return st
 		}
 		if st.Ops > 0 && st.CPU.OK {
-			b.report.splits = append(b.report.splits, cpuSplit{name: name, ops: st.Ops, loadShare: share,
+			b.report.splits = append(b.report.splits, cpuSplit{name: name, ops: st.Ops, loadShare: share, mirrorShare: mirror,
 				selfPerOp: float64(st.CPU.Self.Microseconds()) / float64(st.Ops)})
 		}
 		return st

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/scailabs/authzd/internal/spicedb"
 )
 
 // The load generator runs in this process beside authzd, so the process's CPU
@@ -36,22 +39,29 @@ type cpuSplit struct {
 	ops       int
 	selfPerOp float64 // µs of this process's CPU per operation (measured window, from /proc)
 	loadShare float64 // share of the profile's CPU samples that carry the load label (whole run)
+	// mirrorShare is the share of samples of the decision cache mirror's
+	// walks (SpiceDB's engine answering misses inside authzd; they carry
+	// spicedb.ProfileLabel).
+	mirrorShare float64
 }
 
 // authzdPerOp is authzd's own CPU per operation: the process's, less the load generator's share.
 func (s cpuSplit) authzdPerOp() float64 { return s.selfPerOp * (1 - s.loadShare) }
 
-// loadShare reads a CPU profile and returns the share of its CPU time spent
-// in goroutines labelled as the load generator's.
-func loadShare(path string) (float64, error) {
+// mirrorPerOp is the part of authzdPerOp spent in the mirror's walks.
+func (s cpuSplit) mirrorPerOp() float64 { return s.selfPerOp * s.mirrorShare }
+
+// shares reads a CPU profile and returns the shares of its CPU time spent
+// in goroutines labelled as the load generator's and as the mirror's walks.
+func shares(path string) (load, mirror float64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
 	p, err := profile.Parse(f)
 	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", path, err)
+		return 0, 0, fmt.Errorf("parse %s: %w", path, err)
 	}
 	idx := -1
 	for i, st := range p.SampleType {
@@ -60,21 +70,21 @@ func loadShare(path string) (float64, error) {
 		}
 	}
 	if idx < 0 {
-		return 0, fmt.Errorf("%s has no cpu samples", path)
+		return 0, 0, fmt.Errorf("%s has no cpu samples", path)
 	}
-	var load, total int64
+	var inLoad, inMirror, total int64
 	for _, s := range p.Sample {
 		v := s.Value[idx]
 		total += v
-		for _, l := range s.Label[loadLabelKey] {
-			if l == loadLabelValue {
-				load += v
-				break
-			}
+		switch {
+		case slices.Contains(s.Label[loadLabelKey], loadLabelValue):
+			inLoad += v
+		case slices.Contains(s.Label[spicedb.ProfileLabel], spicedb.ProfileLabelMirror):
+			inMirror += v
 		}
 	}
 	if total == 0 {
-		return 0, fmt.Errorf("%s holds no samples", path)
+		return 0, 0, fmt.Errorf("%s holds no samples", path)
 	}
-	return float64(load) / float64(total), nil
+	return float64(inLoad) / float64(total), float64(inMirror) / float64(total), nil
 }

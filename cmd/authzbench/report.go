@@ -249,13 +249,13 @@ func (r *report) writeComparisons(p printer) {
 	p("")
 	if len(r.splits) > 0 {
 		p.table("## This process's CPU split between the load generator and authzd (profiled runs, -profile-dir)",
-			"| run | ops | this process µs/op | load generator share of its CPU samples | authzd µs/op |",
-			"|---|---:|---:|---:|---:|")
+			"| run | ops | this process µs/op | load generator share of its CPU samples | authzd µs/op | of which the mirror's walks µs/op |",
+			"|---|---:|---:|---:|---:|---:|")
 		for _, s := range r.splits {
-			p("| %s | %d | %.0f | %.0f%% | %.0f |", s.name, s.ops, s.selfPerOp, 100*s.loadShare, s.authzdPerOp())
+			p("| %s | %d | %.0f | %.0f%% | %.0f | %.0f |", s.name, s.ops, s.selfPerOp, 100*s.loadShare, s.authzdPerOp(), s.mirrorPerOp())
 		}
 		p("")
-		p("The load generator's goroutines carry a profiler label (cmd/authzbench/cpusplit.go); authzd's share is every sample without it, the garbage collector's background work included.")
+		p("The load generator's goroutines carry a profiler label (cmd/authzbench/cpusplit.go); authzd's share is every sample without it, the garbage collector's background work included. The decision cache mirror's walks (SpiceDB's engine answering misses inside authzd) carry a label of their own and are part of authzd's share.")
 		p("")
 	}
 }
@@ -305,8 +305,8 @@ func (r *report) writeGoals(p printer, b *bench) float64 {
 				others = append(others, fmt.Sprintf("%s %.0f µs", o.name, o.authzdPerOp()))
 			}
 		}
-		goal(fmt.Sprintf("authzd's own CPU per check at c=%d (labelled profile, %s)", r.topConc, judged.name), "≤ 100 µs", fmt.Sprintf("%.0f µs (this process %.0f µs, load generator %.0f%%); %s",
-			judged.authzdPerOp(), judged.selfPerOp, 100*judged.loadShare, strings.Join(others, ", ")), judged.authzdPerOp() <= 100)
+		goal(fmt.Sprintf("authzd's own CPU per check at c=%d (labelled profile, %s)", r.topConc, judged.name), "≤ 100 µs", fmt.Sprintf("%.0f µs, of which the mirror's walks %.0f µs (this process %.0f µs, load generator %.0f%%); %s",
+			judged.authzdPerOp(), judged.mirrorPerOp(), judged.selfPerOp, 100*judged.loadShare, strings.Join(others, ", ")), judged.authzdPerOp() <= 100)
 	}
 	if n := len(r.visibility); n > 0 {
 		p99 := pick(r.visibility, .99)

@@ -315,15 +315,19 @@ func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
 
 	// One round trip when this process moved the head last (one replica, or
 	// the only busy one): the rows go in only if the head is still where it
-	// left it, checked under the head's row lock.
+	// left it, checked under the head's row lock. Its one statement waits for
+	// the lock, so it carries only the idle bound: a statement bound would
+	// also bound the wait, and an orphan may hold the lock for up to that
+	// long (TestCluster/PostgresCutFromOneReplica caught the other replica's
+	// statement timing out behind one). Postgres has the whole pipeline, COMMIT
+	// included, before it runs it, so a writer that vanishes after sending
+	// leaves no transaction behind; one that vanishes mid-send leaves it idle.
 	if from, ok := a.head.take(); ok {
 		to := auditchain.Extend(from, rows)
 		moved := false
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
-		for _, q := range bounds {
-			b.Queue(q)
-		}
+		b.Queue(bounds[0])
 		b.Queue(insertRowsIfHead, append(rowArrays(rows), to.Seq, to.Hash, from.Seq, from.Hash)...).Exec(func(ct pgconn.CommandTag) error {
 			moved = ct.RowsAffected() == int64(len(rows))
 			if !moved && ct.RowsAffected() != 0 {

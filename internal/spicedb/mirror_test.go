@@ -3,11 +3,14 @@ package spicedb
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/authzed/spicedb/pkg/tuple"
 
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/internal/pgtest"
@@ -195,4 +198,72 @@ func mustMirrored(t *testing.T, g *Graph) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// BenchmarkMirror measures the mirror on a world shaped like authzbench's 1,000-tenant set (a tenant
+// per 50 relationships: platform and partner links, 30 built-in role members, 3 custom roles of 5
+// keys and 10 members each): its memory per relationship after a load, and the CPU of a cold check
+// (a question asked once: tenant, user and key drawn at random). No Postgres: the mirror alone.
+//
+//	go test -run '^$' -bench BenchmarkMirror -benchtime 20000x ./internal/spicedb
+func BenchmarkMirror(b *testing.B) {
+	const tenants = 1000
+	model := mustManifests(b)
+	ctx := context.Background()
+	var keys []authz.Key
+	for _, k := range model.Keys {
+		keys = append(keys, k.Key)
+	}
+	var updates []*v1.RelationshipUpdate
+	add := func(r *v1.Relationship) { updates = append(updates, touch(r)) }
+	for t := range tenants {
+		tid := fmt.Sprint("t", t)
+		add(rel(typeTenant, tid, relPlatform, platformSubject()))
+		add(rel(typeTenant, tid, relPartner, &v1.SubjectReference{Object: object(typePartner, fmt.Sprint("p", t%100))}))
+		for u := range 30 {
+			add(rel(typeTenant, tid, []string{authz.RoleTenantAdmin, authz.RoleTenantUser, authz.RoleTenantViewer}[u%3], subjectRef(user(fmt.Sprint("u", t, "-", u)))))
+		}
+		for r := range 3 {
+			oid := fmt.Sprint(tid, "/r", r)
+			add(rel(typeRole, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tid)}))
+			for k := range 5 {
+				add(rel(typeTenant, tid, keys[(r*5+k)%len(keys)].GrantRelation(), roleMembers(oid)))
+			}
+			for u := range 10 {
+				add(rel(typeRole, oid, relMember, subjectRef(user(fmt.Sprint("u", t, "-", (r*10+u)%30)))))
+			}
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, err := newMirror(ctx, model.Schema(), 1<<30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.close()
+	for i := 0; i < len(updates); i += mirrorChunk {
+		batch := make([]tuple.RelationshipUpdate, 0, mirrorChunk)
+		for _, u := range updates[i:min(i+mirrorChunk, len(updates))] {
+			batch = append(batch, mutation(u))
+		}
+		if err := m.write(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perRel := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(updates))
+	rnd := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for b.Loop() {
+		t := rnd.IntN(tenants)
+		it := &v1.CheckBulkPermissionsRequestItem{Resource: object(typeTenant, fmt.Sprint("t", t)),
+			Permission: keys[rnd.IntN(len(keys))].Relation(), Subject: subjectRef(user(fmt.Sprint("u", t, "-", rnd.IntN(30))))}
+		if _, err := m.check(ctx, it); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(perRel, "heap-B/relationship")
+	b.ReportMetric(float64(len(updates)), "relationships")
 }

@@ -46,7 +46,7 @@ type Config struct {
 	CacheMirror string `env:"AUTHZ_CACHE_MIRROR" envDefault:"on"`
 	// CacheMirrorMax bounds the relationships the mirror holds; beyond it
 	// authzd logs once and misses go to SpiceDB.
-	CacheMirrorMax int `env:"AUTHZ_CACHE_MIRROR_MAX" envDefault:"1000000"`
+	CacheMirrorMax int `env:"AUTHZ_CACHE_MIRROR_MAX" envDefault:"250000"`
 	// CacheVerifyRate is the share of cache answers re-checked against SpiceDB in the background.
 	CacheVerifyRate float64 `env:"AUTHZ_CACHE_VERIFY_RATE" envDefault:"0.001"`
 	// SpiceDBDatastore is the embedded SpiceDB's datastore: postgres or memory.
