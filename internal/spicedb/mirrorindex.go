@@ -101,38 +101,31 @@ type indexedReader struct {
 }
 
 func (r indexedReader) LegacyReadNamespaceByName(ctx context.Context, name string) (*core.NamespaceDefinition, datastore.Revision, error) {
-	if !r.s.sealed.Load() {
-		return r.Reader.LegacyReadNamespaceByName(ctx, name)
-	}
-	r.s.mu.RLock()
-	ns, ok := r.s.namespaces[name]
-	r.s.mu.RUnlock()
-	if ok {
-		return ns.Definition, ns.LastWrittenRevision, nil
-	}
-	def, rev, err := r.Reader.LegacyReadNamespaceByName(ctx, name)
-	if err == nil {
-		r.s.mu.Lock()
-		r.s.namespaces[name] = datastore.RevisionedNamespace{Definition: def, LastWrittenRevision: rev}
-		r.s.mu.Unlock()
-	}
-	return def, rev, err
+	return readKept(ctx, r, r.s.namespaces, name, r.Reader.LegacyReadNamespaceByName)
 }
 
 func (r indexedReader) LegacyReadCaveatByName(ctx context.Context, name string) (*core.CaveatDefinition, datastore.Revision, error) {
+	return readKept(ctx, r, r.s.caveats, name, r.Reader.LegacyReadCaveatByName)
+}
+
+// readKept reads a schema definition from kept (filled on first read once
+// the schema is sealed), or from the datastore before then.
+func readKept[T datastore.SchemaDefinition](ctx context.Context, r indexedReader, kept map[string]datastore.RevisionedDefinition[T], name string,
+	read func(context.Context, string) (T, datastore.Revision, error),
+) (T, datastore.Revision, error) {
 	if !r.s.sealed.Load() {
-		return r.Reader.LegacyReadCaveatByName(ctx, name)
+		return read(ctx, name)
 	}
 	r.s.mu.RLock()
-	cv, ok := r.s.caveats[name]
+	d, ok := kept[name]
 	r.s.mu.RUnlock()
 	if ok {
-		return cv.Definition, cv.LastWrittenRevision, nil
+		return d.Definition, d.LastWrittenRevision, nil
 	}
-	def, rev, err := r.Reader.LegacyReadCaveatByName(ctx, name)
+	def, rev, err := read(ctx, name)
 	if err == nil {
 		r.s.mu.Lock()
-		r.s.caveats[name] = datastore.RevisionedCaveat{Definition: def, LastWrittenRevision: rev}
+		kept[name] = datastore.RevisionedDefinition[T]{Definition: def, LastWrittenRevision: rev}
 		r.s.mu.Unlock()
 	}
 	return def, rev, err
