@@ -127,6 +127,7 @@ type CacheState struct {
 	Entries                                            int
 	FrontierAge                                        time.Duration
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
+	Resumes                                            uint64
 	Verified, Mismatches, Barriers, MirrorFills        uint64
 	MirrorRelationships                                int64
 }
@@ -144,6 +145,7 @@ func (m *Metrics) DecisionCache(read func() CacheState) {
 		counter("authzd_cache_misses_total", "Decision cache lookups that went to SpiceDB (while the cache was ready).", func(s CacheState) uint64 { return s.Misses }),
 		counter("authzd_cache_invalidations_total", "Tenant (or whole-cache) invalidations applied from the Watch stream.", func(s CacheState) uint64 { return s.Invalidations }),
 		counter("authzd_cache_resyncs_total", "Watch streams started with an empty cache.", func(s CacheState) uint64 { return s.Resyncs }),
+		counter("authzd_cache_resumes_total", "Watch streams resumed after a break with the cache's entries (and mirror) kept.", func(s CacheState) uint64 { return s.Resumes }),
 		counter("authzd_cache_fills_dropped_total", "SpiceDB answers not stored because a change to their tenant arrived while they were asked.", func(s CacheState) uint64 { return s.FillsDropped }),
 		counter("authzd_cache_barriers_total", "Barrier writes sent so that misses of changed tenants read a revision that includes the change.", func(s CacheState) uint64 { return s.Barriers }),
 		counter("authzd_cache_mirror_fills_total", "Cache misses answered by the mirror (SpiceDB's engine on an in-process copy of its relationships).", func(s CacheState) uint64 { return s.MirrorFills }),

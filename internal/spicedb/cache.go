@@ -45,7 +45,10 @@ import (
 // drop everything.
 //
 // While the stream is down the cache is not ready: it answers nothing and
-// stores nothing, and every check goes to SpiceDB.
+// stores nothing, and every check goes to SpiceDB. A resumed stream (pause,
+// resume) keeps the entries: it redelivers every change after the last
+// checkpoint applied, and the cache answers again only once it has delivered
+// a marker written after the break.
 type decisionCache struct {
 	max int // entries bound
 
@@ -100,8 +103,12 @@ type decisionCache struct {
 	// mirrorSeq is the number of the last change its state covers.
 	mirror    *mirror
 	mirrorSeq uint64
+	// resumeID, while a resumed stream catches up, is the write id of the
+	// marker written after the break (see resume): the cache answers again
+	// at the checkpoint that follows the marker's delivery.
+	resumeID string
 
-	hits, misses, invalidations, resyncs, fillsDropped, verified, mismatches, barriers, mirrorFills, mirrorRebuilds atomic.Uint64
+	hits, misses, invalidations, resyncs, resumes, fillsDropped, verified, mismatches, barriers, mirrorFills, mirrorRebuilds atomic.Uint64
 }
 
 // entry is one answer and the revision SpiceDB computed it at.
@@ -359,7 +366,7 @@ func (c *decisionCache) start(from string, before []string, m *mirror) {
 			c.deliveredLocked(p.token)
 		}
 	}
-	c.ready, c.lastApply, c.uncovered = true, time.Now(), c.uncovered[:0]
+	c.ready, c.lastApply, c.uncovered, c.resumeID = true, time.Now(), c.uncovered[:0], ""
 	c.resyncs.Add(1)
 }
 
@@ -368,8 +375,38 @@ func (c *decisionCache) stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAllLocked()
-	c.ready, c.mirror = false, nil
+	c.ready, c.mirror, c.resumeID = false, nil, ""
 	c.wakeLocked() // waiting fills see the cache is not ready
+}
+
+// pause makes the cache answer and store nothing, as stop does, but keeps
+// its entries, its bookkeeping and its mirror for a stream that resumes
+// where the broken one stopped: the resumed stream delivers every change
+// after the last checkpoint applied, so each entry is dropped on its
+// stream as before. Fills in flight when it breaks are not stored.
+func (c *decisionCache) pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.ready, c.resumeID, c.uncovered = false, "", c.uncovered[:0]
+	c.wakeLocked()
+}
+
+// resume readies the cache for a stream resumed after a pause; id tags the
+// marker write sent after the break, before the stream is opened. Until the
+// stream has delivered the marker and a checkpoint followed, the cache
+// answers nothing: the marker was committed after the break, so by then
+// every change committed during the break has been applied.
+func (c *decisionCache) resume(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resumeID, c.uncovered = id, c.uncovered[:0]
+}
+
+func (c *decisionCache) resumedLocked() {
+	c.ready, c.resumeID, c.lastApply = true, "", time.Now()
+	c.resumes.Add(1)
+	c.wakeLocked()
 }
 
 func (c *decisionCache) dropAllLocked() {
@@ -424,6 +461,10 @@ func (c *decisionCache) apply(ch change) uint64 {
 		return c.seq
 	}
 	for _, id := range c.uncovered {
+		if id == c.resumeID && id != "" {
+			c.resumedLocked()
+			continue
+		}
 		p, ok := c.pending[id]
 		if !ok {
 			// The stream was faster than the write's own answer (see wrote).
@@ -537,6 +578,7 @@ type CacheStats struct {
 	Entries                                            int
 	FrontierAge                                        time.Duration // since the stream last delivered anything
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
+	Resumes                                            uint64 // streams resumed after a break without emptying the cache
 	Verified, Mismatches, Barriers                     uint64
 	MirrorFills                                        uint64 // misses the mirror answered
 	MirrorRebuilds                                     uint64 // mirrors copied afresh (mirror.rebuilt)
@@ -547,7 +589,7 @@ func (c *decisionCache) stats() CacheStats {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	s := CacheStats{Enabled: true, Ready: c.ready, Entries: c.entries, Hits: c.hits.Load(), Misses: c.misses.Load(),
-		Invalidations: c.invalidations.Load(), Resyncs: c.resyncs.Load(), FillsDropped: c.fillsDropped.Load(),
+		Invalidations: c.invalidations.Load(), Resyncs: c.resyncs.Load(), Resumes: c.resumes.Load(), FillsDropped: c.fillsDropped.Load(),
 		Verified: c.verified.Load(), Mismatches: c.mismatches.Load(), Barriers: c.barriers.Load(),
 		MirrorFills: c.mirrorFills.Load(), MirrorRebuilds: c.mirrorRebuilds.Load()}
 	if c.ready {

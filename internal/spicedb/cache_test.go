@@ -274,6 +274,15 @@ func differential(t *testing.T, g *Graph, mirror bool) {
 				did[i], _, errs[i] = w.randomWrite(ctx, g, rand.New(rand.NewPCG(seeds[i], 2)))
 			})
 		}
+		if rnd.IntN(3) == 0 {
+			// Break the stream while the writes run: the next one resumes from the last checkpoint
+			// with the cache's entries kept, and must drop each of them the writes touched.
+			after := time.Duration(rnd.IntN(30)) * time.Millisecond
+			wg.Go(func() {
+				time.Sleep(after)
+				g.watcher.reset()
+			})
+		}
 		checker := sync.WaitGroup{}
 		checker.Go(func() {
 			r := rand.New(rand.NewPCG(seeds[0], 3))
@@ -317,10 +326,10 @@ func differential(t *testing.T, g *Graph, mirror bool) {
 		}
 	}
 	st := g.CacheStats()
-	t.Logf("%d checks x %d rounds, %d mismatches; cache: %d hits, %d misses (%d answered by the mirror, %d mirror rebuilds), %d invalidations, %d barriers, %d fills dropped, %d verified, %d verify mismatches",
-		len(checks), rounds, mismatches, st.Hits, st.Misses, st.MirrorFills, st.MirrorRebuilds, st.Invalidations, st.Barriers, st.FillsDropped, st.Verified, st.Mismatches)
-	if st.Hits == 0 || st.Invalidations == 0 {
-		t.Fatalf("the cache answered %d checks and applied %d invalidations: the test did not exercise it", st.Hits, st.Invalidations)
+	t.Logf("%d checks x %d rounds, %d mismatches; cache: %d hits, %d misses (%d answered by the mirror, %d mirror rebuilds), %d invalidations, %d barriers, %d fills dropped, %d verified, %d verify mismatches, %d resumes, %d resyncs",
+		len(checks), rounds, mismatches, st.Hits, st.Misses, st.MirrorFills, st.MirrorRebuilds, st.Invalidations, st.Barriers, st.FillsDropped, st.Verified, st.Mismatches, st.Resumes, st.Resyncs)
+	if st.Hits == 0 || st.Invalidations == 0 || st.Resumes == 0 {
+		t.Fatalf("the cache answered %d checks, applied %d invalidations and resumed %d streams: the test did not exercise it", st.Hits, st.Invalidations, st.Resumes)
 	}
 	if mirror && (st.MirrorFills == 0 || st.MirrorRebuilds == 0) {
 		t.Fatalf("%d misses answered by the mirror, %d rebuilds: the test did not exercise it", st.MirrorFills, st.MirrorRebuilds)

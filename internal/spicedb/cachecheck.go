@@ -17,8 +17,9 @@ func head() *v1.Consistency {
 	return &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
 }
 
-// barrierObject is where barrier writes delete: a tenant whose id contains
-// '/', which authz.ValidateID refuses, so no tenant authzd provisions has it.
+// barrierObject is where barrier writes delete and resume marks write: a
+// tenant whose id contains '/', which authz.ValidateID refuses, so no tenant
+// authzd provisions has it (and FollowChanges leaves its changes out).
 const barrierObject = "authzd/barrier"
 
 // barrier sends a write that changes nothing and returns its revision, which
@@ -37,6 +38,36 @@ func (g *Graph) barrier(ctx context.Context) (string, error) {
 		return "", authz.Errorf(authz.EUNAVAILABLE, "spicedb gave no revision for a barrier write")
 	}
 	return resp.GetDeletedAt().GetToken(), nil
+}
+
+// resumeMarkPrefix starts the write id of every resume mark (see mark).
+const resumeMarkPrefix = "authzd-resume/"
+
+// mark writes a relationship on the barrier object, tagged with id in its
+// transaction metadata, so that a Watch stream delivers it (a barrier, which
+// changes nothing, never appears on a stream): a resumed stream has caught up
+// with everything committed before the call once it has delivered the mark.
+// A barrier sent first deletes the marks of earlier resumes (and the next
+// barrier this one), so they do not pile up; each subject is new, so the
+// mark always changes something.
+func (g *Graph) mark(ctx context.Context, id string) error {
+	if _, err := g.barrier(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := g.call(ctx)
+	defer cancel()
+	_, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{
+		Updates: []*v1.RelationshipUpdate{{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: &v1.Relationship{
+			Resource: &v1.ObjectReference{ObjectType: typeTenant, ObjectId: barrierObject},
+			Relation: "tenant_viewer",
+			Subject:  &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: typeUser, ObjectId: barrierObject + "/" + randomKey()[:16]}},
+		}}},
+		OptionalTransactionMetadata: writeMetadata(id),
+	})
+	if err != nil {
+		return mapError(err, "resume marker write")
+	}
+	return nil
 }
 
 // fresh is a consistency that includes every write committed before the

@@ -41,9 +41,10 @@ func (g *Graph) HeadRevision(ctx context.Context) (string, error) {
 // stream and is returned. A stream SpiceDB refuses to start from `from`
 // returns ErrCursorUnusable.
 //
-// This stream is separate from the decision cache's: the cache restarts
-// from the head after any break (it can refill), while a caller of
-// FollowChanges resumes exactly where it stopped (it must not miss a change).
+// This stream is separate from the decision cache's, which may start afresh
+// after a break (it can refill), while a caller of FollowChanges resumes
+// exactly where it stopped (it must not miss a change). Changes on the barrier
+// object (the decision cache's resume marks) are left out.
 func (g *Graph) FollowChanges(ctx context.Context, from string, fn func(authz.ChangeBatch) error) error {
 	if from == "" {
 		return errors.New("follow changes: no start revision")
@@ -76,6 +77,9 @@ func (g *Graph) FollowChanges(ctx context.Context, from string, fn func(authz.Ch
 		b, err := batchOf(resp)
 		if err != nil {
 			return err
+		}
+		if len(b.Changes) == 0 && !resp.GetIsCheckpoint() {
+			continue // only the decision cache's own marks (see batchOf)
 		}
 		if err := fn(b); err != nil {
 			return err
@@ -112,7 +116,9 @@ func batchOf(resp *v1.WatchResponse) (authz.ChangeBatch, error) {
 		mds = append(mds, resp.GetOptionalTransactionMetadata())
 	}
 	for _, md := range mds {
-		if id := md.GetFields()[writeIDField].GetStringValue(); id != "" {
+		if id := md.GetFields()[writeIDField].GetStringValue(); strings.HasPrefix(id, resumeMarkPrefix) {
+			continue
+		} else if id != "" {
 			b.WriteIDs = append(b.WriteIDs, id)
 		} else {
 			b.Untagged = true
@@ -123,6 +129,9 @@ func batchOf(resp *v1.WatchResponse) (authz.ChangeBatch, error) {
 	}
 	for _, u := range resp.GetUpdates() {
 		r := u.GetRelationship()
+		if r.GetResource().GetObjectType() == typeTenant && r.GetResource().GetObjectId() == barrierObject {
+			continue // the decision cache's resume marks and the barriers that delete them: authzd's bookkeeping, no one's permissions
+		}
 		text, err := tuple.V1StringRelationship(r)
 		if err != nil {
 			return b, fmt.Errorf("format watched relationship: %w", err)
@@ -136,6 +145,9 @@ func batchOf(resp *v1.WatchResponse) (authz.ChangeBatch, error) {
 			Relation:     r.GetRelation(),
 			TenantID:     tenantOf(o.GetObjectType(), o.GetObjectId()),
 		})
+	}
+	if len(b.Changes) == 0 && len(resp.GetUpdates()) > 0 {
+		b.WriteIDs, b.Untagged = nil, false // nothing but marks: nothing to account for
 	}
 	return b, nil
 }

@@ -278,3 +278,117 @@ func BenchmarkMirror(b *testing.B) {
 	b.ReportMetric(perRel, "heap-B/relationship")
 	b.ReportMetric(float64(len(updates)), "relationships")
 }
+
+// A broken stream resumes from its last checkpoint with the cache's entries and the mirror kept, and
+// the cache answers again only once the resumed stream has delivered everything committed during the
+// break: here a revocation written straight to SpiceDB (untagged, so no token would wait for it) while
+// the break is held open. Entries the break did not touch are still answered from the cache afterwards.
+func TestDecisionCacheResume(t *testing.T) {
+	pgtest.Require(t)
+	for _, tc := range []struct {
+		name      string
+		mirrorMax int
+	}{{"Mirror", 0}, {"Barriers", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			g := mustOpenCached(t, tc.mirrorMax)
+			key := newCacheWorld(t).keys[0]
+			must := mustWrite(t)
+			must(g.PutPartner(ctx, "p"))
+			var last string
+			for _, tn := range []string{"t1", "t2"} {
+				must(g.PutTenant(ctx, tn, "p"))
+				must(g.PutRole(ctx, tn, "r", []authz.Key{key}))
+				last = must(g.SetMember(ctx, tn, "r", user("alice"), true))
+			}
+			mustDelivered(t, g, last)
+			check := func(tn string) authz.Decision {
+				t.Helper()
+				d, err := g.Check(ctx, authz.Check{TenantID: tn, Subject: user("alice"), Key: key})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			for _, tn := range []string{"t1", "t2"} {
+				check(tn)
+				if d := check(tn); !d.Allowed || d.Source != authz.SourceCache {
+					t.Fatalf("%s before the break: %+v, want allowed from the cache", tn, d)
+				}
+			}
+			before := g.CacheStats()
+
+			from, err := g.HeadRevision(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hold := make(chan struct{})
+			g.watcher.mu.Lock()
+			g.watcher.beforeResume = func() { <-hold }
+			g.watcher.mu.Unlock()
+			g.watcher.reset()
+			deadline := time.Now().Add(20 * time.Second)
+			for g.CacheStats().Ready {
+				if time.Now().After(deadline) {
+					t.Fatal("the cache stayed ready after its stream broke")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			// During the break: revoke alice in t1 behind authzd's back; checks go to SpiceDB.
+			if _, err := g.perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{{
+				Operation:    v1.RelationshipUpdate_OPERATION_DELETE,
+				Relationship: tuple.ToV1Relationship(tuple.MustParse("role:t1/r#member@user:alice")),
+			}}}); err != nil {
+				t.Fatal(err)
+			}
+			if d := check("t2"); d.Source != authz.SourceSpiceDB { // at SpiceDB's own (quantized) snapshot
+				t.Fatalf("t2 during the break: %+v, want an answer from SpiceDB", d)
+			}
+			g.watcher.mu.Lock()
+			g.watcher.beforeResume = nil
+			g.watcher.mu.Unlock()
+			close(hold)
+			deadline = time.Now().Add(20 * time.Second)
+			for !g.CacheStats().Ready {
+				if time.Now().After(deadline) {
+					t.Fatalf("the cache did not answer again: %+v", g.CacheStats())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			// At once: the revocation made during the break is applied.
+			if d := check("t1"); d.Allowed {
+				t.Fatalf("t1 right after the resume: %+v; the revocation made during the break was missed", d)
+			}
+			if d := check("t2"); !d.Allowed || d.Source != authz.SourceCache {
+				t.Errorf("t2 after the resume: %+v, want allowed from the entry kept across the break", d)
+			}
+			st := g.CacheStats()
+			if st.Resumes != before.Resumes+1 || st.Resyncs != before.Resyncs {
+				t.Errorf("resumes %d -> %d, resyncs %d -> %d: want one resume and no resync", before.Resumes, st.Resumes, before.Resyncs, st.Resyncs)
+			}
+
+			// The out-of-band change stream reports the revocation, and not the resume's marks or the
+			// barriers that delete them (authzd's bookkeeping on the barrier object).
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var revoked bool
+			_ = g.FollowChanges(fctx, from, func(b authz.ChangeBatch) error {
+				for _, id := range b.WriteIDs {
+					if strings.HasPrefix(id, resumeMarkPrefix) {
+						t.Errorf("FollowChanges reported a resume mark's write id %s", id)
+					}
+				}
+				for _, c := range b.Changes {
+					if c.ResourceID == barrierObject {
+						t.Errorf("FollowChanges reported a change on the barrier object: %s", c.Relationship)
+					}
+					revoked = revoked || (c.Relationship == "role:t1/r#member@user:alice" && c.Operation == "delete")
+				}
+				return nil
+			})
+			if !revoked {
+				t.Error("FollowChanges did not report the revocation made during the break")
+			}
+		})
+	}
+}

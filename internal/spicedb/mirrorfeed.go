@@ -15,10 +15,10 @@ import (
 // behind: the benchmark's provisioning burst did, with the mirror applied in
 // the stream's goroutine). The cache knows how far the mirror has got
 // (decisionCache.mirrored), and fills that need more go to SpiceDB at a
-// barrier. An error (a failed write, the bound exceeded) ends the stream.
+// barrier. An error (a failed write, the bound exceeded) ends the stream
+// and the feed. A feed lives across a stream's resume (see watcher.follow).
 type mirrorFeed struct {
 	w      *watcher
-	cut    context.CancelFunc // ends the stream
 	wake   chan struct{}
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -38,9 +38,9 @@ type feedItem struct {
 	seq        uint64
 }
 
-func startMirrorFeed(w *watcher, m *mirror, cut context.CancelFunc) *mirrorFeed {
+func startMirrorFeed(w *watcher, m *mirror) *mirrorFeed {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &mirrorFeed{w: w, cut: cut, wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel, m: m}
+	f := &mirrorFeed{w: w, wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel, m: m}
 	go f.run(ctx)
 	return f
 }
@@ -53,6 +53,16 @@ func (f *mirrorFeed) push(it feedItem) {
 	select {
 	case f.wake <- struct{}{}:
 	default:
+	}
+}
+
+// ended reports whether the feed has stopped applying (an error ended it).
+func (f *mirrorFeed) ended() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -83,7 +93,7 @@ func (f *mirrorFeed) run(ctx context.Context) {
 					} else {
 						f.w.logger.Warn("the decision cache's mirror could not apply spicedb's changes; decision cache off until it resyncs", "err", err)
 					}
-					f.cut()
+					f.w.reset() // ends the current stream; it will not resume (ended)
 				}
 				return
 			}

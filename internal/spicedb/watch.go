@@ -3,6 +3,7 @@ package spicedb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,10 +25,12 @@ func writeMetadata(id string) *structpb.Struct {
 }
 
 // watcher follows SpiceDB's Watch stream and keeps the decision cache in step
-// with it. One stream per authzd process. Any error, gap or end of the stream
-// empties the cache and makes it answer nothing until a new stream runs; a new
-// stream starts from a fresh head revision with an empty cache (a resync),
-// rather than resuming, so no change can fall between two streams.
+// with it. One stream per authzd process. When a stream breaks the cache
+// answers nothing until the next one has caught up: that one resumes from the
+// last checkpoint, keeping the cache's entries and the mirror (see follow), or,
+// when it cannot (no checkpoint yet, a schema change, a mirror that failed, a
+// cursor SpiceDB refuses), starts afresh at a barrier with an empty cache (a
+// resync).
 type watcher struct {
 	g      *Graph
 	cache  *decisionCache
@@ -37,8 +40,20 @@ type watcher struct {
 
 	mu  sync.Mutex
 	cut context.CancelFunc // ends the current stream
+	// beforeResume, when set (by a test), runs before a resume writes its
+	// marker: it holds the break open.
+	beforeResume func()
 
 	scanned bool // the edges between tenants that predate the first stream are known (crossTenantEdges)
+
+	// What a broken stream leaves for the next one to resume from (see
+	// follow): the revision through which the cache has applied every
+	// change (the last checkpoint's changes_through; "" when there is none
+	// or the next stream must start afresh), and the mirror's feed, which
+	// lives across a resume.
+	cursor string
+	feed   *mirrorFeed
+	mr     *mirror // the mirror loaded at the last fresh start, until a feed takes it
 
 	// mirrorMax bounds the relationships a mirror may hold; 0 turns the
 	// mirror off (configured off, or SpiceDB outgrew the bound).
@@ -82,23 +97,31 @@ func (w *watcher) close() {
 
 func (w *watcher) run(ctx context.Context) {
 	defer close(w.done)
+	defer w.forget()
 	wait := backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: 15 * time.Second}
 	wait.Reset()
 	down := false
 	for {
+		resumed := w.cursor != ""
 		delivered, err := w.follow(ctx)
-		w.cache.stop()
 		if ctx.Err() != nil {
+			w.cache.stop()
 			return
+		}
+		if w.resumable(err, resumed, delivered) {
+			w.cache.pause()
+		} else {
+			w.cache.stop()
+			w.forget()
 		}
 		if delivered {
 			wait.Reset()
 		}
 		if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled || errors.Is(err, errSchemaChanged) {
 			// Ended on purpose (idle resync, probe or failed miss, which logged why).
-			w.logger.Debug("spicedb watch stream restarted", "err", err)
+			w.logger.Debug("spicedb watch stream restarted", "err", err, "resume", w.cursor != "")
 		} else if !down || delivered {
-			msg := "spicedb watch stream ended; decision cache off until it resyncs"
+			msg := "spicedb watch stream ended; decision cache off until it resumes or resyncs"
 			if c := status.Code(err); c == codes.Unimplemented || c == codes.FailedPrecondition {
 				msg = "spicedb watch unavailable (on Postgres it needs track_commit_timestamp=on); decision cache off, retrying"
 			}
@@ -107,45 +130,94 @@ func (w *watcher) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			w.cache.stop()
 			return
 		case <-time.After(wait.NextBackOff()):
 		}
 	}
 }
 
+// resumable says whether the next stream may resume where the one that
+// just ended stopped, keeping the cache's entries and the mirror. It may
+// when a checkpoint gave a cursor, the schema did not change, the mirror's
+// feed (if any) is still applying, and, for a stream that was itself a
+// resume, it delivered something: SpiceDB refuses a cursor older than its
+// garbage-collection window (or from another datastore) when the stream
+// opens, and such a refusal must lead to a fresh start rather than to
+// resuming from the same cursor forever.
+func (w *watcher) resumable(err error, resumed, delivered bool) bool {
+	if w.cursor == "" || errors.Is(err, errSchemaChanged) || (resumed && !delivered && !errors.Is(err, errMarkFailed)) {
+		return false
+	}
+	// A feed ends only on its own error (a failed write, the mirror's bound
+	// exceeded): the mirror then misses changes, so start afresh.
+	return w.feed == nil || !w.feed.ended()
+}
+
+// forget drops what a resume would have used: the next stream starts afresh.
+func (w *watcher) forget() {
+	w.cursor = ""
+	if w.feed != nil {
+		w.feed.stop().retire()
+		w.feed = nil
+	}
+	if w.mr != nil {
+		w.mr.close()
+		w.mr = nil
+	}
+}
+
+// errMarkFailed is a resume whose marker write SpiceDB did not take (it is
+// still unreachable): the cursor is not at fault, the next stream resumes.
+var errMarkFailed = errors.New("the resume marker was not written")
+
 // follow runs one stream until it fails. delivered reports whether it
 // delivered anything (so the backoff starts afresh after a healthy stream).
+//
+// A stream starts afresh (w.cursor empty) at a barrier with an empty cache
+// and a mirror loaded at that barrier, or resumes from w.cursor after a
+// break, keeping the cache and the mirror: it then delivers every change
+// after the last checkpoint the cache applied, each dropping what it can
+// affect as on any stream, and the cache answers again once the stream has
+// delivered a mark written after the break (decisionCache.resume), so no
+// change committed during the break can be missed.
 func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
-	answered := w.cache.pendingIDs() // writes SpiceDB answered before the barrier below was asked for
-	// The stream starts at a barrier, not at a head read: a barrier includes
-	// every write answered before it was asked for (see decisionCache), so
-	// the writes in answered are in it and need not come on the stream.
-	start, err := w.g.barrier(ctx)
-	if err != nil {
-		return false, err
-	}
-	mr, err := w.loadMirror(ctx, start)
-	if err != nil {
-		return false, err
-	}
-	var feed *mirrorFeed
-	defer func() {
-		switch {
-		case feed != nil:
-			w.cache.stop() // no fill gets the mirror from now on
-			feed.stop().retire()
-		case mr != nil:
-			mr.close()
+	var start string
+	var answered []string
+	resume := w.cursor != ""
+	if resume {
+		w.mu.Lock()
+		hold := w.beforeResume
+		w.mu.Unlock()
+		if hold != nil {
+			hold()
 		}
-	}()
-	if !w.scanned {
-		// Edges between tenants written before this process started: the
-		// stream, which starts at the same barrier, brings every later one.
-		edges, err := w.g.crossTenantEdges(ctx, start)
-		if err != nil {
+		id := resumeMarkPrefix + randomKey()[:16]
+		w.cache.resume(id) // before the write: the stream may deliver it before the call returns
+		if err := w.g.mark(ctx, id); err != nil {
+			return false, fmt.Errorf("%w: %w", errMarkFailed, err)
+		}
+		start = w.cursor
+	} else {
+		answered = w.cache.pendingIDs() // writes SpiceDB answered before the barrier below was asked for
+		// The stream starts at a barrier, not at a head read: a barrier includes
+		// every write answered before it was asked for (see decisionCache), so
+		// the writes in answered are in it and need not come on the stream.
+		if start, err = w.g.barrier(ctx); err != nil {
 			return false, err
 		}
-		w.linkEdges(edges)
+		if w.mr, err = w.loadMirror(ctx, start); err != nil {
+			return false, err
+		}
+		if !w.scanned {
+			// Edges between tenants written before this process started: the
+			// stream, which starts at the same barrier, brings every later one.
+			edges, err := w.g.crossTenantEdges(ctx, start)
+			if err != nil {
+				return false, err
+			}
+			w.linkEdges(edges)
+		}
 	}
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
@@ -164,9 +236,12 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	w.cache.start(start, answered, mr)
-	if mr != nil {
-		feed = startMirrorFeed(w, mr, scancel)
+	if !resume {
+		w.cache.start(start, answered, w.mr)
+		if w.mr != nil {
+			w.feed = startMirrorFeed(w, w.mr)
+			w.mr = nil
+		}
 	}
 	go w.barriers(sctx, scancel)
 	for {
@@ -175,13 +250,16 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 			return delivered, err
 		}
 		delivered = true
-		if feed != nil && resp.GetSchemaUpdated() {
-			return delivered, errSchemaChanged
+		if resp.GetSchemaUpdated() && w.feed != nil {
+			return delivered, errSchemaChanged // the mirror holds the old schema
 		}
 		seq := w.cache.apply(changeOf(resp))
-		if feed != nil && (len(resp.GetUpdates()) > 0 || resp.GetIsCheckpoint()) {
-			feed.push(feedItem{updates: resp.GetUpdates(), checkpoint: resp.GetIsCheckpoint(),
+		if w.feed != nil && (len(resp.GetUpdates()) > 0 || resp.GetIsCheckpoint()) {
+			w.feed.push(feedItem{updates: resp.GetUpdates(), checkpoint: resp.GetIsCheckpoint(),
 				through: resp.GetChangesThrough().GetToken(), seq: seq})
+		}
+		if resp.GetIsCheckpoint() && resp.GetChangesThrough().GetToken() != "" {
+			w.cursor = resp.GetChangesThrough().GetToken()
 		}
 	}
 }

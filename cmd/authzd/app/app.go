@@ -106,7 +106,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		met.DecisionCache(func() metrics.CacheState {
 			s := m.graph.CacheStats()
 			return metrics.CacheState{Ready: s.Ready, Entries: s.Entries, FrontierAge: s.FrontierAge, Hits: s.Hits,
-				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, FillsDropped: s.FillsDropped,
+				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, Resumes: s.Resumes, FillsDropped: s.FillsDropped,
 				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers, MirrorFills: s.MirrorFills,
 				MirrorRelationships: s.MirrorRelationships}
 		})

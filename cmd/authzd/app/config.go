@@ -99,6 +99,16 @@ func ConfigFromEnv() (Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// DefaultConfig is Config with every default and nothing read from the
+// environment: what a deployment that sets nothing but its addresses runs.
+func DefaultConfig() Config {
+	cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{}})
+	if err != nil {
+		panic(fmt.Sprintf("authzd's configuration defaults do not parse: %v", err))
+	}
+	return cfg
+}
+
 // Validate reports configuration mistakes before anything starts.
 func (c Config) Validate() error {
 	var level slog.Level

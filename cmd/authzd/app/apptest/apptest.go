@@ -27,12 +27,13 @@ type Authzd struct {
 func MustStart(tb testing.TB, datastore string) Authzd {
 	tb.Helper()
 	a := Authzd{AdminToken: "admin-" + rand.Text(), DatabaseURL: pgtest.MustCreate(tb)}
-	cfg := app.Config{
-		HTTPAddr: "127.0.0.1:0", DatabaseURL: a.DatabaseURL, AdminToken: a.AdminToken,
-		SpiceDBDatastore: datastore, SpiceDBTimeout: 5 * time.Second, DBMaxConns: 8, AuditWriters: 2,
-		AuditMaxBatch: 500, AuditTimeout: 3 * time.Second, MaxBodyBytes: 1 << 16, TokenCacheTTL: time.Second,
-		ShutdownTimeout: 10 * time.Second, AuditCheckpointInterval: time.Second,
-	}
+	// The defaults a deployment gets (the decision cache and its mirror on),
+	// with this test's addresses and tighter bounds.
+	cfg := app.DefaultConfig()
+	cfg.HTTPAddr, cfg.DatabaseURL, cfg.AdminToken = "127.0.0.1:0", a.DatabaseURL, a.AdminToken
+	cfg.SpiceDBDatastore, cfg.SpiceDBTimeout, cfg.DBMaxConns, cfg.AuditWriters = datastore, 5*time.Second, 8, 2
+	cfg.AuditMaxBatch, cfg.AuditTimeout, cfg.MaxBodyBytes, cfg.TokenCacheTTL = 500, 3*time.Second, 1<<16, time.Second
+	cfg.ShutdownTimeout, cfg.AuditCheckpointInterval = 10*time.Second, time.Second
 	if datastore == "postgres" {
 		cfg.SpiceDBDatabaseURL = pgtest.MustCreate(tb)
 	}
