@@ -645,7 +645,22 @@ func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what str
 	if _, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit, decision cache off", load: load, via: b.nocache}, rowsPerAnswer, 0, closed(b.nocache.facadeCheck(d.drawZipf))); err != nil {
 		return err
 	}
-	b.report.zipf = append(b.report.zipf, zipfResult{phase: phase, direct: dr.st, facade: fr.st})
+	z := zipfResult{phase: phase, direct: dr.st, facade: fr.st}
+	if phase == "4" {
+		// The issue states its p99 goal on the 1,000-tenant set: half the
+		// facade's Zipf peak, at a fixed rate, right after the closed-loop runs
+		// (the cache stays as they left it).
+		z.rate = max(1, fr.st.Throughput()/2)
+		h, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit, fixed rate = half its peak", load: fmt.Sprintf("%.0f/s", z.rate), via: b.audited},
+			rowsPerAnswer, 0, func() stats {
+				return openLoop(ctx, z.rate, max(b.cfg.Duration, b.cfg.FixedRun), b.cpu, b.audited.facadeCheck(d.drawZipf))
+			})
+		if err != nil {
+			return err
+		}
+		z.halfPeak = h.st
+	}
+	b.report.zipf = append(b.report.zipf, z)
 	return nil
 }
 

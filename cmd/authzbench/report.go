@@ -46,6 +46,9 @@ type concResult struct {
 type zipfResult struct {
 	phase          string
 	direct, facade stats
+	// halfPeak is the facade at a fixed rate of half its Zipf peak (phase 4 only).
+	halfPeak stats
+	rate     float64
 }
 
 type report struct {
@@ -285,12 +288,17 @@ func (r *report) writeGoals(p printer, b *bench) float64 {
 	if ph[1] {
 		goal("facade/direct check throughput", "≥ 0.90", fmt.Sprintf("%.2f at c=%d", ratio, r.topConc), ratio >= 0.9)
 		hp := r.halfPeak.Quantile(.99)
-		goal("facade p99 at half its peak rate", "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (peak %.0f/s)", ms(hp), r.peak/2, r.peak), hp > 0 && hp <= 10*time.Millisecond && r.halfPeak.Errors == 0)
+		goal("facade p99 at half its peak rate (small set, uniform)", "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (peak %.0f/s)", ms(hp), r.peak/2, r.peak), hp > 0 && hp <= 10*time.Millisecond && r.halfPeak.Errors == 0)
 	}
 	for _, z := range r.zipf {
 		q := z.facade.Throughput() / nonzero(z.direct.Throughput())
 		goal(fmt.Sprintf("phase %s: facade vs SpiceDB direct, Zipf users, c=%d, after %s warm-up each (decision cache)", z.phase, r.topConc, cfg.ZipfWarmup), "≥ 1.5x", fmt.Sprintf("%.2fx (%.0f vs %.0f checks/s; facade p99 %s ms)",
 			q, z.facade.Throughput(), z.direct.Throughput(), ms(z.facade.Quantile(.99))), q >= 1.5)
+		if z.rate > 0 {
+			hp := z.halfPeak.Quantile(.99)
+			goal(fmt.Sprintf("phase %s: facade p99 at half its Zipf peak rate (the issue's set)", z.phase), "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (p50 %s ms)", ms(hp), z.rate, ms(z.halfPeak.Quantile(.5))),
+				hp > 0 && hp <= 10*time.Millisecond && z.halfPeak.Errors == 0)
+		}
 	}
 	// The issue states its goals on the 1,000-tenant set: judged on its Zipf
 	// pool when phase 4 ran, else on the small set's uniform pool.

@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/authzed/spicedb/pkg/tuple"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/internal/pgtest"
@@ -218,6 +220,7 @@ func mustMirrored(t *testing.T, g *Graph) {
 //
 //	go test -run '^$' -bench BenchmarkMirror -benchtime 20000x ./internal/spicedb
 func BenchmarkMirror(b *testing.B) {
+	otel.SetTracerProvider(noop.NewTracerProvider()) // as authzd does (app.Main.Open)
 	const tenants = 1000
 	model := mustManifests(b)
 	ctx := context.Background()

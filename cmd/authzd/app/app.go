@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/scailabs/authzd/api"
 	"github.com/scailabs/authzd/internal/auditchain"
 	authzhttp "github.com/scailabs/authzd/internal/http"
@@ -66,6 +69,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			_ = m.Close(context.Background())
 		}
 	}()
+	// authzd exports no traces. SpiceDB's engine (embedded, and the decision
+	// cache's mirror) starts a span at every step of a walk; under OpenTelemetry's
+	// default global provider each is a heap object, under the no-op provider it
+	// is not (BenchmarkMirror: 562 -> 519 allocations and 33 -> 29 KB per cold
+	// check). An embedder that installs a real provider afterwards replaces it.
+	otel.SetTracerProvider(noop.NewTracerProvider())
 	model, err := schema.Embedded()
 	if err != nil {
 		return fmt.Errorf("load permission model: %w", err)
