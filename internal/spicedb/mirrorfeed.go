@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -19,6 +20,7 @@ import (
 // and the feed. A feed lives across a stream's resume (see watcher.follow).
 type mirrorFeed struct {
 	w      *watcher
+	failed atomic.Bool // set before the feed ends the stream on its own error
 	wake   chan struct{}
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -57,14 +59,9 @@ func (f *mirrorFeed) push(it feedItem) {
 }
 
 // ended reports whether the feed has stopped applying (an error ended it).
-func (f *mirrorFeed) ended() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
-	}
-}
+// It is true before the stream the failure ends returns, so the watcher
+// never resumes with a feed that no longer applies.
+func (f *mirrorFeed) ended() bool { return f.failed.Load() }
 
 // stop ends the feed and returns the mirror it last applied to.
 func (f *mirrorFeed) stop() *mirror {
@@ -88,6 +85,7 @@ func (f *mirrorFeed) run(ctx context.Context) {
 		for _, it := range items {
 			if err := f.apply(ctx, it); err != nil {
 				if ctx.Err() == nil {
+					f.failed.Store(true)
 					if errors.Is(err, errMirrorFull) {
 						f.w.mirrorFull()
 					} else {

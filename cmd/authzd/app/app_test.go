@@ -17,13 +17,13 @@ import (
 
 // harness is one authzd on a fresh audit database and embedded SpiceDB.
 type harness struct {
-	t          *testing.T
+	t          testing.TB
 	url        string
 	dbURL      string
 	adminToken string
 }
 
-func mustStart(t *testing.T, datastore string) *harness {
+func mustStart(t testing.TB, datastore string) *harness {
 	t.Helper()
 	a := apptest.MustStart(t, datastore)
 	return &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
