@@ -26,6 +26,7 @@ type apiClient struct {
 	checkToken     string
 	provisionToken string
 	auditToken     string
+	srv            *authzdServer // the authzd process behind base
 }
 
 func newHTTPClient(maxConc int) *http.Client {

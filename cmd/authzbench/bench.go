@@ -6,18 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/authzed/authzed-go/v1"
+	envparse "github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -146,17 +146,29 @@ func (b *bench) startSpiceDB(ctx context.Context, bin string, dbs *databases) (e
 	return err
 }
 
-// openApps starts the three authzd instances the phases compare (audited,
-// unaudited, decision cache off) and their service tokens. closeAll closes
-// what was opened, also when err is set.
+// openApps starts the authzd instances the phases compare (audited,
+// unaudited, decision cache off, hash chain off), each as its own process of
+// this tree's cmd/authzd, and their service tokens. closeAll stops what was
+// started, also when err is set.
 func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() error, err error) {
-	var opened []*app.Main
+	var started []*authzdServer
+	dir := ""
 	closeAll = func() error {
 		var errs []error
-		for _, m := range slices.Backward(opened) {
-			errs = append(errs, closeApp(m))
+		for _, s := range slices.Backward(started) {
+			errs = append(errs, s.Stop())
+		}
+		if dir != "" {
+			errs = append(errs, os.RemoveAll(dir))
 		}
 		return errors.Join(errs...)
+	}
+	if dir, err = os.MkdirTemp("", "authzbench-"); err != nil {
+		return closeAll, err
+	}
+	bin, err := authzdBinary(ctx, dir, b.log)
+	if err != nil {
+		return closeAll, err
 	}
 	adminToken := "bench-admin-" + randomHex(16)
 	maxConc := 256
@@ -168,12 +180,13 @@ func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() e
 		dst                             **apiClient
 		disableAudit, cacheOff, noChain bool
 	}{{&b.audited, false, false, false}, {&b.unaudited, true, false, false}, {&b.nocache, false, true, false}, {&b.unchained, false, false, true}} {
-		m, err := b.openApp(ctx, dbs.url("audit"), adminToken, inst.disableAudit, inst.cacheOff, inst.noChain)
+		s, err := b.openApp(ctx, bin, dbs.url("audit"), adminToken, inst.disableAudit, inst.cacheOff, inst.noChain)
 		if err != nil {
 			return closeAll, err
 		}
-		opened = append(opened, m)
-		*inst.dst = &apiClient{base: m.URL(), http: httpClient, adminToken: adminToken}
+		started = append(started, s)
+		b.cpu.authzdPids = append(b.cpu.authzdPids, s.Pid())
+		*inst.dst = &apiClient{base: s.URL, http: httpClient, adminToken: adminToken, srv: s}
 	}
 	// Service tokens, as modules would hold them; both instances share the token table.
 	for _, t := range []struct {
@@ -191,40 +204,41 @@ func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() e
 	return closeAll, nil
 }
 
-// openApp starts authzd in-process through cmd/authzd/app, in external mode
-// against the benchmark's SpiceDB. Knobs not set here (pool size, audit
-// writers and batch) come from the AUTHZ_* environment or their defaults, so
-// they can be tried without code changes.
-func (b *bench) openApp(ctx context.Context, auditURL, adminToken string, disableAudit, cacheOff, noChain bool) (*app.Main, error) {
-	cfg, err := app.ConfigFromEnv()
-	if err != nil {
-		return nil, err
+// openApp starts one authzd process in external mode against the
+// benchmark's SpiceDB. Knobs not set here (pool size, audit writers and
+// batch) come from the AUTHZ_* environment or their defaults, so they can be
+// tried without code changes.
+func (b *bench) openApp(ctx context.Context, bin, auditURL, adminToken string, disableAudit, cacheOff, noChain bool) (*authzdServer, error) {
+	env := []string{
+		"AUTHZ_DATABASE_URL=" + auditURL,
+		"AUTHZ_ADMIN_TOKEN=" + adminToken,
+		"AUTHZ_SPICEDB_ENDPOINT=" + b.spice.Addr, "AUTHZ_SPICEDB_TOKEN=" + b.spice.Key, "AUTHZ_SPICEDB_INSECURE=true",
+		fmt.Sprintf("AUTHZ_BENCH_DISABLE_AUDIT=%v", disableAudit),
+		fmt.Sprintf("AUTHZ_BENCH_DISABLE_AUDIT_CHAIN=%v", noChain),
+		"AUTHZ_LOG_LEVEL=warn", "AUTHZ_LOG_FORMAT=text",
 	}
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.DatabaseURL = auditURL
-	cfg.AdminToken = adminToken
-	cfg.SpiceDBEndpoint, cfg.SpiceDBToken, cfg.SpiceDBInsecure = b.spice.Addr, b.spice.Key, true
-	cfg.DisableAudit = disableAudit
-	cfg.DisableAuditChain = noChain
 	if cacheOff {
-		cfg.DecisionCache = "off"
+		env = append(env, "AUTHZ_DECISION_CACHE=off")
 	}
-	cfg.LogLevel = "warn"
+	env = append(env, b.cfg.AuthzdEnv...)
 	if !disableAudit && !cacheOff && !noChain {
+		// What the report says of the knobs: the process's environment, read the way authzd reads it.
+		environ := map[string]string{}
+		for _, kv := range append(os.Environ(), env...) {
+			k, v, _ := strings.Cut(kv, "=")
+			environ[k] = v
+		}
+		cfg, err := envparse.ParseAsWithOptions[app.Config](envparse.Options{Environment: environ})
+		if err != nil {
+			return nil, err
+		}
 		b.appCfg = cfg
 	}
-	logger := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m := app.New(cfg, logger)
-	if err := m.Open(ctx); err != nil {
-		return nil, fmt.Errorf("open authzd (audit disabled: %v, cache off: %v, chain off: %v): %w", disableAudit, cacheOff, noChain, err)
+	s, err := startAuthzd(ctx, bin, env, b.log)
+	if err != nil {
+		return nil, fmt.Errorf("start authzd (audit disabled: %v, cache off: %v, chain off: %v): %w", disableAudit, cacheOff, noChain, err)
 	}
-	return m, nil
-}
-
-func closeApp(m *app.Main) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return m.Close(ctx)
+	return s, nil
 }
 
 // auditRows counts the committed audit rows.
@@ -295,8 +309,11 @@ func (b *bench) measure(ctx context.Context, r row, want expect, extraRows int, 
 	return r, nil
 }
 
-// profiled runs fn while recording CPU profiles of this process and of SpiceDB, when -profile-dir is set.
-func (b *bench) profiled(ctx context.Context, name string, fn func() stats) func() stats {
+// profiled runs fn while recording CPU profiles of the authzd instance it
+// goes through (via; nil for SpiceDB direct) and of SpiceDB over its measured
+// window (after warmup), authzd's allocation profiles before and after and
+// its heap after, when -profile-dir is set.
+func (b *bench) profiled(ctx context.Context, name string, via *apiClient, warmup time.Duration, fn func() stats) func() stats {
 	if b.cfg.ProfileDir == "" {
 		return fn
 	}
@@ -305,52 +322,47 @@ func (b *bench) profiled(ctx context.Context, name string, fn func() stats) func
 			fmt.Fprintln(b.log, "profile:", err)
 			return fn()
 		}
-		f, err := os.Create(filepath.Join(b.cfg.ProfileDir, name+".authzbench.pprof"))
-		if err != nil {
-			fmt.Fprintln(b.log, "profile:", err)
-			return fn()
+		path := func(suffix string) string { return filepath.Join(b.cfg.ProfileDir, name+suffix) }
+		var wg sync.WaitGroup
+		profile := func(what string, get func(ctx context.Context, d time.Duration, path string) error) {
+			wg.Go(func() {
+				select {
+				case <-time.After(warmup):
+				case <-ctx.Done():
+					return
+				}
+				if err := get(ctx, b.cfg.Duration, path("."+what+".pprof")); err != nil {
+					fmt.Fprintf(b.log, "%s profile: %v\n", what, err)
+				}
+			})
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(b.log, "profile:", err)
-			return fn()
-		}
-		// Connections made outside a labelled worker would carry no label:
-		// let the run's workers dial their own.
-		for _, c := range []*apiClient{b.audited, b.unaudited, b.nocache, b.unchained} {
-			c.http.CloseIdleConnections()
-		}
-		// Allocation profiles are cumulative: one before and one after the run
-		// (go tool pprof -diff_base before after) give the run's allocations.
-		writeAllocs := func(suffix string) {
-			if f, err := os.Create(filepath.Join(b.cfg.ProfileDir, name+suffix)); err == nil {
-				_ = pprof.Lookup("allocs").WriteTo(f, 0)
-				_ = f.Close()
+		profile("spicedb", b.spice.Profile)
+		if via != nil {
+			// Allocation profiles are cumulative: one before and one after the run
+			// (go tool pprof -diff_base before after) give the run's allocations.
+			if err := via.srv.Allocs(ctx, path(".allocs-before.authzd.pprof")); err != nil {
+				fmt.Fprintln(b.log, "authzd allocation profile:", err)
 			}
+			profile("authzd", via.srv.Profile)
 		}
-		writeAllocs(".allocs-before.authzbench.pprof")
-		defer writeAllocs(".allocs.authzbench.pprof")
-		done := make(chan error, 1)
-		go func() {
-			done <- b.spice.Profile(ctx, b.cfg.Warmup+b.cfg.Duration, filepath.Join(b.cfg.ProfileDir, name+".spicedb.pprof"))
-		}()
 		st := fn()
-		pprof.StopCPUProfile()
-		if err := <-done; err != nil {
-			fmt.Fprintln(b.log, "spicedb profile:", err)
-		}
-		if err := f.Close(); err != nil {
-			fmt.Fprintln(b.log, "profile:", err)
+		wg.Wait()
+		if via == nil {
 			return st
 		}
-		share, mirror, err := shares(f.Name())
+		if err := via.srv.Allocs(ctx, path(".allocs.authzd.pprof")); err != nil {
+			fmt.Fprintln(b.log, "authzd allocation profile:", err)
+		}
+		if err := via.srv.Heap(ctx, path(".heap.authzd.pprof")); err != nil {
+			fmt.Fprintln(b.log, "authzd heap profile:", err)
+		}
+		mirror, gc, err := shares(path(".authzd.pprof"))
 		if err != nil {
 			fmt.Fprintln(b.log, "profile:", err)
 			return st
 		}
-		if st.Ops > 0 && st.CPU.OK {
-			b.report.splits = append(b.report.splits, cpuSplit{name: name, ops: st.Ops, loadShare: share, mirrorShare: mirror,
-				selfPerOp: float64(st.CPU.Self.Microseconds()) / float64(st.Ops)})
+		if ops := len(st.Lat); ops > 0 && st.CPU.OK {
+			b.report.splits = append(b.report.splits, cpuSplit{name: name, ops: ops, authzdPerOp: st.CPU.authzdPerOp(ops), mirrorShare: mirror, gcShare: gc})
 		}
 		return st
 	}
@@ -442,6 +454,7 @@ func combine(a, b stats) stats {
 		s.FirstErr = b.FirstErr
 	}
 	s.CPU.Wall += b.CPU.Wall
+	s.CPU.Authzd += b.CPU.Authzd
 	s.CPU.Self += b.CPU.Self
 	s.CPU.SpiceDB += b.CPU.SpiceDB
 	s.CPU.PG += b.CPU.PG
@@ -469,11 +482,11 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		closed := func(o op) func() stats {
 			return func() stats { return closedLoop(ctx, c, b.cfg.Warmup, b.cfg.Duration, b.cpu, o) }
 		}
-		prof := func(name string, fn func() stats) func() stats {
+		prof := func(name string, via *apiClient, fn func() stats) func() stats {
 			if c != top {
 				return fn
 			}
-			return b.profiled(ctx, fmt.Sprintf("%s-c%d", name, c), fn)
+			return b.profiled(ctx, fmt.Sprintf("%s-c%d", name, c), via, b.cfg.Warmup, fn)
 		}
 		var res concResult
 		res.c = c
@@ -481,10 +494,10 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 		var err error
 		// Phase 4 compares against the facade at each concurrency, so it runs for phase 4 as well.
 		if b.cfg.Phases[1] || b.cfg.Phases[2] || b.cfg.Phases[4] {
-			if d, err = b.measure(ctx, row{phase: "1", scenario: "check, SpiceDB direct (gRPC CheckPermission)", load: load}, noRows, 0, prof("direct", closed(direct))); err != nil {
+			if d, err = b.measure(ctx, row{phase: "1", scenario: "check, SpiceDB direct (gRPC CheckPermission)", load: load}, noRows, 0, prof("direct", nil, closed(direct))); err != nil {
 				return err
 			}
-			if f, err = b.measure(ctx, row{phase: "1", scenario: "check, facade POST /v1/permissions/check, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0, prof("facade", closed(facade))); err != nil {
+			if f, err = b.measure(ctx, row{phase: "1", scenario: "check, facade POST /v1/permissions/check, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0, prof("facade", b.audited, closed(facade))); err != nil {
 				return err
 			}
 			res.direct, res.facade = d.st, f.st
@@ -493,7 +506,7 @@ func (b *bench) phaseChecks(ctx context.Context) error {
 			}
 		}
 		if b.cfg.Phases[2] {
-			if n, err = b.measure(ctx, row{phase: "2", scenario: "check, facade, audit disabled", load: load, via: b.unaudited}, noRows, 0, prof("facade-noaudit", closed(bare))); err != nil {
+			if n, err = b.measure(ctx, row{phase: "2", scenario: "check, facade, audit disabled", load: load, via: b.unaudited}, noRows, 0, prof("facade-noaudit", b.unaudited, closed(bare))); err != nil {
 				return err
 			}
 			res.noAudit = n.st
@@ -609,7 +622,7 @@ func (b *bench) phaseLarge(ctx context.Context) error {
 		}
 		fn := closed(facade)
 		if c == top {
-			fn = b.profiled(ctx, fmt.Sprintf("large-facade-c%d", c), fn)
+			fn = b.profiled(ctx, fmt.Sprintf("large-facade-c%d", c), b.audited, b.cfg.Warmup, fn)
 		}
 		f, err := b.measure(ctx, row{phase: "4", scenario: "check on large data, facade, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0, fn)
 		if err != nil {
@@ -638,7 +651,7 @@ func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what str
 		return err
 	}
 	fr, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit", load: load, via: b.audited}, rowsPerAnswer, 0,
-		b.profiled(ctx, fmt.Sprintf("zipf-%s-facade-c%d", d.prefix, top), closed(b.audited.facadeCheck(d.drawZipf))))
+		b.profiled(ctx, fmt.Sprintf("zipf-%s-facade-c%d", d.prefix, top), b.audited, b.cfg.ZipfWarmup, closed(b.audited.facadeCheck(d.drawZipf))))
 	if err != nil {
 		return err
 	}

@@ -9,13 +9,14 @@ import (
 	"time"
 )
 
-// cpuMeter splits the machine's CPU time during a run into this process
-// (load generator and the in-process authzd), the SpiceDB server process,
+// cpuMeter splits the machine's CPU time during a run into the authzd
+// processes, this process (the load generator), the SpiceDB server process,
 // the Postgres backends serving the benchmark's databases, and everything
 // else (Postgres' own background processes, the kernel, whatever else the
 // machine runs). It reads /proc, so it measures on Linux only; elsewhere it
 // reports nothing.
 type cpuMeter struct {
+	authzdPids []int // every authzd instance: the one under load and the idle ones, whose background work counts too
 	spicedbPid int
 	pgPrefix   string // databases whose Postgres backends count as "postgres"
 }
@@ -24,6 +25,7 @@ type cpuSample struct {
 	at      time.Time
 	machine time.Duration // busy time of all CPUs, steal included
 	steal   time.Duration // time the hypervisor gave this VM's CPUs to someone else
+	authzd  time.Duration
 	self    time.Duration
 	spicedb time.Duration
 	pg      map[int]time.Duration // per backend serving the benchmark's databases
@@ -32,8 +34,9 @@ type cpuSample struct {
 
 // cpuUse is CPU time spent during a run.
 type cpuUse struct {
-	Wall                     time.Duration
-	Self, SpiceDB, PG, Other time.Duration
+	Wall time.Duration
+	// Authzd is the authzd processes'; Self is this process's, the load generator.
+	Authzd, Self, SpiceDB, PG, Other time.Duration
 	// Steal is CPU time the hypervisor took from this VM: the machine's
 	// cores were not ours for that long. Not part of Other.
 	Steal time.Duration
@@ -73,6 +76,9 @@ func (m *cpuMeter) sample() cpuSample {
 		}
 	}
 	s.machine = time.Duration(busy) * clockTick
+	for _, pid := range m.authzdPids {
+		s.authzd += procCPU(pid)
+	}
 	if m.spicedbPid > 0 {
 		s.spicedb = procCPU(m.spicedbPid)
 	}
@@ -133,22 +139,30 @@ func (m *cpuMeter) use(a, b cpuSample) cpuUse {
 	if !u.OK {
 		return u
 	}
-	u.Self, u.SpiceDB = b.self-a.self, b.spicedb-a.spicedb
+	u.Authzd, u.Self, u.SpiceDB = b.authzd-a.authzd, b.self-a.self, b.spicedb-a.spicedb
 	for pid, t := range b.pg {
 		u.PG += t - a.pg[pid] // a backend started during the run counts from zero
 	}
 	u.Steal = b.steal - a.steal
-	u.Other = max(0, b.machine-a.machine-u.Steal-u.Self-u.SpiceDB-u.PG)
+	u.Other = max(0, b.machine-a.machine-u.Steal-u.Authzd-u.Self-u.SpiceDB-u.PG)
 	return u
 }
 
-// perOp renders CPU microseconds per operation as self/spicedb/postgres/other/steal.
+// perOp renders CPU microseconds per operation as authzd/load/spicedb/postgres/other/steal.
 func (u cpuUse) perOp(ops int) string {
 	if !u.OK || ops == 0 {
 		return "n/a"
 	}
 	us := func(d time.Duration) string { return strconv.Itoa(int(d.Microseconds() / int64(ops))) }
-	return us(u.Self) + "/" + us(u.SpiceDB) + "/" + us(u.PG) + "/" + us(u.Other) + "/" + us(u.Steal)
+	return us(u.Authzd) + "/" + us(u.Self) + "/" + us(u.SpiceDB) + "/" + us(u.PG) + "/" + us(u.Other) + "/" + us(u.Steal)
+}
+
+// authzdPerOp is the authzd processes' CPU per operation in microseconds.
+func (u cpuUse) authzdPerOp(ops int) float64 {
+	if !u.OK || ops == 0 {
+		return 0
+	}
+	return float64(u.Authzd.Microseconds()) / float64(ops)
 }
 
 // total renders all CPU time per operation in microseconds.
@@ -156,7 +170,7 @@ func (u cpuUse) total(ops int) string {
 	if !u.OK || ops == 0 {
 		return "n/a"
 	}
-	return strconv.Itoa(int((u.Self + u.SpiceDB + u.PG + u.Other).Microseconds() / int64(ops)))
+	return strconv.Itoa(int((u.Authzd + u.Self + u.SpiceDB + u.PG + u.Other).Microseconds() / int64(ops)))
 }
 
 // stealShare is the share of the CPUs' time the hypervisor took, of cores × wall time.
@@ -172,7 +186,7 @@ func (u cpuUse) cores() float64 {
 	if !u.OK || u.Wall <= 0 {
 		return 0
 	}
-	return float64(u.Self+u.SpiceDB+u.PG+u.Other) / float64(u.Wall)
+	return float64(u.Authzd+u.Self+u.SpiceDB+u.PG+u.Other) / float64(u.Wall)
 }
 
 // loadAvg is the 1-minute load average, or "n/a".

@@ -124,7 +124,6 @@ func closedLoop(ctx context.Context, conc int, warmup, dur time.Duration, cpu *c
 		wg.Add(1)
 		go func(r *recorder, seed uint64) {
 			defer wg.Done()
-			labelLoad(ctx)
 			rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 			for ctx.Err() == nil {
 				t0 := time.Now()
@@ -165,7 +164,6 @@ func openLoop(ctx context.Context, rate float64, dur time.Duration, cpu *cpuMete
 		wg.Add(1)
 		go func(r *recorder, seed uint64) {
 			defer wg.Done()
-			labelLoad(ctx)
 			rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 			for ctx.Err() == nil {
 				due := start.Add(time.Duration(seq.Add(1)-1) * interval)
@@ -202,7 +200,6 @@ func runJobs(ctx context.Context, conc, n int, cpu *cpuMeter, fn func(ctx contex
 		wg.Add(1)
 		go func(r *recorder) {
 			defer wg.Done()
-			labelLoad(ctx)
 			rec := func(d time.Duration, o outcome, err error) { r.add(d, o, err, true) }
 			for j := range jobs {
 				fn(ctx, j, rec)

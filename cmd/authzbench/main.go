@@ -53,6 +53,7 @@ type config struct {
 	ProfileDir   string   // where to write CPU profiles; empty: none
 	SpiceDBArgs  []string // extra `spicedb serve` flags, to try SpiceDB settings
 	SpiceDBEnv   []string // extra NAME=value environment of the SpiceDB server
+	AuthzdEnv    []string // extra NAME=value environment of the authzd processes
 	DatastoreQS  string   // extra query parameters of SpiceDB's datastore URI
 	Phases       map[int]bool
 }
@@ -146,6 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write CPU profiles (this process and SpiceDB) of the top-concurrency runs to this directory")
 	spiceArgs := fs.String("spicedb-args", "", "extra space-separated flags for spicedb serve, to try its settings (e.g. \"--datastore-conn-pool-write-max-open 20\")")
 	spiceEnv := fs.String("spicedb-env", "", "extra space-separated NAME=value environment for the SpiceDB server (e.g. GOGC=400)")
+	authzdEnv := fs.String("authzd-env", "", "extra space-separated NAME=value environment for the authzd processes (e.g. GOGC=400, or AUTHZ_* knobs)")
 	fs.StringVar(&c.DatastoreQS, "spicedb-datastore-params", defaultDatastoreQS, "query parameters for SpiceDB's datastore URI; the default is what docker-compose.yml and the embedded SpiceDB use (pass \"\" for SpiceDB's own default, exec mode)")
 	slots := fs.String("check-slots", "", "authzd's AUTHZ_SPICEDB_CHECK_SLOTS for this run (-1: no coalescing)")
 	memoWindow := fs.String("memo-window", "", "authzd's AUTHZ_CHECK_MEMO_WINDOW for this run (e.g. 500ms; 0: off)")
@@ -167,6 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.SpiceDBArgs = strings.Fields(*spiceArgs)
 	c.SpiceDBEnv = strings.Fields(*spiceEnv)
+	c.AuthzdEnv = strings.Fields(*authzdEnv)
 	ph, err := parseInts(*phases)
 	if err != nil {
 		return c, fmt.Errorf("-phases: %w", err)

@@ -18,6 +18,8 @@ type facadeMetrics struct {
 	checkCalls, checkItems float64 // coalesced check calls and the single checks they answered
 	memoHits, memoMisses   float64 // checks answered from the revision memo, and not
 	cacheHits, cacheMisses float64 // decision cache lookups answered, and not
+	gcCycles               float64 // garbage collections completed
+	heapInuse              float64 // bytes in in-use heap spans when scraped (a gauge: sub keeps the later value)
 }
 
 // scrape reads the counters of authzd's Prometheus endpoint.
@@ -72,16 +74,21 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 			m.cacheHits += v
 		case "authzd_cache_misses_total":
 			m.cacheMisses += v
+		case "go_gc_duration_seconds_count":
+			m.gcCycles += v
+		case "go_memstats_heap_inuse_bytes":
+			m.heapInuse = v
 		}
 	}
 	return m, sc.Err()
 }
 
 func (m facadeMetrics) sub(o facadeMetrics) facadeMetrics {
-	return facadeMetrics{m.batches - o.batches, m.batchRows - o.batchRows, m.commits - o.commits,
-		m.commitSeconds - o.commitSeconds, m.calls - o.calls, m.callSeconds - o.callSeconds,
-		m.checkCalls - o.checkCalls, m.checkItems - o.checkItems, m.memoHits - o.memoHits, m.memoMisses - o.memoMisses,
-		m.cacheHits - o.cacheHits, m.cacheMisses - o.cacheMisses}
+	return facadeMetrics{batches: m.batches - o.batches, batchRows: m.batchRows - o.batchRows, commits: m.commits - o.commits,
+		commitSeconds: m.commitSeconds - o.commitSeconds, calls: m.calls - o.calls, callSeconds: m.callSeconds - o.callSeconds,
+		checkCalls: m.checkCalls - o.checkCalls, checkItems: m.checkItems - o.checkItems, memoHits: m.memoHits - o.memoHits,
+		memoMisses: m.memoMisses - o.memoMisses, cacheHits: m.cacheHits - o.cacheHits, cacheMisses: m.cacheMisses - o.cacheMisses,
+		gcCycles: m.gcCycles - o.gcCycles, heapInuse: m.heapInuse}
 }
 
 // String summarises the run's audit batching and SpiceDB latency as authzd saw them.
@@ -94,7 +101,7 @@ func (m facadeMetrics) String() string {
 		parts = append(parts, fmt.Sprintf("commit %.2f ms", 1000*m.commitSeconds/m.commits))
 	}
 	if m.calls > 0 {
-		parts = append(parts, fmt.Sprintf("SpiceDB call %.2f ms", 1000*m.callSeconds/m.calls))
+		parts = append(parts, fmt.Sprintf("%.0f SpiceDB calls of %.2f ms", m.calls, 1000*m.callSeconds/m.calls))
 	}
 	if m.memoHits+m.memoMisses > 0 {
 		parts = append(parts, fmt.Sprintf("revision memo answered %.0f%% of checks", 100*m.memoHits/(m.memoHits+m.memoMisses)))
@@ -104,6 +111,9 @@ func (m facadeMetrics) String() string {
 	}
 	if m.checkCalls > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f single checks per coalesced SpiceDB call", m.checkItems/m.checkCalls))
+	}
+	if m.heapInuse > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f GC cycles, heap in use %.0f MB at the end", m.gcCycles, m.heapInuse/(1<<20)))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -160,11 +160,14 @@ func (r *report) writeSetup(p printer, b *bench) {
 	p("- %s, %s; %d CPUs (GOMAXPROCS %d), %s %s/%s", r.started.UTC().Format(time.RFC3339), "run took "+r.finished.Sub(r.started).Round(time.Second).String(),
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	p("- machine load: load average %s at start, %s at end; %.2f cores busy before the benchmark started (other work on the machine); the hypervisor took %.1f%% of the CPUs' time during the run (steal)", r.loadStart, r.loadEnd, r.background, 100*r.steal)
-	p("- SpiceDB %s as a separate process on 127.0.0.1 with its datastore on Postgres %s; authzd in this process (cmd/authzd/app, external mode) with audit in its own database", r.spicedbVersion, r.pgVersion)
+	p("- SpiceDB %s as a separate process on 127.0.0.1 with its datastore on Postgres %s; authzd (this tree's cmd/authzd, external mode) as four processes of its own on 127.0.0.1: durable audit, audit disabled, decision cache off, hash chain off, with audit in one database of their own; the load generator in this process", r.spicedbVersion, r.pgVersion)
 	if len(cfg.SpiceDBArgs)+len(cfg.SpiceDBEnv) > 0 || cfg.DatastoreQS != defaultDatastoreQS {
 		p("- SpiceDB settings changed for this run: %s %s", strings.Join(append(append([]string{}, cfg.SpiceDBEnv...), cfg.SpiceDBArgs...), " "), cfg.DatastoreQS)
 	} else {
 		p("- SpiceDB settings: defaults (revision quantization 5s, dispatch cache on) and, as docker-compose.yml and the embedded SpiceDB run it, prepared statements (%s)", defaultDatastoreQS)
+	}
+	if len(cfg.AuthzdEnv) > 0 {
+		p("- authzd environment added for this run: %s", strings.Join(cfg.AuthzdEnv, " "))
 	}
 	p("- authzd knobs: DB max conns %d, audit writers %d, audit max batch %d, SpiceDB check slots %d (coalescing %s), revision memo %s (AUTHZ_* environment or defaults)",
 		b.appCfg.DBMaxConns, b.appCfg.AuditWriters, b.appCfg.AuditMaxBatch, b.appCfg.SpiceDBCheckSlots,
@@ -175,7 +178,7 @@ func (r *report) writeSetup(p printer, b *bench) {
 		p("- audit table: %s rows seeded with COPY (%s, then VACUUM ANALYZE %s), %s rows in total%s", thousands(r.seed.rows), r.seedTime.Round(100*time.Millisecond), r.vacuumTime.Round(100*time.Millisecond),
 			thousands(r.totalAuditRows), map[bool]string{true: "", false: "; the goal is stated for 5,000,000: run with -audit-rows 5000000"}[r.seed.rows >= 5_000_000])
 	}
-	p("- columns: latency in ms; *wrong* = answers that differ from what the data set implies; *audit* = rows committed in audit_events during the run vs decisions answered with 200; *CPU µs/op* = CPU time per operation of this process (load generator + authzd) / the spicedb process / the Postgres backends of the benchmark's databases / everything else on the machine (other work, kernel, Postgres background writers) / stolen by the hypervisor (this VM's CPUs were not ours for that long: the higher, the less the run's numbers say about this code)")
+	p("- columns: latency in ms; *wrong* = answers that differ from what the data set implies; *audit* = rows committed in audit_events during the run vs decisions answered with 200; *CPU µs/op* = CPU time per operation of the authzd processes (the one under load and the idle ones) / this process (the load generator) / the spicedb process / the Postgres backends of the benchmark's databases / everything else on the machine (other work, kernel, Postgres background writers) / stolen by the hypervisor (this VM's CPUs were not ours for that long: the higher, the less the run's numbers say about this code)")
 	p("")
 }
 
@@ -251,14 +254,14 @@ func (r *report) writeComparisons(p printer) {
 	}
 	p("")
 	if len(r.splits) > 0 {
-		p.table("## This process's CPU split between the load generator and authzd (profiled runs, -profile-dir)",
-			"| run | ops | this process µs/op | load generator share of its CPU samples | authzd µs/op | of which the mirror's walks µs/op |",
-			"|---|---:|---:|---:|---:|---:|")
+		p.table("## Where authzd's CPU went (profiled runs, -profile-dir)",
+			"| run | ops | authzd µs/op | of which the mirror's walks µs/op | of which GC background marking µs/op |",
+			"|---|---:|---:|---:|---:|")
 		for _, s := range r.splits {
-			p("| %s | %d | %.0f | %.0f%% | %.0f | %.0f |", s.name, s.ops, s.selfPerOp, 100*s.loadShare, s.authzdPerOp(), s.mirrorPerOp())
+			p("| %s | %d | %.0f | %.0f (%.0f%%) | %.0f (%.0f%%) |", s.name, s.ops, s.authzdPerOp, s.mirrorPerOp(), 100*s.mirrorShare, s.gcPerOp(), 100*s.gcShare)
 		}
 		p("")
-		p("The load generator's goroutines carry a profiler label (cmd/authzbench/cpusplit.go); authzd's share is every sample without it, the garbage collector's background work included. The decision cache mirror's walks (SpiceDB's engine answering misses inside authzd) carry a label of their own and are part of authzd's share.")
+		p("authzd's CPU per operation is its processes' time from /proc over the measured window; the shares are of the samples of a CPU profile of the instance under load over the same window (AUTHZ_DEBUG_ADDR). The decision cache mirror's walks (SpiceDB's engine answering misses inside authzd) carry a profiler label of their own.")
 		p("")
 	}
 }
@@ -302,19 +305,33 @@ func (r *report) writeGoals(p printer, b *bench) float64 {
 	}
 	// The issue states its goals on the 1,000-tenant set: judged on its Zipf
 	// pool when phase 4 ran, else on the small set's uniform pool.
-	judged, ok := r.split(fmt.Sprintf("zipf-large-facade-c%d", r.topConc))
-	if !ok {
-		judged, ok = r.split(fmt.Sprintf("facade-c%d", r.topConc))
+	judgedName, judged := fmt.Sprintf("facade-c%d", r.topConc), stats{}
+	for _, c := range r.byConc {
+		if c.c == r.topConc {
+			judged = c.facade
+		}
 	}
-	if ok {
+	for _, z := range r.zipf {
+		if z.phase == "4" {
+			judgedName, judged = fmt.Sprintf("zipf-large-facade-c%d", r.topConc), z.facade
+		}
+	}
+	if ops := len(judged.Lat); ops > 0 && judged.CPU.OK {
+		own := judged.CPU.authzdPerOp(ops)
+		detail := ""
+		if s, ok := r.split(judgedName); ok {
+			detail = fmt.Sprintf(", of which the mirror's walks %.0f µs and GC background marking %.0f µs", s.mirrorPerOp(), s.gcPerOp())
+		}
 		var others []string
 		for _, o := range r.splits {
-			if o.name != judged.name && o.name != fmt.Sprintf("direct-c%d", r.topConc) {
-				others = append(others, fmt.Sprintf("%s %.0f µs", o.name, o.authzdPerOp()))
+			if o.name != judgedName {
+				others = append(others, fmt.Sprintf("%s %.0f µs", o.name, o.authzdPerOp))
 			}
 		}
-		goal(fmt.Sprintf("authzd's own CPU per check at c=%d (labelled profile, %s)", r.topConc, judged.name), "≤ 100 µs", fmt.Sprintf("%.0f µs, of which the mirror's walks %.0f µs (this process %.0f µs, load generator %.0f%%); %s",
-			judged.authzdPerOp(), judged.mirrorPerOp(), judged.selfPerOp, 100*judged.loadShare, strings.Join(others, ", ")), judged.authzdPerOp() <= 100)
+		if len(others) > 0 {
+			detail += "; " + strings.Join(others, ", ")
+		}
+		goal(fmt.Sprintf("authzd's own CPU per check at c=%d (its processes, /proc; %s)", r.topConc, judgedName), "≤ 100 µs", fmt.Sprintf("%.0f µs%s", own, detail), own <= 100)
 	}
 	if n := len(r.visibility); n > 0 {
 		p99 := pick(r.visibility, .99)

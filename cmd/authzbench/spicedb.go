@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,17 +69,16 @@ func spicedbBinary(ctx context.Context, progress io.Writer) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
-		return "", fmt.Errorf("building spicedb needs the authzd module (run from the repository): go env GOMOD: %v", err)
+	modRoot, err := moduleRoot(ctx, "spicedb")
+	if err != nil {
+		return "", err
 	}
-	modRoot := filepath.Dir(strings.TrimSpace(string(gomod)))
 
 	fmt.Fprintf(progress, "building spicedb %s into %s (once; later runs reuse it)\n", version, bin)
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	// go.mod pins cmd/spicedb as a tool, so go.sum covers everything it imports.
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, spicedbModule+"/cmd/spicedb")
-	cmd.Dir = modRoot
+	cmd.Dir, cmd.Env = modRoot, goEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("go build spicedb: %w\n%s", err, out)
@@ -91,13 +89,10 @@ func spicedbBinary(ctx context.Context, progress io.Writer) (string, error) {
 // spicedbServer is a SpiceDB server process on the Postgres datastore,
 // listening on loopback only.
 type spicedbServer struct {
-	cmd         *exec.Cmd
+	*child
 	Addr        string // gRPC host:port
 	Key         string // preshared key
 	MetricsAddr string // metrics and pprof host:port; empty unless profiling
-	log         *tailBuffer
-	exited      chan struct{}
-	exitErr     error
 }
 
 type spicedbOptions struct {
@@ -123,8 +118,7 @@ func startSpiceDB(ctx context.Context, bin, datastoreURL string, o spicedbOption
 	if err != nil {
 		return nil, err
 	}
-	s := &spicedbServer{Addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), Key: randomHex(16), log: &tailBuffer{max: 16 << 10},
-		exited: make(chan struct{})}
+	s := &spicedbServer{Addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), Key: randomHex(16)}
 	args := []string{"serve",
 		"--grpc-preshared-key", s.Key,
 		"--grpc-addr", s.Addr,
@@ -150,28 +144,19 @@ func startSpiceDB(ctx context.Context, bin, datastoreURL string, o spicedbOption
 		args = append(args, "--datastore-revision-quantization-interval", o.QuantizationInterval.String())
 	}
 	args = append(args, o.Extra...)
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	cmd := exec.Command(bin, args...)
 	if len(o.Env) > 0 {
-		s.cmd.Env = append(os.Environ(), o.Env...)
+		cmd.Env = append(os.Environ(), o.Env...)
 	}
-	s.cmd.SysProcAttr = childProcAttr()
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start spicedb: %w", err)
+	if s.child, err = startChild("spicedb", s.Addr, cmd, &tailBuffer{max: 16 << 10}); err != nil {
+		return nil, err
 	}
-	go func() {
-		s.exitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+	if err := s.waitReady(ctx, 60*time.Second, s.ready); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
-
-// Pid is the server's process id, for CPU accounting.
-func (s *spicedbServer) Pid() int { return s.cmd.Process.Pid }
 
 // Client dials the server the way a module would: the authzed-go client with the preshared key.
 func (s *spicedbServer) Client() (*authzed.Client, error) {
@@ -180,32 +165,21 @@ func (s *spicedbServer) Client() (*authzed.Client, error) {
 		grpcutil.WithInsecureBearerToken(s.Key))
 }
 
-func (s *spicedbServer) waitReady(ctx context.Context, limit time.Duration) error {
+// ready asks for the schema, as a module's first call would.
+func (s *spicedbServer) ready(ctx context.Context) error {
 	c, err := s.Client()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	deadline := time.Now().Add(limit)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := c.ReadSchema(cctx, &v1.ReadSchemaRequest{})
-		cancel()
-		// A fresh datastore has no schema yet: NotFound means the server answers.
-		if err == nil || strings.Contains(err.Error(), "NotFound") || strings.Contains(err.Error(), "No schema") {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("spicedb exited during startup: %v\n%s", s.exitErr, s.log.String())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("spicedb did not answer on %s within %s: %v\n%s", s.Addr, limit, err, s.log.String())
-		}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err = c.ReadSchema(cctx, &v1.ReadSchemaRequest{})
+	// A fresh datastore has no schema yet: NotFound means the server answers.
+	if err == nil || strings.Contains(err.Error(), "NotFound") || strings.Contains(err.Error(), "No schema") {
+		return nil
 	}
+	return err
 }
 
 // Profile fetches a CPU profile of the server covering the next d.
@@ -213,46 +187,13 @@ func (s *spicedbServer) Profile(ctx context.Context, d time.Duration, path strin
 	if s.MetricsAddr == "" {
 		return errors.New("spicedb profiling is not enabled")
 	}
-	secs := max(1, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.MetricsAddr, secs), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("spicedb pprof: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return fetchProfile(ctx, s.MetricsAddr, d, path)
 }
 
-// Stop terminates the server: SIGTERM, then SIGKILL after 10s.
+// Stop terminates the server: SIGINT, then SIGKILL after 10s.
 func (s *spicedbServer) Stop() {
-	if s == nil || s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
+	if s != nil {
+		_ = s.stop(10 * time.Second)
 	}
 }
 

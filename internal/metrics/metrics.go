@@ -129,6 +129,7 @@ type CacheState struct {
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
 	Resumes                                            uint64
 	Verified, Mismatches, Barriers, MirrorFills        uint64
+	MirrorErrors                                       uint64
 	MirrorRelationships                                int64
 }
 
@@ -149,6 +150,7 @@ func (m *Metrics) DecisionCache(read func() CacheState) {
 		counter("authzd_cache_fills_dropped_total", "SpiceDB answers not stored because a change to their tenant arrived while they were asked.", func(s CacheState) uint64 { return s.FillsDropped }),
 		counter("authzd_cache_barriers_total", "Barrier writes sent so that misses of changed tenants read a revision that includes the change.", func(s CacheState) uint64 { return s.Barriers }),
 		counter("authzd_cache_mirror_fills_total", "Cache misses answered by the mirror (SpiceDB's engine on an in-process copy of its relationships).", func(s CacheState) uint64 { return s.MirrorFills }),
+		counter("authzd_cache_mirror_errors_total", "Cache misses the mirror could not answer (a read its index does not serve, or an engine error); each went to SpiceDB.", func(s CacheState) uint64 { return s.MirrorErrors }),
 		gauge("authzd_cache_mirror_relationships", "Relationships held by the decision cache's mirror (0 when it is off or not loaded).", func(s CacheState) float64 { return float64(s.MirrorRelationships) }),
 		counter("authzd_cache_verified_total", "Sampled cache answers re-checked against SpiceDB.", func(s CacheState) uint64 { return s.Verified }),
 		counter("authzd_cache_mismatch_total", "Sampled cache answers that SpiceDB contradicted (each drops its tenant).", func(s CacheState) uint64 { return s.Mismatches }),

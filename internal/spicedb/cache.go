@@ -108,7 +108,7 @@ type decisionCache struct {
 	// at the checkpoint that follows the marker's delivery.
 	resumeID string
 
-	hits, misses, invalidations, resyncs, resumes, fillsDropped, verified, mismatches, barriers, mirrorFills, mirrorRebuilds atomic.Uint64
+	hits, misses, invalidations, resyncs, resumes, fillsDropped, verified, mismatches, barriers, mirrorFills, mirrorErrors, mirrorRebuilds atomic.Uint64
 }
 
 // entry is one answer and the revision SpiceDB computed it at.
@@ -581,6 +581,7 @@ type CacheStats struct {
 	Resumes                                            uint64 // streams resumed after a break without emptying the cache
 	Verified, Mismatches, Barriers                     uint64
 	MirrorFills                                        uint64 // misses the mirror answered
+	MirrorErrors                                       uint64 // misses the mirror failed to answer (each went to SpiceDB)
 	MirrorRebuilds                                     uint64 // mirrors copied afresh (mirror.rebuilt)
 	MirrorRelationships                                int64  // held by the mirror (0 when off or not loaded)
 }
@@ -591,7 +592,7 @@ func (c *decisionCache) stats() CacheStats {
 	s := CacheStats{Enabled: true, Ready: c.ready, Entries: c.entries, Hits: c.hits.Load(), Misses: c.misses.Load(),
 		Invalidations: c.invalidations.Load(), Resyncs: c.resyncs.Load(), Resumes: c.resumes.Load(), FillsDropped: c.fillsDropped.Load(),
 		Verified: c.verified.Load(), Mismatches: c.mismatches.Load(), Barriers: c.barriers.Load(),
-		MirrorFills: c.mirrorFills.Load(), MirrorRebuilds: c.mirrorRebuilds.Load()}
+		MirrorFills: c.mirrorFills.Load(), MirrorErrors: c.mirrorErrors.Load(), MirrorRebuilds: c.mirrorRebuilds.Load()}
 	if c.ready {
 		s.FrontierAge = time.Since(c.lastApply)
 	}

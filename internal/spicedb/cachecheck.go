@@ -2,6 +2,7 @@ package spicedb
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -113,6 +114,17 @@ func (g *Graph) fillRevision(ctx context.Context, need uint64) (token string, ok
 	}
 }
 
+// mirrorFailed counts a check the mirror could not answer (the caller asks
+// SpiceDB instead). A mirror closing under a check is expected; anything else
+// (a read its index does not serve, an engine error) is counted and logged.
+func (g *Graph) mirrorFailed(err error) {
+	if errors.Is(err, errMirrorClosed) {
+		return
+	}
+	g.cache.mirrorErrors.Add(1)
+	g.logger.Debug("the decision cache's mirror could not answer a miss; asking spicedb", "err", err)
+}
+
 func itemKey(it *v1.CheckBulkPermissionsRequestItem) string {
 	s := it.GetSubject().GetObject()
 	return decisionKey(it.GetResource().GetObjectType(), it.GetResource().GetObjectId(), it.GetPermission(), s.GetObjectType(), s.GetObjectId())
@@ -139,11 +151,13 @@ func (g *Graph) cached(ctx context.Context, tenant string, it *v1.CheckBulkPermi
 		// The mirror covers every change to the tenant the cache has seen: its
 		// answer is as good as SpiceDB's at a barrier, without the walk's
 		// datastore reads. If it fails (it closes with its stream), ask SpiceDB.
-		if d, err := m.check(ctx, it); err == nil {
+		d, err := m.check(ctx, it)
+		if err == nil {
 			g.cache.mirrorFills.Add(1)
 			g.cache.store(f, d.CheckedAt, map[string]bool{key: d.Allowed})
 			return d, true, nil
 		}
+		g.mirrorFailed(err)
 	}
 	at, ok := g.fillRevision(ctx, f.need)
 	if !ok {
@@ -255,8 +269,11 @@ func (g *Graph) cachedBulk(ctx context.Context, checks []authz.Check, items []*v
 	}
 	var ds []authz.Decision
 	if m := g.cache.mirrorFor(need); m != nil {
-		if ds, _ = m.checkBulk(ctx, asked); ds != nil { // on failure, ask SpiceDB
+		var err error
+		if ds, err = m.checkBulk(ctx, asked); err == nil {
 			g.cache.mirrorFills.Add(uint64(len(asked)))
+		} else {
+			g.mirrorFailed(err) // and ask SpiceDB
 		}
 	}
 	if ds == nil {

@@ -14,7 +14,6 @@ import (
 	caveattypes "github.com/authzed/spicedb/pkg/caveats/types"
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
 	"github.com/authzed/spicedb/pkg/datalayer"
-	dsapi "github.com/authzed/spicedb/pkg/datastore"
 	spembedded "github.com/authzed/spicedb/pkg/embedded"
 	"github.com/authzed/spicedb/pkg/tuple"
 	"github.com/authzed/spicedb/pkg/validationfile"
@@ -23,15 +22,21 @@ import (
 	"github.com/scailabs/authzd/internal/authz"
 )
 
-// mirror is a copy of SpiceDB's relationships and schema held in SpiceDB's
-// memory datastore inside this process (reads of whole object#relation sets
-// served from an index of our own, mirrorindex.go), and kept current by the
-// same Watch stream as the decision cache. It answers the cache's misses with
-// SpiceDB's own engine, called in-process (pkg/embedded), so no rule of the
-// schema is evaluated twice, but every read of the walk is a memory read in
-// this process instead of a query to the datastore behind the real SpiceDB
-// (issue 12: a cold walk is 7-10 datastore reads, and 41% of the benchmark's
-// Zipf questions are first-time questions no cache can hold).
+// mirror is a copy of SpiceDB's relationships and schema inside this
+// process, kept current by the same Watch stream as the decision cache. It
+// answers the cache's misses with SpiceDB's own engine, called in-process
+// (pkg/embedded), so no rule of the schema is evaluated twice, but every read
+// of the walk is a memory read in this process instead of a query to the
+// datastore behind the real SpiceDB (issue 12: a cold walk is 7-10 datastore
+// reads, and 41% of the benchmark's Zipf questions are first-time questions
+// no cache can hold). The engine runs on SpiceDB's memory datastore, which
+// holds only the schema: every read of relationships is served from an index
+// of our own (mirrorindex.go), and a read the index cannot serve exactly
+// fails the check, which then goes to SpiceDB (a slower answer, never a
+// wrong one). Holding the relationships once instead of also in the memory
+// datastore's radix trees cut authzd's live heap on the benchmark's 1,000
+// tenants by about three quarters (docs/performance.md), and with it the
+// garbage collector's marking.
 //
 // The mirror never runs ahead of the stream and never shows a state SpiceDB
 // did not have. It is loaded at a stream's start barrier (every relationship
@@ -49,8 +54,8 @@ import (
 //
 // One mirror serves one stream: a resync drops it and loads a new one.
 type mirror struct {
-	ds    dsapi.Datastore     // SpiceDB's memory datastore, reads served by idx where it can
-	dl    datalayer.DataLayer // how the mirror writes to ds
+	ds    *indexedStore       // SpiceDB's memory datastore (the schema) with relationship reads served by idx
+	dl    datalayer.DataLayer // how the schema is written to ds
 	idx   *relIndex           // its relationships by object and relation (mirrorindex.go)
 	perms *spembedded.Permissions
 
@@ -59,8 +64,9 @@ type mirror struct {
 	mu     sync.RWMutex
 	closed bool // a check that got the mirror just before it closed fails (and asks SpiceDB)
 	// through is the checkpoint (or start barrier) whose state the mirror
-	// holds: the revision its answers are reported at.
-	through string
+	// holds: the revision its answers are reported at. Atomic, so that a
+	// checkpoint that brings no updates moves it without the write lock.
+	through atomic.Pointer[string]
 
 	schema string   // the schema text it was loaded with
 	types  []string // the schema's object definitions
@@ -110,7 +116,7 @@ func (g *Graph) loadMirror(ctx context.Context, at string, max int) (_ *mirror, 
 	if err != nil {
 		return nil, nil, err
 	}
-	mr.through = at
+	mr.setThrough(at)
 	err = mr.copyFrom(ctx, g.perms, atBarrier(at), func(rel *v1.Relationship) {
 		if e, ok := edgeOf(rel); ok {
 			edges = append(edges, e)
@@ -165,14 +171,11 @@ func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, er
 	return mr, nil
 }
 
-// write applies mutations to the mirror's datastore and index in one transaction.
-func (m *mirror) write(ctx context.Context, muts []tuple.RelationshipUpdate) error {
-	_, err := m.dl.ReadWriteTx(ctx, func(ctx context.Context, rwt datalayer.ReadWriteTransaction) error {
-		return rwt.WriteRelationships(ctx, muts)
-	})
-	if err != nil {
-		return fmt.Errorf("write to the mirror: %w", err)
-	}
+// write applies mutations to the mirror's index, which holds its
+// relationships (the memory datastore holds only the schema). Only the
+// watcher writes, while no check reads the mirror (mu, or a mirror no check
+// has yet).
+func (m *mirror) write(_ context.Context, muts []tuple.RelationshipUpdate) error {
 	for _, u := range muts {
 		m.idx.apply(u)
 	}
@@ -231,9 +234,9 @@ func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, 
 }
 
 // rebuilt returns a new mirror holding what m holds, for the watcher to put
-// in m's place. SpiceDB's memory datastore keeps every revision it ever
-// wrote (its snapshots and its change log), so a mirror that has applied
-// many checkpoints is copied into a fresh one, which holds only the present.
+// in m's place. Go maps do not shrink after deletes, and rels counts every
+// touch as new, so a mirror that has applied many updates is copied into a
+// fresh one, which holds only the present and counts it exactly.
 // Only the watcher writes to m, and it is the caller: m does not change
 // during the copy (read from m's index), and checks go on reading it meanwhile.
 func (m *mirror) rebuilt(ctx context.Context) (*mirror, error) {
@@ -243,7 +246,7 @@ func (m *mirror) rebuilt(ctx context.Context) (*mirror, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.through = m.through
+	n.setThrough(m.at())
 	batch := make([]tuple.RelationshipUpdate, 0, mirrorChunk)
 	for _, set := range m.idx.sets {
 		for _, rel := range set {
@@ -305,6 +308,14 @@ func (m *mirror) add(updates []*v1.RelationshipUpdate) {
 // see, and records through as the revision the mirror's state is at. It
 // fails with errMirrorFull when the mirror would hold more than its bound.
 func (m *mirror) checkpoint(ctx context.Context, through string) error {
+	if len(m.order) == 0 {
+		// Nothing changed since the last checkpoint: the state the mirror
+		// holds is also the state at this one. Checks keep reading, instead
+		// of queueing behind a write lock that would wait for the slowest walk
+		// in flight (the stream sends a checkpoint every 100 ms when idle).
+		m.setThrough(through)
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	batch := make([]tuple.RelationshipUpdate, 0, min(len(m.order), mirrorChunk))
@@ -329,7 +340,7 @@ func (m *mirror) checkpoint(ctx context.Context, through string) error {
 	}
 	clear(m.pending)
 	m.order = m.order[:0]
-	m.through = through
+	m.setThrough(through)
 	if m.rels.Load() > m.max {
 		return errMirrorFull
 	}
@@ -367,8 +378,18 @@ func (m *mirror) checkLocked(ctx context.Context, it *v1.CheckBulkPermissionsReq
 	}
 	// A conditional answer (a caveat without its context) is no, as SpiceDB's
 	// CONDITIONAL_PERMISSION is on the check path.
-	return authz.Decision{Allowed: res.HasPermission, CheckedAt: m.through, Source: authz.SourceMirror}, nil
+	return authz.Decision{Allowed: res.HasPermission, CheckedAt: m.at(), Source: authz.SourceMirror}, nil
 }
+
+// at is the revision whose state the mirror holds.
+func (m *mirror) at() string {
+	if p := m.through.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (m *mirror) setThrough(rev string) { m.through.Store(&rev) }
 
 // checkBulk answers several questions on the mirror, in order, all on one state.
 func (m *mirror) checkBulk(ctx context.Context, items []*v1.CheckBulkPermissionsRequestItem) ([]authz.Decision, error) {

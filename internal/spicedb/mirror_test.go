@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -393,5 +394,66 @@ func TestDecisionCacheResume(t *testing.T) {
 				t.Error("FollowChanges did not report the revocation made during the break")
 			}
 		})
+	}
+}
+
+// A checkpoint that brings no updates moves the mirror's revision without the write lock, so checks
+// never queue behind it (an idle stream checkpoints every 100 ms); one that brings updates still
+// waits until no check reads the mirror, and its updates are then visible at its revision.
+func TestMirrorCheckpointLocking(t *testing.T) {
+	ctx := context.Background()
+	model := mustManifests(t)
+	m, err := newMirror(ctx, model.Schema(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	var key authz.Key
+	for _, k := range model.Keys {
+		if slices.Contains(k.Roles, authz.RoleTenantAdmin) {
+			key = k.Key
+		}
+	}
+	if key == (authz.Key{}) {
+		t.Fatal("no key granted to tenant_admin in the manifests")
+	}
+	it := &v1.CheckBulkPermissionsRequestItem{Resource: object(typeTenant, "t1"), Permission: key.Relation(), Subject: subjectRef(user("alice"))}
+	grant := touch(rel(typeTenant, "t1", authz.RoleTenantAdmin, subjectRef(user("alice"))))
+
+	checkpoint := func(rev string) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- m.checkpoint(ctx, rev) }()
+		return done
+	}
+	m.mu.RLock() // a walk in flight
+	select {
+	case err := <-checkpoint("r1"):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		m.mu.RUnlock()
+		t.Fatal("a checkpoint without updates waited for a check in flight")
+	}
+	if got := m.at(); got != "r1" {
+		t.Errorf("after an empty checkpoint the mirror is at %q, want r1", got)
+	}
+	m.add([]*v1.RelationshipUpdate{grant})
+	done := checkpoint("r2")
+	select {
+	case <-done:
+		t.Fatal("a checkpoint with updates applied them while a check was reading the mirror")
+	case <-time.After(200 * time.Millisecond):
+	}
+	m.mu.RUnlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.check(ctx, it)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allowed || d.CheckedAt != "r2" {
+		t.Errorf("after the checkpoint: allowed %v at %q, want allowed at r2", d.Allowed, d.CheckedAt)
 	}
 }

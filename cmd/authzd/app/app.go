@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ type Main struct {
 	stopRecorder func()
 	listener     net.Listener
 	served       chan error
+	// debug serves the profiler on AUTHZ_DEBUG_ADDR, when set.
+	debug         *http.Server
+	debugListener net.Listener
 }
 
 // New returns an unopened Main.
@@ -116,7 +120,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			s := m.graph.CacheStats()
 			return metrics.CacheState{Ready: s.Ready, Entries: s.Entries, FrontierAge: s.FrontierAge, Hits: s.Hits,
 				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, Resumes: s.Resumes, FillsDropped: s.FillsDropped,
-				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers, MirrorFills: s.MirrorFills,
+				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers, MirrorFills: s.MirrorFills, MirrorErrors: s.MirrorErrors,
 				MirrorRelationships: s.MirrorRelationships}
 		})
 	}
@@ -155,9 +159,49 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.server.Serve(m.listener) }()
+	if err := m.serveDebug(); err != nil {
+		return err
+	}
 	m.logger.Info("authzd serving", "addr", m.listener.Addr().String(), "spicedb", spiceDBMode(m.cfg),
 		"modules", len(model.Modules), "keys", len(model.Keys))
 	return nil
+}
+
+// serveDebug serves Go's profiler on AUTHZ_DEBUG_ADDR, apart from the API:
+// it has no authentication, so it never shares the API's listener. A
+// listener that is not loopback is logged as a warning.
+func (m *Main) serveDebug() error {
+	if m.cfg.DebugAddr == "" {
+		return nil
+	}
+	var err error
+	if m.debugListener, err = net.Listen("tcp", m.cfg.DebugAddr); err != nil {
+		return fmt.Errorf("listen on AUTHZ_DEBUG_ADDR %s: %w", m.cfg.DebugAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// A CPU profile or trace runs for as long as it is asked to (?seconds=N).
+	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn)}
+	go func() { _ = m.debug.Serve(m.debugListener) }()
+	addr := m.debugListener.Addr().(*net.TCPAddr)
+	if !addr.IP.IsLoopback() {
+		m.logger.Warn("AUTHZ_DEBUG_ADDR is not a loopback address: the profiler has no authentication", "addr", addr.String())
+	}
+	m.logger.Info("profiler serving", "addr", addr.String())
+	return nil
+}
+
+// DebugURL is the base URL of the profiler's listener, or "" when AUTHZ_DEBUG_ADDR is unset.
+func (m *Main) DebugURL() string {
+	if m.debugListener == nil {
+		return ""
+	}
+	return "http://" + m.debugListener.Addr().String()
 }
 
 // maintenanceInterval is how often partitions are created ahead and retention applied.
@@ -306,6 +350,11 @@ func (m *Main) close(ctx context.Context) error {
 		if err := m.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
+	}
+	if m.debug != nil {
+		_ = m.debug.Close() // a profile in progress is cut short
+	} else if m.debugListener != nil {
+		_ = m.debugListener.Close()
 	}
 	if m.stopRecorder != nil {
 		m.stopRecorder() // it writes through the audit log

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -88,6 +89,10 @@ type Config struct {
 	// PublicURL is the base URL callers reach authzd at (https in production),
 	// published as the AuthZEN PDP identifier; empty derives it per request.
 	PublicURL string `env:"AUTHZ_PUBLIC_URL"`
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on its own
+	// listener, apart from the API. It has no authentication: bind it to
+	// loopback or a private network.
+	DebugAddr string `env:"AUTHZ_DEBUG_ADDR"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -166,6 +171,14 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("AUTHZ_PUBLIC_URL must be an absolute http(s) URL without query or fragment, e.g. https://authzd.example.com")
+		}
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			return fmt.Errorf("AUTHZ_DEBUG_ADDR must be host:port, e.g. 127.0.0.1:6060, not %q", c.DebugAddr)
+		}
+		if c.DebugAddr == c.HTTPAddr {
+			return fmt.Errorf("AUTHZ_DEBUG_ADDR must differ from AUTHZ_HTTP_ADDR (the profiler has no authentication and never shares the API's listener)")
 		}
 	}
 	return nil
