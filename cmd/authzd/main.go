@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -90,11 +91,26 @@ func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
 
 func serve(ctx context.Context, cfg app.Config, stderr io.Writer) error {
 	logger := newLogger(cfg, stderr)
+	if pct, ok := gcPercent(cfg, os.Getenv); ok {
+		debug.SetGCPercent(pct)
+		logger.Info("garbage collector target set", "AUTHZ_GC_PERCENT", pct)
+	} else {
+		logger.Info("garbage collector target from GOGC", "GOGC", os.Getenv("GOGC"))
+	}
 	m := app.New(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
 	return errors.Join(untilStopped(ctx, m.Served(), logger), m.Close(context.Background()))
+}
+
+// gcPercent is the garbage collector target serve sets: AUTHZ_GC_PERCENT,
+// unless GOGC is set (Go's own variable wins; ok is then false).
+func gcPercent(cfg app.Config, getenv func(string) string) (pct int, ok bool) {
+	if getenv("GOGC") != "" {
+		return 0, false
+	}
+	return cfg.GCPercent, true
 }
 
 // untilStopped waits for a signal (ctx) or for the HTTP server to stop by

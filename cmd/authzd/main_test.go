@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/scailabs/authzd/cmd/authzd/app"
 )
 
 // TestHelpWithBadEnvironment: --help answers even when the environment would not start authzd.
@@ -38,5 +40,21 @@ func TestServerStoppingByItselfIsAFailure(t *testing.T) {
 	cancel()
 	if err := untilStopped(ctx, make(chan error), logger); err != nil {
 		t.Fatalf("a signal made shutdown fail: %v", err)
+	}
+}
+
+// TestGCPercent: serve sets AUTHZ_GC_PERCENT (default 400) as the collector's target unless GOGC is set,
+// which wins as it does for every Go program.
+func TestGCPercent(t *testing.T) {
+	cfg := app.DefaultConfig()
+	if pct, ok := gcPercent(cfg, func(string) string { return "" }); !ok || pct != 400 {
+		t.Errorf("no GOGC: gcPercent = %d, %v; want the default 400", pct, ok)
+	}
+	cfg.GCPercent = 150
+	if pct, ok := gcPercent(cfg, func(string) string { return "" }); !ok || pct != 150 {
+		t.Errorf("AUTHZ_GC_PERCENT=150: gcPercent = %d, %v", pct, ok)
+	}
+	if _, ok := gcPercent(cfg, func(k string) string { return map[string]string{"GOGC": "100"}[k] }); ok {
+		t.Error("GOGC=100 is set, yet AUTHZ_GC_PERCENT would override it")
 	}
 }

@@ -93,6 +93,12 @@ type Config struct {
 	// listener, apart from the API. It has no authentication: bind it to
 	// loopback or a private network.
 	DebugAddr string `env:"AUTHZ_DEBUG_ADDR"`
+	// GCPercent is the garbage collector's target, as GOGC (which wins when
+	// set): the heap may grow to (1 + GCPercent/100) times what is live
+	// before a collection. authzd's live heap is mostly the decision cache
+	// and its mirror, which every collection marks; 400 marks a quarter as
+	// often as Go's 100 (docs/performance.md).
+	GCPercent int `env:"AUTHZ_GC_PERCENT" envDefault:"400"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -172,6 +178,9 @@ func (c Config) Validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("AUTHZ_PUBLIC_URL must be an absolute http(s) URL without query or fragment, e.g. https://authzd.example.com")
 		}
+	}
+	if c.GCPercent < 10 {
+		return fmt.Errorf("AUTHZ_GC_PERCENT must be 10 or more, not %d (set GOMEMLIMIT to bound memory instead)", c.GCPercent)
 	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {

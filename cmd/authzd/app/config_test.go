@@ -37,6 +37,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ErrDatastore", "AUTHZ_SPICEDB_DATASTORE", func(c *Config) { c.SpiceDBDatastore = "mysql" }},
 		{"ErrCheckpointInterval", "AUTHZ_AUDIT_CHECKPOINT_INTERVAL", func(c *Config) { c.AuditCheckpointInterval = 0 }},
 		{"ErrRetentionShort", "AUTHZ_AUDIT_RETENTION", func(c *Config) { c.AuditRetention = Retention(24 * time.Hour) }},
+		{"ErrGCPercent", "AUTHZ_GC_PERCENT", func(c *Config) { c.GCPercent = 0 }},
 		{"ErrDebugAddr", "AUTHZ_DEBUG_ADDR", func(c *Config) { c.DebugAddr = "6060" }},
 		{"ErrDebugAddrIsAPI", "AUTHZ_DEBUG_ADDR", func(c *Config) { c.DebugAddr = c.HTTPAddr }},
 	} {
