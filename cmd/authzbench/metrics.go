@@ -22,8 +22,12 @@ type facadeMetrics struct {
 	// latency histograms: the share of the tail that arises inside authzd.
 	requests, requestsFast float64
 	commitsFast            float64
-	gcCycles               float64 // garbage collections completed
-	heapInuse              float64 // bytes in in-use heap spans when scraped (a gauge: sub keeps the later value)
+	// Decisions in all and within 10 ms by source (cache, mirror, spicedb),
+	// and requests' waits for their audit rows in all and within 10 ms.
+	decideN, decideFast map[string]float64
+	waitN, waitFast     float64
+	gcCycles            float64 // garbage collections completed
+	heapInuse           float64 // bytes in in-use heap spans when scraped (a gauge: sub keeps the later value)
 }
 
 // scrape reads the counters of authzd's Prometheus endpoint.
@@ -32,7 +36,7 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 	if err != nil {
 		return facadeMetrics{}, err
 	}
-	var m facadeMetrics
+	m := facadeMetrics{decideN: map[string]float64{}, decideFast: map[string]float64{}}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -60,6 +64,18 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 		case "authzd_http_request_duration_seconds_bucket":
 			if tenMS {
 				m.requestsFast += v
+			}
+		case "authzd_check_decide_seconds_count":
+			m.decideN[label(line, "source")] += v
+		case "authzd_check_decide_seconds_bucket":
+			if tenMS {
+				m.decideFast[label(line, "source")] += v
+			}
+		case "authzd_audit_wait_seconds_count":
+			m.waitN += v
+		case "authzd_audit_wait_seconds_bucket":
+			if tenMS {
+				m.waitFast += v
 			}
 		case "authzd_audit_commit_seconds_bucket":
 			if tenMS {
@@ -104,7 +120,26 @@ func (m facadeMetrics) sub(o facadeMetrics) facadeMetrics {
 		checkCalls: m.checkCalls - o.checkCalls, checkItems: m.checkItems - o.checkItems, memoHits: m.memoHits - o.memoHits,
 		memoMisses: m.memoMisses - o.memoMisses, cacheHits: m.cacheHits - o.cacheHits, cacheMisses: m.cacheMisses - o.cacheMisses,
 		requests: m.requests - o.requests, requestsFast: m.requestsFast - o.requestsFast, commitsFast: m.commitsFast - o.commitsFast,
-		gcCycles: m.gcCycles - o.gcCycles, heapInuse: m.heapInuse}
+		gcCycles: m.gcCycles - o.gcCycles, heapInuse: m.heapInuse, waitN: m.waitN - o.waitN, waitFast: m.waitFast - o.waitFast,
+		decideN: subMap(m.decideN, o.decideN), decideFast: subMap(m.decideFast, o.decideFast)}
+}
+
+func subMap(a, b map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range a {
+		out[k] = v - b[k]
+	}
+	return out
+}
+
+// label returns the value of a label in a Prometheus text line.
+func label(line, name string) string {
+	_, rest, ok := strings.Cut(line, name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
 }
 
 // String summarises the run's audit batching and SpiceDB latency as authzd saw them.
@@ -130,6 +165,14 @@ func (m facadeMetrics) String() string {
 	}
 	if m.requests > 0 {
 		parts = append(parts, fmt.Sprintf("over 10 ms inside authzd: %.2f%% of requests", 100*(1-m.requestsFast/m.requests)))
+	}
+	for _, src := range []string{"cache", "mirror", "spicedb"} {
+		if n := m.decideN[src]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%.2f%% of %.0f decisions from %s", 100*(1-m.decideFast[src]/n), n, src))
+		}
+	}
+	if m.waitN > 0 {
+		parts = append(parts, fmt.Sprintf("%.2f%% of waits for the audit row", 100*(1-m.waitFast/m.waitN)))
 	}
 	if m.commits > 0 {
 		parts = append(parts, fmt.Sprintf("%.2f%% of audit commits", 100*(1-m.commitsFast/m.commits)))

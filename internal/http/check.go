@@ -135,9 +135,13 @@ func (s *Server) record(r *http.Request, events ...authz.Event) error {
 // then answers body with 200. Without the rows the answer is the error, never
 // a decision.
 func (s *Server) answerDecisions(w http.ResponseWriter, r *http.Request, body any, events ...authz.Event) {
+	began := time.Now()
 	if err := s.record(r, events...); err != nil {
 		s.Error(w, r, err)
 		return
+	}
+	if s.metrics != nil && !s.noAudit {
+		s.metrics.AuditWait(time.Since(began))
 	}
 	for _, e := range events {
 		s.countDecision(e)
@@ -165,12 +169,17 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 // checkOne answers one validated check: the decision, its audit row, then
 // the answer body answer makes of them.
 func (s *Server) checkOne(w http.ResponseWriter, r *http.Request, c authz.Check, answer func(authz.Decision, authz.Event) any) {
+	began := time.Now()
 	d, err := s.checker.Check(r.Context(), c)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	e := s.checkEvent(r, c, d, time.Now())
+	now := time.Now()
+	if s.metrics != nil {
+		s.metrics.Decide(d.Source, now.Sub(began))
+	}
+	e := s.checkEvent(r, c, d, now)
 	s.answerDecisions(w, r, answer(d, e), e)
 }
 

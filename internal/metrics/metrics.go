@@ -22,6 +22,8 @@ type Metrics struct {
 	spicedb     *prometheus.HistogramVec
 	checkBatch  prometheus.Histogram
 	watchLag    prometheus.Histogram
+	decide      *prometheus.HistogramVec
+	auditWait   prometheus.Histogram
 }
 
 // latencyBuckets resolve the sub-millisecond to 10 ms range where checks live.
@@ -56,12 +58,20 @@ func New() *Metrics {
 			Name: "authzd_spicedb_check_batch_items", Help: "Single checks answered per coalesced SpiceDB call.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
 		}),
+		decide: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "authzd_check_decide_seconds", Help: "Time to decide one check, by where the answer came from (cache, mirror, spicedb).",
+			Buckets: latencyBuckets,
+		}, []string{"source"}),
+		auditWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "authzd_audit_wait_seconds", Help: "Time decisions waited for their audit rows to commit (queue, batch and commit), per request.",
+			Buckets: latencyBuckets,
+		}),
 		watchLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "authzd_cache_watch_lag_seconds", Help: "Time from SpiceDB answering one of this authzd's writes to the Watch stream delivering it (the staleness of tokenless cache answers).",
 			Buckets: latencyBuckets,
 		}),
 	}
-	m.registry.MustRegister(m.httpLatency, m.decisions, m.auditRows, m.auditCommit, m.spicedb, m.checkBatch, m.watchLag,
+	m.registry.MustRegister(m.httpLatency, m.decisions, m.auditRows, m.auditCommit, m.spicedb, m.checkBatch, m.watchLag, m.decide, m.auditWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,6 +94,17 @@ func (m *Metrics) Decision(module string, allowed bool) {
 	}
 	m.decisions.WithLabelValues(module, d).Inc()
 }
+
+// Decide records how long one check took to decide, by the answer's source.
+func (m *Metrics) Decide(source string, d time.Duration) {
+	if source == "" {
+		source = "spicedb"
+	}
+	m.decide.WithLabelValues(source).Observe(d.Seconds())
+}
+
+// AuditWait records how long a request's decisions waited for their audit rows.
+func (m *Metrics) AuditWait(d time.Duration) { m.auditWait.Observe(d.Seconds()) }
 
 // AuditBatch records one group commit.
 func (m *Metrics) AuditBatch(rows int, d time.Duration, err error) {
