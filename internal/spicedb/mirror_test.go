@@ -2,6 +2,7 @@ package spicedb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/authzed/spicedb/pkg/datastore"
 	"github.com/authzed/spicedb/pkg/tuple"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -455,5 +457,49 @@ func TestMirrorCheckpointLocking(t *testing.T) {
 	}
 	if !d.Allowed || d.CheckedAt != "r2" {
 		t.Errorf("after the checkpoint: allowed %v at %q, want allowed at r2", d.Allowed, d.CheckedAt)
+	}
+}
+
+// The memory datastore under the mirror's engine holds no relationships, so every read of relationships the
+// index cannot serve exactly is refused (the check then fails and the miss goes to SpiceDB) rather than
+// answered, wrongly, from an empty datastore; a read of whole object#relation sets is served from the index.
+func TestMirrorRefusesUnindexedReads(t *testing.T) {
+	ctx := context.Background()
+	m, err := newMirror(ctx, mustManifests(t).Schema(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	if err := m.write(ctx, []tuple.RelationshipUpdate{mutation(touch(rel(typeTenant, "t1", authz.RoleTenantAdmin, subjectRef(user("alice")))))}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := m.ds.HeadRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.ds.SnapshotReader(rev.Revision)
+	it, err := r.QueryRelationships(ctx, datastore.RelationshipsFilter{OptionalResourceType: typeTenant,
+		OptionalResourceIds: []string{"t1"}, OptionalResourceRelation: authz.RoleTenantAdmin})
+	if err != nil {
+		t.Fatalf("a read of one object#relation set: %v", err)
+	}
+	n := 0
+	for _, err := range it {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Errorf("the index served %d relationships of tenant:t1#%s, want 1", n, authz.RoleTenantAdmin)
+	}
+	if _, err := r.QueryRelationships(ctx, datastore.RelationshipsFilter{OptionalResourceType: typeTenant}); !errors.Is(err, errUnindexedRead) {
+		t.Errorf("a read of a whole type: err = %v, want errUnindexedRead", err)
+	}
+	if _, err := r.ReverseQueryRelationships(ctx, datastore.SubjectsFilter{SubjectType: typeUser, OptionalSubjectIds: []string{"alice"}}); !errors.Is(err, errUnindexedRead) {
+		t.Errorf("a reverse read: err = %v, want errUnindexedRead", err)
+	}
+	if _, err := r.CountRelationships(ctx, "any"); !errors.Is(err, errUnindexedRead) {
+		t.Errorf("a count: err = %v, want errUnindexedRead", err)
 	}
 }

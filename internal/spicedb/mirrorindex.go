@@ -82,8 +82,6 @@ func (x *relIndex) len() int {
 type indexedStore struct {
 	datastore.Datastore
 	idx *relIndex
-	// unindexed counts reads of relationships refused with errUnindexedRead.
-	unindexed atomic.Uint64
 
 	sealed     atomic.Bool // the schema is written; definitions read from now on can be kept
 	mu         sync.RWMutex
@@ -166,7 +164,7 @@ func (r indexedReader) QueryRelationships(ctx context.Context, filter datastore.
 	if !filter.IsServableFromCompleteSet() || !qo.ReturnsAllUnordered() ||
 		filter.OptionalCaveatNameFilter.Option != datastore.CaveatFilterOptionNone ||
 		filter.OptionalExpirationOption != datastore.ExpirationFilterOptionNone {
-		return nil, r.unindexed()
+		return nil, errUnindexedRead
 	}
 	var out []tuple.Relationship
 	now := time.Now()
@@ -200,20 +198,15 @@ func (r indexedReader) QueryRelationships(ctx context.Context, filter datastore.
 
 // ReverseQueryRelationships is refused: the index is by resource, not subject.
 func (r indexedReader) ReverseQueryRelationships(context.Context, datastore.SubjectsFilter, ...options.ReverseQueryOptionsOption) (datastore.RelationshipIterator, error) {
-	return nil, r.unindexed()
+	return nil, errUnindexedRead
 }
 
 // CountRelationships is refused: the memory datastore holds no relationships to count.
 func (r indexedReader) CountRelationships(context.Context, string) (int, error) {
-	return 0, r.unindexed()
+	return 0, errUnindexedRead
 }
 
 // LookupCounters is refused, as CountRelationships.
 func (r indexedReader) LookupCounters(context.Context) ([]datastore.RelationshipCounter, error) {
-	return nil, r.unindexed()
-}
-
-func (r indexedReader) unindexed() error {
-	r.s.unindexed.Add(1)
-	return errUnindexedRead
+	return nil, errUnindexedRead
 }
