@@ -57,30 +57,29 @@ func (c *apiClient) scrape(ctx context.Context) (facadeMetrics, error) {
 		if err != nil {
 			continue
 		}
-		tenMS := strings.Contains(line, `le="0.01"`)
+		if strings.HasSuffix(name, "_bucket") {
+			// Of the latency histograms, only the 10 ms bucket is read.
+			if strings.Contains(line, `le="0.01"`) {
+				switch name {
+				case "authzd_http_request_duration_seconds_bucket":
+					m.requestsFast += v
+				case "authzd_check_decide_seconds_bucket":
+					m.decideFast[label(line, "source")] += v
+				case "authzd_audit_wait_seconds_bucket":
+					m.waitFast += v
+				case "authzd_audit_commit_seconds_bucket":
+					m.commitsFast += v
+				}
+			}
+			continue
+		}
 		switch name {
 		case "authzd_http_request_duration_seconds_count":
 			m.requests += v
-		case "authzd_http_request_duration_seconds_bucket":
-			if tenMS {
-				m.requestsFast += v
-			}
 		case "authzd_check_decide_seconds_count":
 			m.decideN[label(line, "source")] += v
-		case "authzd_check_decide_seconds_bucket":
-			if tenMS {
-				m.decideFast[label(line, "source")] += v
-			}
 		case "authzd_audit_wait_seconds_count":
 			m.waitN += v
-		case "authzd_audit_wait_seconds_bucket":
-			if tenMS {
-				m.waitFast += v
-			}
-		case "authzd_audit_commit_seconds_bucket":
-			if tenMS {
-				m.commitsFast += v
-			}
 		case "authzd_audit_batch_rows_count":
 			m.batches += v
 		case "authzd_audit_batch_rows_sum":

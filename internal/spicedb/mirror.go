@@ -97,10 +97,6 @@ var errMirrorFull = errors.New("spicedb holds more relationships than the mirror
 // mirrorLoadTimeout bounds loading a mirror at a stream start.
 const mirrorLoadTimeout = 5 * time.Minute
 
-// mirrorChunk is how many relationships one write to the mirror carries
-// (SpiceDB's default bound on updates per write is 1,000).
-const mirrorChunk = 1000
-
 // loadMirror copies SpiceDB's schema and every relationship at exactly the
 // revision at (a barrier) into a new mirror. edges are the relationships that
 // link two tenants (edgeOf), which the copy reads anyway. It fails with
@@ -171,16 +167,11 @@ func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, er
 	return mr, nil
 }
 
-// write applies mutations to the mirror's index, which holds its
+// write applies a mutation to the mirror's index, which holds its
 // relationships (the memory datastore holds only the schema). Only the
 // watcher writes, while no check reads the mirror (mu, or a mirror no check
 // has yet).
-func (m *mirror) write(_ context.Context, muts []tuple.RelationshipUpdate) error {
-	for _, u := range muts {
-		m.idx.apply(u)
-	}
-	return nil
-}
+func (m *mirror) write(u tuple.RelationshipUpdate) { m.idx.apply(u) }
 
 // mutation is the mirror's form of one of the stream's updates (a create is a touch).
 func mutation(u *v1.RelationshipUpdate) tuple.RelationshipUpdate {
@@ -195,7 +186,6 @@ func mutation(u *v1.RelationshipUpdate) tuple.RelationshipUpdate {
 // telling each to seen (when not nil). It fails with errMirrorFull past the
 // mirror's bound.
 func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, cons *v1.Consistency, seen func(*v1.Relationship)) error {
-	batch := make([]tuple.RelationshipUpdate, 0, mirrorChunk)
 	m.rels.Store(0)
 	for _, typ := range m.types {
 		stream, err := src.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: cons,
@@ -218,19 +208,10 @@ func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, 
 			if m.rels.Add(1) > m.max {
 				return errMirrorFull
 			}
-			batch = append(batch, tuple.Touch(tuple.FromV1Relationship(rel)))
-			if len(batch) == mirrorChunk {
-				if err := m.write(ctx, batch); err != nil {
-					return err
-				}
-				batch = batch[:0]
-			}
+			m.write(tuple.Touch(tuple.FromV1Relationship(rel)))
 		}
 	}
-	if len(batch) == 0 {
-		return nil
-	}
-	return m.write(ctx, batch)
+	return nil
 }
 
 // rebuilt returns a new mirror holding what m holds, for the watcher to put
@@ -247,23 +228,9 @@ func (m *mirror) rebuilt(ctx context.Context) (*mirror, error) {
 		return nil, err
 	}
 	n.setThrough(m.at())
-	batch := make([]tuple.RelationshipUpdate, 0, mirrorChunk)
 	for _, set := range m.idx.sets {
 		for _, rel := range set {
-			batch = append(batch, tuple.Touch(rel))
-			if len(batch) == mirrorChunk {
-				if err := n.write(ctx, batch); err != nil {
-					n.close()
-					return nil, err
-				}
-				batch = batch[:0]
-			}
-		}
-	}
-	if len(batch) > 0 {
-		if err := n.write(ctx, batch); err != nil {
-			n.close()
-			return nil, err
+			n.write(tuple.Touch(rel))
 		}
 	}
 	n.rels.Store(int64(n.idx.len()))
@@ -307,7 +274,7 @@ func (m *mirror) add(updates []*v1.RelationshipUpdate) {
 // checkpoint applies the buffered updates, all at once as far as checks can
 // see, and records through as the revision the mirror's state is at. It
 // fails with errMirrorFull when the mirror would hold more than its bound.
-func (m *mirror) checkpoint(ctx context.Context, through string) error {
+func (m *mirror) checkpoint(through string) error {
 	if len(m.order) == 0 {
 		// Nothing changed since the last checkpoint: the state the mirror
 		// holds is also the state at this one. Checks keep reading, instead
@@ -318,8 +285,7 @@ func (m *mirror) checkpoint(ctx context.Context, through string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	batch := make([]tuple.RelationshipUpdate, 0, min(len(m.order), mirrorChunk))
-	for i, k := range m.order {
+	for _, k := range m.order {
 		u := m.pending[k]
 		if u.GetOperation() == v1.RelationshipUpdate_OPERATION_DELETE {
 			m.rels.Add(-1)
@@ -327,16 +293,7 @@ func (m *mirror) checkpoint(ctx context.Context, through string) error {
 			m.rels.Add(1)
 		}
 		m.applied++
-		batch = append(batch, mutation(u))
-		if len(batch) == mirrorChunk || i == len(m.order)-1 {
-			wctx, cancel := context.WithTimeout(ctx, DefaultWriteTimeout)
-			err := m.write(wctx, batch)
-			cancel()
-			if err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
+		m.write(mutation(u))
 	}
 	clear(m.pending)
 	m.order = m.order[:0]

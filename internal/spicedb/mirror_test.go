@@ -259,14 +259,8 @@ func BenchmarkMirror(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.close()
-	for i := 0; i < len(updates); i += mirrorChunk {
-		batch := make([]tuple.RelationshipUpdate, 0, mirrorChunk)
-		for _, u := range updates[i:min(i+mirrorChunk, len(updates))] {
-			batch = append(batch, mutation(u))
-		}
-		if err := m.write(ctx, batch); err != nil {
-			b.Fatal(err)
-		}
+	for _, u := range updates {
+		m.write(mutation(u))
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -424,7 +418,7 @@ func TestMirrorCheckpointLocking(t *testing.T) {
 
 	checkpoint := func(rev string) <-chan error {
 		done := make(chan error, 1)
-		go func() { done <- m.checkpoint(ctx, rev) }()
+		go func() { done <- m.checkpoint(rev) }()
 		return done
 	}
 	m.mu.RLock() // a walk in flight
@@ -470,9 +464,7 @@ func TestMirrorRefusesUnindexedReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.close()
-	if err := m.write(ctx, []tuple.RelationshipUpdate{mutation(touch(rel(typeTenant, "t1", authz.RoleTenantAdmin, subjectRef(user("alice")))))}); err != nil {
-		t.Fatal(err)
-	}
+	m.write(mutation(touch(rel(typeTenant, "t1", authz.RoleTenantAdmin, subjectRef(user("alice"))))))
 	rev, err := m.ds.HeadRevision(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -105,7 +105,7 @@ func (f *mirrorFeed) apply(ctx context.Context, it feedItem) error {
 	if !it.checkpoint {
 		return nil
 	}
-	if err := m.checkpoint(ctx, it.through); err != nil {
+	if err := m.checkpoint(it.through); err != nil {
 		return err
 	}
 	f.w.cache.mirrored(m, it.seq)
