@@ -20,6 +20,8 @@ import (
 	envparse "github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/scailabs/authzd/cmd/authzd/app"
 	"github.com/scailabs/authzd/internal/authz"
@@ -429,10 +431,19 @@ func (b *bench) sentinel(ctx context.Context, d *dataset) error {
 			return err
 		}
 		direct, err := b.direct.CheckPermission(ctx, directRequest(checkCase{tenant: d.tenant(0), user: user, key: key}))
-		if err != nil {
+		// Right after authzd wrote the schema to the fresh SpiceDB, a
+		// minimize_latency check may read a quantized revision that predates
+		// it (FAILED_PRECONDITION "object definition not found", for up to the
+		// 5 s quantization interval; docs/integration.md): not visible yet.
+		if err != nil && status.Code(err) != codes.FailedPrecondition {
 			return err
 		}
 		switch {
+		case err != nil:
+			seen = time.Time{}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("SpiceDB direct still fails after 60s: %w", err)
+			}
 		case !strings.Contains(string(ans), `"allowed":true`) || direct.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION:
 			seen = time.Time{}
 		case seen.IsZero():
