@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts the local PostgreSQL that `make run` and `make test` use:
 # 127.0.0.1:5432, user postgres with trust auth on loopback, track_commit_timestamp=on (SpiceDB's Watch API
-# on Postgres needs it). Idempotent: a machine that already has it running with these settings is left as is.
+# on Postgres needs it) and track_wal_io_timing=on (the benchmark reports how long WAL flushes took).
+# Idempotent: a machine that already has it running with these settings is left as is.
 # Meant for development and CI machines only: trust auth on loopback is not a production setting.
 set -euo pipefail
 
@@ -20,6 +21,7 @@ changed=0
 want_conf="# written by authzd scripts/setup-postgres.sh
 listen_addresses = '127.0.0.1'
 track_commit_timestamp = on
+track_wal_io_timing = on
 max_connections = 400
 fsync = on"
 if [ "$(cat "$conf/conf.d/authzd.conf" 2>/dev/null)" != "$want_conf" ]; then

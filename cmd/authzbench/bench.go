@@ -266,10 +266,12 @@ func (b *bench) measure(ctx context.Context, r row, want expect, extraRows int, 
 		return r, err
 	}
 	var m0 facadeMetrics
+	var w0 walStats
 	if r.via != nil {
 		if m0, err = r.via.scrape(ctx); err != nil {
 			return r, err
 		}
+		w0 = readWAL(ctx, b.auditDB)
 	}
 	r.st = fn()
 	after, err := b.auditRows(ctx)
@@ -282,6 +284,9 @@ func (b *bench) measure(ctx context.Context, r row, want expect, extraRows int, 
 			return r, err
 		}
 		r.internals = m1.sub(m0).String()
+		if w := readWAL(ctx, b.auditDB).sub(w0).String(); w != "" {
+			r.internals += "; " + w
+		}
 	}
 	if ctx.Err() != nil {
 		return r, ctx.Err()
@@ -675,14 +680,21 @@ func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what str
 		// facade's Zipf peak, at a fixed rate, right after the closed-loop runs
 		// (the cache stays as they left it).
 		z.rate = max(1, fr.st.Throughput()/2)
-		h, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, durable audit, fixed rate = half its peak", load: fmt.Sprintf("%.0f/s", z.rate), via: b.audited},
-			rowsPerAnswer, 0, func() stats {
-				return openLoop(ctx, z.rate, max(b.cfg.Duration, b.cfg.FixedRun), b.cpu, b.audited.facadeCheck(d.drawZipf))
-			})
-		if err != nil {
+		fixed := func(scenario string, via *apiClient, want expect) (stats, error) {
+			r, err := b.measure(ctx, row{phase: phase, scenario: "check" + what + ", Zipf users (s=1.1), facade, " + scenario, load: fmt.Sprintf("%.0f/s", z.rate), via: via},
+				want, 0, func() stats {
+					return openLoop(ctx, z.rate, max(b.cfg.Duration, b.cfg.FixedRun), b.cpu, via.facadeCheck(d.drawZipf))
+				})
+			return r.st, err
+		}
+		if z.halfPeak, err = fixed("durable audit, fixed rate = half its peak", b.audited, rowsPerAnswer); err != nil {
 			return err
 		}
-		z.halfPeak = h.st
+		// The same rate without the audit: what the durable audit adds to
+		// the tail, beside the row above.
+		if z.halfPeakNoAudit, err = fixed("audit disabled, same fixed rate", b.unaudited, noRows); err != nil {
+			return err
+		}
 	}
 	b.report.zipf = append(b.report.zipf, z)
 	return nil

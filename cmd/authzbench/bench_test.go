@@ -46,6 +46,7 @@ func TestSmoke(t *testing.T) {
 		"effective permissions, all",
 		"provision large data set through the API",
 		"check on large data, facade, durable audit",
+		"check on large data, Zipf users (s=1.1), facade, audit disabled, same fixed rate",
 		"audit query module+since, limit 100",
 		"| goal | target | measured | met |",
 	} {

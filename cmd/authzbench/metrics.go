@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // facadeMetrics is what authzd's own /metrics says about a run: how the
@@ -180,4 +182,40 @@ func (m facadeMetrics) String() string {
 		parts = append(parts, fmt.Sprintf("%.0f GC cycles, heap in use %.0f MB at the end", m.gcCycles, m.heapInuse/(1<<20)))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// walStats is the Postgres server's WAL flushes (pg_stat_wal, PostgreSQL 14
+// and later): how many, and with track_wal_io_timing on (scripts/setup-postgres.sh
+// sets it) how long they took. It covers the whole server, SpiceDB's commits
+// included, and backends report their counters at transaction end or within
+// about a second, so a run's numbers are approximate at its edges. It shows
+// whether a run's slow audit commits were slow flushes: every commit that
+// answers a decision waits for one.
+type walStats struct {
+	syncs  int64
+	millis float64
+	ok     bool
+}
+
+// readWAL reads the counters; a server without the view gives a zero value,
+// which prints nothing.
+func readWAL(ctx context.Context, db *pgxpool.Pool) walStats {
+	var w walStats
+	w.ok = db.QueryRow(ctx, "SELECT wal_sync, wal_sync_time FROM pg_stat_wal").Scan(&w.syncs, &w.millis) == nil
+	return w
+}
+
+func (w walStats) sub(o walStats) walStats {
+	return walStats{syncs: w.syncs - o.syncs, millis: w.millis - o.millis, ok: w.ok && o.ok}
+}
+
+func (w walStats) String() string {
+	switch {
+	case !w.ok || w.syncs <= 0:
+		return ""
+	case w.millis <= 0:
+		return fmt.Sprintf("WAL flushed %d times (whole server; track_wal_io_timing off)", w.syncs)
+	default:
+		return fmt.Sprintf("WAL flushed %d times, %.2f ms each (whole server)", w.syncs, w.millis/float64(w.syncs))
+	}
 }

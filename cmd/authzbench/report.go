@@ -46,9 +46,10 @@ type concResult struct {
 type zipfResult struct {
 	phase          string
 	direct, facade stats
-	// halfPeak is the facade at a fixed rate of half its Zipf peak (phase 4 only).
-	halfPeak stats
-	rate     float64
+	// halfPeak is the facade at a fixed rate of half its Zipf peak (phase 4
+	// only), halfPeakNoAudit the same rate with the audit disabled.
+	halfPeak, halfPeakNoAudit stats
+	rate                      float64
 }
 
 type report struct {
@@ -299,7 +300,7 @@ func (r *report) writeGoals(p printer, b *bench) float64 {
 			q, z.facade.Throughput(), z.direct.Throughput(), ms(z.facade.Quantile(.99))), q >= 1.5)
 		if z.rate > 0 {
 			hp := z.halfPeak.Quantile(.99)
-			goal(fmt.Sprintf("phase %s: facade p99 at half its Zipf peak rate (the issue's set)", z.phase), "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (p50 %s ms)", ms(hp), z.rate, ms(z.halfPeak.Quantile(.5))),
+			goal(fmt.Sprintf("phase %s: facade p99 at half its Zipf peak rate (the issue's set)", z.phase), "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (p50 %s ms; audit disabled at that rate: p99 %s ms)", ms(hp), z.rate, ms(z.halfPeak.Quantile(.5)), ms(z.halfPeakNoAudit.Quantile(.99))),
 				hp > 0 && hp <= 10*time.Millisecond && z.halfPeak.Errors == 0)
 		}
 	}
