@@ -69,7 +69,7 @@ want=$(psql_q "select (select setting::bigint from pg_settings where name = 'min
 have=$(psql_q "select count(*) from pg_ls_waldir() where name ~ '^[0-9A-F]{24}$'")
 if [ "$have" -lt "$want" ]; then
   echo "setup-postgres: filling the WAL pool ($have of $want segments)"
-  psql_q "DO \$\$ BEGIN FOR i IN 1..$((want - have + 2)) LOOP
+  psql_q "DO \$\$ BEGIN FOR i IN 1..$((want + 2)) LOOP
     PERFORM pg_logical_emit_message(false, 'authzd-setup', 'wal pool'); PERFORM pg_switch_wal(); END LOOP; END \$\$" >/dev/null
   psql_q "CHECKPOINT"
 fi
