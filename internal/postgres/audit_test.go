@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scailabs/authzd/internal/authz"
@@ -288,6 +290,82 @@ func TestAuditDurable(t *testing.T) {
 		}
 		if commits != 1 {
 			t.Fatalf("round %d: Record returned with the WAL flushed to %s (the round began at %s), holding %d commit records of the row's transaction, want 1: not durable", round, flushed, from, commits)
+		}
+	}
+}
+
+// TestOpenKeepsCommitsDurable: whatever turned synchronous_commit off for the
+// audit database (here the database's default, then the URL), every
+// connection authzd opens commits with it on, and Open says so; a mode that
+// still flushes locally (remote_write) is left as configured, silently.
+func TestOpenKeepsCommitsDurable(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.MustCreate(t)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	setDefault := func(mode string) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{cfg.Database}.Sanitize()+" SET synchronous_commit = "+mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// modes opens the audit database at u and reports synchronous_commit as
+	// seen by four connections held at once (so four different ones).
+	modes := func(u string) ([]string, []string) {
+		t.Helper()
+		db, err := postgres.Open(ctx, u, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var got []string
+		var conns []*pgxpool.Conn
+		for range 4 {
+			c, err := db.Pool.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			var m string
+			if err := c.QueryRow(ctx, "SHOW synchronous_commit").Scan(&m); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m)
+		}
+		for _, c := range conns {
+			c.Release()
+		}
+		return got, db.Notices
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct {
+		name, dbDefault, url, want string
+		notice                     bool
+	}{
+		{"database default off", "off", url, "on", true},
+		{"off in the URL", "on", url + sep + "synchronous_commit=off", "on", true},
+		{"remote_write kept", "remote_write", url, "remote_write", false},
+		{"on kept", "on", url, "on", false},
+	} {
+		setDefault(tc.dbDefault)
+		got, notices := modes(tc.url)
+		for i, m := range got {
+			if m != tc.want {
+				t.Errorf("%s: connection %d has synchronous_commit = %s, want %s", tc.name, i, m, tc.want)
+			}
+		}
+		if noticed := slices.ContainsFunc(notices, func(n string) bool { return strings.Contains(n, "synchronous_commit") }); noticed != tc.notice {
+			t.Errorf("%s: notices %q, want one about synchronous_commit: %v", tc.name, notices, tc.notice)
 		}
 	}
 }

@@ -27,6 +27,10 @@ const (
 // DB is the Postgres connection pool.
 type DB struct {
 	Pool *pgxpool.Pool
+	// Notices are what Open found wrong with the server's durability and
+	// either fixed for authzd's connections or could not fix; the caller logs
+	// them.
+	Notices []string
 }
 
 // Open connects to the database at url, creating the database first when it
@@ -50,7 +54,39 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
-	return &DB{Pool: pool}, nil
+	return ensureDurable(ctx, pool, cfg)
+}
+
+// ensureDurable keeps the promise that a decision is answered only once its
+// audit row is durable, which holds only while a commit waits for its WAL
+// flush. synchronous_commit = off (for the server, the database, the role or
+// in the URL) breaks that silently: authzd then sets it on for its own
+// connections, which overrides all of those. Any other mode (on, local,
+// remote_write, remote_apply) flushes locally and is kept as configured.
+// fsync = off cannot be overridden by a client: it is reported.
+func ensureDurable(ctx context.Context, pool *pgxpool.Pool, cfg *pgxpool.Config) (*DB, error) {
+	var syncCommit, fsync string
+	if err := pool.QueryRow(ctx, "SELECT current_setting('synchronous_commit'), current_setting('fsync')").
+		Scan(&syncCommit, &fsync); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("read the audit database's durability settings: %w", err)
+	}
+	db := &DB{Pool: pool}
+	if syncCommit == "off" {
+		pool.Close()
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+		var err error
+		if db.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("connect to postgres: %w", err)
+		}
+		db.Notices = append(db.Notices, "synchronous_commit is off for authzd's audit database (server, database, role or URL);"+
+			" authzd sets it on for its own connections, so that no decision is answered before its audit row is durable")
+	}
+	if fsync == "off" {
+		db.Notices = append(db.Notices, "the audit database's server runs with fsync = off: a crash of that server can lose"+
+			" the audit rows of decisions already answered; authzd cannot override it")
+	}
+	return db, nil
 }
 
 // Close closes the pool.

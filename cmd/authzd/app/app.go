@@ -86,6 +86,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.db, err = postgres.Open(ctx, m.cfg.DatabaseURL, m.cfg.DBMaxConns); err != nil {
 		return fmt.Errorf("%w\n%s", err, postgresHelp)
 	}
+	for _, n := range m.db.Notices {
+		m.logger.Warn(n)
+	}
 	if err := postgres.Migrate(ctx, m.cfg.DatabaseURL); err != nil {
 		return err
 	}
