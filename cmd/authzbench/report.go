@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,8 +48,9 @@ type zipfResult struct {
 	phase          string
 	direct, facade stats
 	// halfPeak is the facade at a fixed rate of half its Zipf peak (phase 4
-	// only), halfPeakNoAudit the same rate with the audit disabled.
-	halfPeak, halfPeakNoAudit stats
+	// only), halfPeakNoAudit the same rate with the audit disabled; one of each
+	// per -fixed-repeat, in the order they ran.
+	halfPeak, halfPeakNoAudit []stats
 	rate                      float64
 }
 
@@ -298,10 +300,15 @@ func (r *report) writeGoals(p printer, b *bench) float64 {
 		q := z.facade.Throughput() / nonzero(z.direct.Throughput())
 		goal(fmt.Sprintf("phase %s: facade vs SpiceDB direct, Zipf users, c=%d, after %s warm-up each (decision cache)", z.phase, r.topConc, cfg.ZipfWarmup), "≥ 1.5x", fmt.Sprintf("%.2fx (%.0f vs %.0f checks/s; facade p99 %s ms)",
 			q, z.facade.Throughput(), z.direct.Throughput(), ms(z.facade.Quantile(.99))), q >= 1.5)
-		if z.rate > 0 {
-			hp := z.halfPeak.Quantile(.99)
-			goal(fmt.Sprintf("phase %s: facade p99 at half its Zipf peak rate (the issue's set)", z.phase), "≤ 10 ms", fmt.Sprintf("%s ms at %.0f/s (p50 %s ms; audit disabled at that rate: p99 %s ms)", ms(hp), z.rate, ms(z.halfPeak.Quantile(.5)), ms(z.halfPeakNoAudit.Quantile(.99))),
-				hp > 0 && hp <= 10*time.Millisecond && z.halfPeak.Errors == 0)
+		if z.rate > 0 && len(z.halfPeak) > 0 {
+			hp, each, errs := medianP99(z.halfPeak)
+			noAudit, _, _ := medianP99(z.halfPeakNoAudit)
+			what := fmt.Sprintf("%s ms at %.0f/s (p50 %s ms; audit disabled at that rate: p99 %s ms)", ms(hp), z.rate, ms(z.halfPeak[0].Quantile(.5)), ms(noAudit))
+			if len(z.halfPeak) > 1 {
+				what = fmt.Sprintf("median %s ms of %d runs at %.0f/s (each: %s ms; audit disabled at that rate: median p99 %s ms)", ms(hp), len(z.halfPeak), z.rate, each, ms(noAudit))
+			}
+			goal(fmt.Sprintf("phase %s: facade p99 at half its Zipf peak rate (the issue's set)", z.phase), "≤ 10 ms", what,
+				hp > 0 && hp <= 10*time.Millisecond && errs == 0)
 		}
 	}
 	// The issue states its goals on the 1,000-tenant set: judged on its Zipf
@@ -403,4 +410,26 @@ func memoState(window time.Duration) string {
 		return "off"
 	}
 	return "on, window " + window.String()
+}
+
+// medianP99 is the median of the runs' p99s (the mean of the middle two for an
+// even count), the p99s in the order the runs ran, and the runs' errors.
+func medianP99(runs []stats) (time.Duration, string, int) {
+	var p99s []time.Duration
+	var each []string
+	errs := 0
+	for _, r := range runs {
+		p99s = append(p99s, r.Quantile(.99))
+		each = append(each, ms(r.Quantile(.99)))
+		errs += r.Errors
+	}
+	if len(p99s) == 0 {
+		return 0, "", 0
+	}
+	slices.Sort(p99s)
+	m := p99s[len(p99s)/2]
+	if len(p99s)%2 == 0 {
+		m = (p99s[len(p99s)/2-1] + m) / 2
+	}
+	return m, strings.Join(each, ", "), errs
 }
