@@ -79,6 +79,10 @@ func ensureDurable(ctx context.Context, pool *pgxpool.Pool, cfg *pgxpool.Config)
 		if db.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("connect to postgres: %w", err)
 		}
+		if err := db.Pool.Ping(ctx); err != nil {
+			db.Pool.Close()
+			return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+		}
 		db.Notices = append(db.Notices, "synchronous_commit is off for authzd's audit database (server, database, role or URL);"+
 			" authzd sets it on for its own connections, so that no decision is answered before its audit row is durable")
 	}
