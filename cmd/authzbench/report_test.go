@@ -19,7 +19,7 @@ func TestMedianP99(t *testing.T) {
 		errs int
 	}{
 		{"none", nil, 0, "", 0},
-		{"one", []stats{run(12 * time.Millisecond, 0)}, 12 * time.Millisecond, "12.00", 0},
+		{"one", []stats{run(12*time.Millisecond, 0)}, 12 * time.Millisecond, "12.00", 0},
 		{"odd", []stats{run(30*time.Millisecond, 0), run(9*time.Millisecond, 1), run(14*time.Millisecond, 0)}, 14 * time.Millisecond, "30.00, 9.00, 14.00", 1},
 		{"even", []stats{run(8*time.Millisecond, 0), run(20*time.Millisecond, 0), run(12*time.Millisecond, 2), run(40*time.Millisecond, 0)}, 16 * time.Millisecond, "8.00, 20.00, 12.00, 40.00", 2},
 	} {
