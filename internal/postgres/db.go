@@ -46,6 +46,10 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	if err := EnsureDatabase(ctx, url); err != nil {
 		return nil, err
 	}
+	notices, err := ensureDurable(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
@@ -54,43 +58,38 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
-	return ensureDurable(ctx, pool, cfg)
+	return &DB{Pool: pool, Notices: notices}, nil
 }
 
 // ensureDurable keeps the promise that a decision is answered only once its
 // audit row is durable, which holds only while a commit waits for its WAL
 // flush. synchronous_commit = off (for the server, the database, the role or
-// in the URL) breaks that silently: authzd then sets it on for its own
-// connections, which overrides all of those. Any other mode (on, local,
+// in the URL) breaks that silently: authzd then sets it on for the pool's
+// connections (cfg), which overrides all of those. Any other mode (on, local,
 // remote_write, remote_apply) flushes locally and is kept as configured.
 // fsync = off cannot be overridden by a client: it is reported.
-func ensureDurable(ctx context.Context, pool *pgxpool.Pool, cfg *pgxpool.Config) (*DB, error) {
+func ensureDurable(ctx context.Context, cfg *pgxpool.Config) ([]string, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	defer conn.Close(ctx)
 	var syncCommit, fsync string
-	if err := pool.QueryRow(ctx, "SELECT current_setting('synchronous_commit'), current_setting('fsync')").
+	if err := conn.QueryRow(ctx, "SELECT current_setting('synchronous_commit'), current_setting('fsync')").
 		Scan(&syncCommit, &fsync); err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("read the audit database's durability settings: %w", err)
 	}
-	db := &DB{Pool: pool}
+	var notices []string
 	if syncCommit == "off" {
-		pool.Close()
 		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-		var err error
-		if db.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("connect to postgres: %w", err)
-		}
-		if err := db.Pool.Ping(ctx); err != nil {
-			db.Pool.Close()
-			return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
-		}
-		db.Notices = append(db.Notices, "synchronous_commit is off for authzd's audit database (server, database, role or URL);"+
+		notices = append(notices, "synchronous_commit is off for authzd's audit database (server, database, role or URL);"+
 			" authzd sets it on for its own connections, so that no decision is answered before its audit row is durable")
 	}
 	if fsync == "off" {
-		db.Notices = append(db.Notices, "the audit database's server runs with fsync = off: a crash of that server can lose"+
+		notices = append(notices, "the audit database's server runs with fsync = off: a crash of that server can lose"+
 			" the audit rows of decisions already answered; authzd cannot override it")
 	}
-	return db, nil
+	return notices, nil
 }
 
 // Close closes the pool.
