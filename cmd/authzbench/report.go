@@ -172,8 +172,8 @@ func (r *report) writeSetup(p printer, b *bench) {
 	if len(cfg.AuthzdEnv) > 0 {
 		p("- authzd environment added for this run: %s", strings.Join(cfg.AuthzdEnv, " "))
 	}
-	p("- authzd knobs: DB max conns %d, audit writers %d, audit max batch %d, SpiceDB check slots %d (coalescing %s), revision memo %s (AUTHZ_* environment or defaults)",
-		b.appCfg.DBMaxConns, b.appCfg.AuditWriters, b.appCfg.AuditMaxBatch, b.appCfg.SpiceDBCheckSlots,
+	p("- authzd knobs: DB max conns %d, audit writers %d, audit max batch %d, audit linger %s, SpiceDB check slots %d (coalescing %s), revision memo %s (AUTHZ_* environment or defaults)",
+		b.appCfg.DBMaxConns, b.appCfg.AuditWriters, b.appCfg.AuditMaxBatch, b.appCfg.AuditLinger, b.appCfg.SpiceDBCheckSlots,
 		map[bool]string{true: "on", false: "off"}[b.appCfg.SpiceDBCheckSlots > 0], memoState(b.appCfg.CheckMemoWindow))
 	p("- small data set: %s; large data set: %s; the SpiceDB datastore is ANALYZEd after provisioning each, as autovacuum would", describe(r.small), describe(r.large))
 	p("- each run: %s measured after %s warm-up (closed loop: each worker sends its next request when the last is answered; fixed-rate runs last at least %s); check mix: random user of a random tenant asks for a key its role grants or one it does not, half and half", cfg.Duration, cfg.Warmup, max(cfg.Duration, cfg.FixedRun))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type AuditLog struct {
 	timeout  time.Duration
 	observe  func(rows int, d time.Duration, err error)
 	noChain  bool
+	linger   time.Duration
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
@@ -62,6 +64,12 @@ type AuditOptions struct {
 	Writers  int           // concurrent committers (default 1: the chain head serialises them anyway)
 	MaxBatch int           // rows per batch (default 1000)
 	Timeout  time.Duration // bound on one batch (default 3s)
+	// Linger is how long a writer that found the queue empty after the
+	// first record waits for more before it commits, when its recent arrival
+	// rate says another record should come within that time (0: commit what
+	// is queued at once). Under load it trades a little latency for fewer
+	// commits per second, and so less CPU per decision in Postgres and authzd.
+	Linger time.Duration
 	// Observe, when set, is told the size, duration and outcome of each batch.
 	Observe func(rows int, d time.Duration, err error)
 	// DisableChain writes rows without sequence numbers and hashes. It exists
@@ -81,7 +89,7 @@ func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 		o.Timeout = 3 * time.Second
 	}
 	a := &AuditLog{db: db, queue: make(chan *pending, 4096), maxBatch: o.MaxBatch, timeout: o.Timeout, observe: o.Observe,
-		noChain: o.DisableChain}
+		noChain: o.DisableChain, linger: max(o.Linger, 0)}
 	a.stopped, a.abort = context.WithCancel(context.Background())
 	for range o.Writers {
 		a.wg.Add(1)
@@ -146,22 +154,14 @@ func (a *AuditLog) Shutdown(ctx context.Context) error {
 
 func (a *AuditLog) run() {
 	defer a.wg.Done()
+	var rate arrivalRate
 	for p := range a.queue {
-		batch := []*pending{p}
-		n := len(p.events)
-	gather:
-		for n < a.maxBatch {
-			select {
-			case q, ok := <-a.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, q)
-				n += len(q.events)
-			default:
-				break gather
-			}
+		linger := time.Duration(0)
+		if a.linger > 0 && rate.expected(time.Now(), a.linger) >= 1 {
+			linger = a.linger
 		}
+		batch, n := a.gather(p, linger)
+		rate.observe(time.Now(), n)
 		start := time.Now()
 		err := a.insert(batch, n)
 		if a.observe != nil {
@@ -174,6 +174,70 @@ func (a *AuditLog) run() {
 			p.done <- err
 		}
 	}
+}
+
+// arrivalRate estimates one writer's incoming rows per second from its own
+// batches, as an exponentially decaying count (time constant arrivalWindow):
+// steady arrivals converge to their rate, and a pause brings it to about
+// zero. A writer lingers only when it expects another record within the
+// linger, so a lightly loaded authzd commits each decision at once.
+type arrivalRate struct {
+	last   time.Time
+	perSec float64
+}
+
+const arrivalWindow = 50 * time.Millisecond
+
+func (r *arrivalRate) decayed(now time.Time) float64 {
+	if r.last.IsZero() {
+		return 0
+	}
+	return r.perSec * math.Exp(-now.Sub(r.last).Seconds()/arrivalWindow.Seconds())
+}
+
+// observe counts the rows of a batch gathered at now.
+func (r *arrivalRate) observe(now time.Time, rows int) {
+	r.perSec = r.decayed(now) + float64(rows)/arrivalWindow.Seconds()
+	r.last = now
+}
+
+// expected is how many rows should arrive within d of now.
+func (r *arrivalRate) expected(now time.Time, d time.Duration) float64 {
+	return r.decayed(now) * d.Seconds()
+}
+
+// gather takes what is queued behind first, up to maxBatch rows; with a
+// linger it waits up to that long for more once the queue is empty.
+func (a *AuditLog) gather(first *pending, linger time.Duration) ([]*pending, int) {
+	batch := []*pending{first}
+	n := len(first.events)
+	var deadline <-chan time.Time
+	for n < a.maxBatch {
+		var q *pending
+		ok := false
+		select {
+		case q, ok = <-a.queue:
+		default:
+			if linger == 0 {
+				return batch, n
+			}
+			if deadline == nil {
+				t := time.NewTimer(linger)
+				defer t.Stop()
+				deadline = t.C
+			}
+			select {
+			case q, ok = <-a.queue:
+			case <-deadline:
+			}
+		}
+		if !ok {
+			return batch, n // closed, or the linger is over
+		}
+		batch = append(batch, q)
+		n += len(q.events)
+	}
+	return batch, n
 }
 
 var auditColumns = []string{"seq", "hash", "occurred_at", "module", "action", "actor_user_id", "tenant_id",

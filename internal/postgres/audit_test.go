@@ -93,6 +93,60 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// TestAuditLinger: once a writer has seen records arrive faster than one per
+// linger, it waits for the next ones, so records arriving one after another
+// share commits, each still returning only once it is durable; without a
+// linger, each is committed as it comes.
+func TestAuditLinger(t *testing.T) {
+	db := mustOpen(t)
+	const records = 10
+	for _, linger := range []time.Duration{0, time.Second} {
+		var mu sync.Mutex
+		var sizes []int
+		log := postgres.NewAuditLog(db, postgres.AuditOptions{Linger: linger, Observe: func(n int, _ time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				sizes = append(sizes, n)
+			}
+		}})
+		// Records 50 ms apart: far longer than a commit on loopback, far
+		// shorter than the linger.
+		var wg sync.WaitGroup
+		errs := make(chan error, records)
+		for i := range records {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- log.Record(context.Background(), event("scaiskills", fmt.Sprintf("linger-%s-%d", linger, i), time.Now()))
+			}()
+			time.Sleep(50 * time.Millisecond)
+		}
+		wg.Wait()
+		log.Close()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("linger %s: record: %v", linger, err)
+			}
+		}
+		if linger > 0 && (len(sizes) > records/2 || slices.Max(sizes) < 2) {
+			t.Errorf("linger %s: batches of %v, want records gathered into a few commits", linger, sizes)
+		}
+		if linger == 0 && len(sizes) < records/2 {
+			t.Errorf("no linger: batches of %v, want records committed as they come", sizes)
+		}
+		t.Logf("linger %s: batches of %v", linger, sizes)
+	}
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM audit_events WHERE actor_user_id LIKE 'linger-%'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2*records {
+		t.Errorf("%d rows committed, want %d", n, 2*records)
+	}
+}
+
 // TestAuditUnreachable: when Postgres cannot commit, Record fails (the caller
 // then answers 503) instead of pretending the row is durable.
 func TestAuditUnreachable(t *testing.T) {

@@ -129,7 +129,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 
 	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
-		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Observe: met.AuditBatch,
+		Writers: m.cfg.AuditWriters, MaxBatch: m.cfg.AuditMaxBatch, Timeout: m.cfg.AuditTimeout, Linger: m.cfg.AuditLinger, Observe: met.AuditBatch,
 		DisableChain: m.cfg.DisableAuditChain,
 	})
 	m.startRecorder()

@@ -60,6 +60,9 @@ type Config struct {
 	AuditWriters  int           `env:"AUTHZ_AUDIT_WRITERS" envDefault:"1"`
 	AuditMaxBatch int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
 	AuditTimeout  time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
+	// AuditLinger is how long the audit writer waits for more decisions
+	// before it commits a batch (0: commit what is queued at once).
+	AuditLinger time.Duration `env:"AUTHZ_AUDIT_LINGER" envDefault:"500us"`
 	// AuditSigningKey is the path of the Ed25519 key (PEM PKCS #8) that signs
 	// audit checkpoints; empty generates one per process (development).
 	AuditSigningKey string `env:"AUTHZ_AUDIT_SIGNING_KEY"`
@@ -169,6 +172,9 @@ func (c Config) Validate() error {
 	}
 	if c.AuditCheckpointInterval < time.Second {
 		return fmt.Errorf("AUTHZ_AUDIT_CHECKPOINT_INTERVAL must be 1s or more, not %s", c.AuditCheckpointInterval)
+	}
+	if c.AuditLinger < 0 || c.AuditLinger > c.AuditTimeout/2 {
+		return fmt.Errorf("AUTHZ_AUDIT_LINGER must be between 0 and half of AUTHZ_AUDIT_TIMEOUT (%s), not %s", c.AuditTimeout/2, c.AuditLinger)
 	}
 	if c.AuditRetention != 0 && time.Duration(c.AuditRetention) < 31*24*time.Hour {
 		return fmt.Errorf("AUTHZ_AUDIT_RETENTION must be 0 (keep everything) or 31d or more (partitions are monthly), not %s", c.AuditRetention)

@@ -36,6 +36,8 @@ func TestConfigValidate(t *testing.T) {
 		{"ErrCacheEntries", "AUTHZ_DECISION_CACHE_ENTRIES", func(c *Config) { c.DecisionCacheEntries = 0 }},
 		{"ErrDatastore", "AUTHZ_SPICEDB_DATASTORE", func(c *Config) { c.SpiceDBDatastore = "mysql" }},
 		{"ErrCheckpointInterval", "AUTHZ_AUDIT_CHECKPOINT_INTERVAL", func(c *Config) { c.AuditCheckpointInterval = 0 }},
+		{"ErrLingerNegative", "AUTHZ_AUDIT_LINGER", func(c *Config) { c.AuditLinger = -time.Millisecond }},
+		{"ErrLingerLong", "AUTHZ_AUDIT_LINGER", func(c *Config) { c.AuditLinger = 2 * time.Second }},
 		{"ErrRetentionShort", "AUTHZ_AUDIT_RETENTION", func(c *Config) { c.AuditRetention = Retention(24 * time.Hour) }},
 		{"ErrGCPercent", "AUTHZ_GC_PERCENT", func(c *Config) { c.GCPercent = 0 }},
 		{"ErrDebugAddr", "AUTHZ_DEBUG_ADDR", func(c *Config) { c.DebugAddr = "6060" }},
