@@ -5,7 +5,8 @@
 --   createdb -h HOST -U postgres commitwaits
 --   psql -h HOST -U postgres -d commitwaits -v secs=30 -f scripts/pg-commit-waits.sql
 --
--- IO:WALSync is the WAL flush itself (the disk, or whatever queues ahead of it on the device);
+-- IO:WALSync is the WAL flush: the disk's time, and also the time the backend, woken when the flush completes,
+-- waits for a CPU (scripts/wal-sync-waits.bt splits the two; on a busy shared host the second dominated);
 -- IO:WALInitWrite / IO:WALInitSync is a commit creating and zero-filling a new WAL segment because no
 -- recycled one was left (raise min_wal_size); LWLock:WALWrite is waiting for another backend's flush;
 -- no wait event is CPU (the backend is running or waiting to be scheduled). docs/deployment.md, "Postgres for
