@@ -161,8 +161,8 @@ func (a *AuditLog) run() {
 			linger = a.linger
 		}
 		batch, n := a.gather(p, linger)
-		rate.observe(time.Now(), n)
 		start := time.Now()
+		rate.observe(start, n)
 		err := a.insert(batch, n)
 		if a.observe != nil {
 			a.observe(n, time.Since(start), err)
