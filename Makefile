@@ -7,7 +7,8 @@ GO            ?= go
 # module proxy by itself (seconds) when the local one is older. go.mod's toolchain line says the same.
 export GOTOOLCHAIN ?= go1.27.3
 # Local development defaults; override on the command line or in the environment.
-export AUTHZ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/authz?sslmode=disable
+LOCAL_DATABASE_URL := postgres://postgres@127.0.0.1:5432/authz?sslmode=disable
+export AUTHZ_DATABASE_URL ?= $(LOCAL_DATABASE_URL)
 export AUTHZ_ADMIN_TOKEN  ?= dev-admin-token
 export AUTHZ_LOG_FORMAT   ?= text
 
@@ -16,17 +17,27 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
-setup: ## Install (Debian packages) and start the local PostgreSQL the other targets use, the Docker-side tools and python3 (the audit verifier's test); idempotent.
-	./scripts/setup-postgres.sh
-	./scripts/setup-docker.sh
-	./scripts/setup-python.sh
+setup: ## Install (Debian packages) and start the local PostgreSQL, the Docker-side tools and python3 (the audit verifier's test); idempotent, silent when all is in place. make run and make test do it themselves.
+	@./scripts/setup-postgres.sh
+	@./scripts/setup-docker.sh
+	@./scripts/setup-python.sh
+	@echo "make setup: ready"
+
+# make run and make test set up what they need first (silent when it is in place), unless pointed at a
+# Postgres of the user's own (AUTHZ_DATABASE_URL for run, AUTHZ_TEST_DATABASE_URL for test).
+.PHONY: local-postgres test-tools
+local-postgres:
+	@./scripts/setup-postgres.sh
+test-tools:
+	@./scripts/setup-docker.sh
+	@./scripts/setup-python.sh
 
 .PHONY: run
-run: ## Run authzd on :8080 against local Postgres with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
+run: $(if $(filter $(LOCAL_DATABASE_URL),$(AUTHZ_DATABASE_URL)),local-postgres) ## Run authzd on :8080 against the local Postgres (set up first if needed) with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
 	$(GO) run ./cmd/authzd
 
 .PHONY: test
-test: lint fuzz-smoke ## Run every test (lint, fuzz smoke, unit, schema validation, contract, integration); with a Docker engine, build the images first and run the Docker world.
+test: $(if $(AUTHZ_TEST_DATABASE_URL),,local-postgres) test-tools lint fuzz-smoke ## Run every test (set-up, lint, fuzz smoke, unit, schema validation, contract, integration); with a Docker engine, build the images first and run the Docker world.
 	@if [ "$${AUTHZ_TEST_DOCKER:-}" != 0 ] && docker version >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory images; \
 	else \
