@@ -75,7 +75,7 @@ compose-test: images ## Run docker-compose.yml for real: up (healthy), provision
 	AUTHZ_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -run '^TestCompose$$' -v ./integration/
 
 .PHONY: bench
-bench: ## Run the benchmark suite and print the results table.
+bench: local-postgres ## Run the benchmark suite and print the results table (sets up the local Postgres first, like run and test).
 	$(GO) run ./cmd/authzbench $(BENCHFLAGS)
 
 .PHONY: schema
