@@ -6,6 +6,7 @@ package wording
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -45,18 +46,24 @@ var rules = []rule{
 	},
 }
 
-// Find reports the diary phrases in text.
+// Find reports the diary phrases in text. A phrase may be wrapped across two
+// lines ("the ninth\npass"); it is reported on the line where it starts.
 func Find(text string) []Finding {
+	// Newlines become blanks of the same length, so offsets still map to lines.
+	flat := strings.ReplaceAll(text, "\n", " ")
 	var out []Finding
-	for i, line := range strings.Split(text, "\n") {
-		for _, r := range rules {
-			for _, loc := range r.re.FindAllStringIndex(line, -1) {
-				if r.not != nil && r.not(line[loc[1]:]) {
-					continue
-				}
-				out = append(out, Finding{Line: i + 1, Phrase: line[loc[0]:loc[1]], Rule: r.name})
+	for _, r := range rules {
+		for _, loc := range r.re.FindAllStringIndex(flat, -1) {
+			if r.not != nil && r.not(flat[loc[1]:]) {
+				continue
 			}
+			out = append(out, Finding{
+				Line:   strings.Count(text[:loc[0]], "\n") + 1,
+				Phrase: text[loc[0]:loc[1]],
+				Rule:   r.name,
+			})
 		}
 	}
+	slices.SortStableFunc(out, func(a, b Finding) int { return a.Line - b.Line })
 	return out
 }

@@ -31,6 +31,7 @@ func TestFind(t *testing.T) {
 		{"PostgresSession", "a session-level advisory lock lives as long as the leader's session", nil},
 		{"Passes", "this passes only once the server accepts connections", nil},
 		{"RunTheTests", "Run the tests, then run make again", nil},
+		{"Wrapped", "were run in a second\nsession, so their ids differ", []string{"second\nsession"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
