@@ -29,7 +29,7 @@ setup: ## Install (Debian packages) and start the local PostgreSQL, the Docker-s
 local-postgres:
 	@./scripts/setup-postgres.sh
 test-tools:
-	@./scripts/setup-docker.sh
+	@if [ "$${AUTHZ_TEST_DOCKER:-}" != 0 ]; then ./scripts/setup-docker.sh; fi
 	@./scripts/setup-python.sh
 
 .PHONY: run
