@@ -105,7 +105,7 @@ class Send:
     """Make one attempt of the request, each wait bounded by ``timeout`` seconds."""
 
     request: Request
-    timeout: float
+    timeout: Optional[float]  # None: no bound (a client made with timeout=None)
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def exchange(req: Request, policy: Policy, deadline: Optional[float]) -> Exchang
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise unreachable(req, TimeoutError("deadline passed"), policy.timeout)
-        outcome = yield Send(req, remaining if remaining is not None else 3600.0)
+        outcome = yield Send(req, remaining)
         wait = 0.0
         if isinstance(outcome, Response):
             if 200 <= outcome.status < 300:

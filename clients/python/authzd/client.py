@@ -23,6 +23,9 @@ T = TypeVar("T")
 
 __all__ = ["AsyncClient", "Client"]
 
+# How long after the call's timeout AsyncClient cancels a call that its per-wait bounds let run on.
+_GRACE = 0.2
+
 
 class _Settings:
     """What both clients keep: where authzd is, how to authenticate, and the policy."""
@@ -73,14 +76,14 @@ class _Body:
         self.send = send
         self.chunks: list[bytes] = []
         self.size = 0
-        self.deadline = time.monotonic() + send.timeout
+        self.deadline = None if send.timeout is None else time.monotonic() + send.timeout
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > p.MAX_ANSWER_BYTES:
             raise MalformedAnswerError(0, MalformedAnswerError.default_code,
                                        f"answer is over {p.MAX_ANSWER_BYTES} bytes", self.send.request.request_id)
-        if time.monotonic() > self.deadline:
+        if self.deadline is not None and time.monotonic() > self.deadline:
             raise httpx.ReadTimeout("the call's timeout ran out while reading the answer")
         self.chunks.append(chunk)
 
@@ -305,8 +308,10 @@ class AsyncClient:
         req: Optional[p.Request] = None
         try:
             req = next(op)
-            # The per-attempt bounds of the shared exchange, and asyncio's bound on the whole call.
-            async with asyncio.timeout(None if policy.timeout is None else policy.timeout):
+            # Each wait of the shared exchange is bounded by the time the call has left; asyncio's
+            # bound on the whole call, a little later, stops an answer that trickles in past it
+            # (at the same instant, it would race httpx's own timeout).
+            async with asyncio.timeout(None if policy.timeout is None else policy.timeout + _GRACE):
                 while True:
                     reply = await self._exchange(p.exchange(req, policy, deadline))
                     req = op.send(reply)

@@ -75,6 +75,18 @@ def test_a_400_is_sent_once(make_client: Any, proxy: FaultProxy, tenant: Any) ->
     assert len(proxy.requests(CHECK)) == 1
 
 
+def test_the_timeout_bounds_the_call_retries_included(make_client: Any, proxy: FaultProxy) -> None:
+    c = make_client(url=proxy.url, timeout=1.0, max_attempts=1000, min_backoff=0.05, max_backoff=0.1)
+    proxy.fail(1000, 503)
+    start = time.monotonic()
+    with pytest.raises(authzd.UnavailableError) as e:
+        c.keys()
+    took = time.monotonic() - start
+    assert took < 1.5, took
+    assert e.value.status in (0, 503)
+    assert 3 <= len(proxy.requests("/v1/permissions/keys")) < 1000
+
+
 def test_a_silent_listener_is_unreachable_within_the_timeout(make_client: Any) -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
         port = silent.getsockname()[1]
