@@ -135,6 +135,8 @@ def test_every_write_and_delete_reads_back_at_its_token(client: Any, admin: auth
     assert not client.check(t, "erin", CREATE, consistency_token=w.zed_token)
     client.delete_tenant(other)
     assert client.delete_partner(p).zed_token
+    with pytest.raises(authzd.NotFoundError):
+        client.put_tenant(new_id("t"), p)
 
     # the actor is recorded with writes
     acting = client.with_actor("ops-lead")
