@@ -4,7 +4,6 @@ blocking and asyncio clients."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import os
 import time

@@ -12,6 +12,7 @@ skips) and says to run ``make setup``; when authzd does not come up it shows aut
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -104,8 +105,13 @@ def build_authzd(out_dir: Path) -> Path:
     if go is None:
         raise SetupError(f"Go is not installed, and it builds ./cmd/authzd (or set AUTHZD_BIN); {SETUP_HINT}")
     bin_path = out_dir / "authzd"
+    env = dict(os.environ)
+    if not env.get("GOTOOLCHAIN"):  # as the Makefile: go.mod's toolchain, which the go command fetches
+        m = re.search(r"^toolchain\s+(\S+)", (root / "go.mod").read_text(), re.M)
+        if m:
+            env["GOTOOLCHAIN"] = m.group(1)
     try:
-        out = subprocess.run([go, "build", "-o", str(bin_path), "./cmd/authzd"], cwd=root,
+        out = subprocess.run([go, "build", "-o", str(bin_path), "./cmd/authzd"], cwd=root, env=env,
                              capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise SetupError(f"go build ./cmd/authzd took over {BUILD_TIMEOUT:g}s") from None
@@ -266,10 +272,13 @@ def authzd_server(request: pytest.FixtureRequest) -> Iterator[AuthzdServer]:
     work_dir = Path(tempfile.mkdtemp(prefix="authzd-pytest-"))
     server: Optional[AuthzdServer] = None
     try:
+        failure = None
         try:
             server = start_server(work_dir)
         except SetupError as e:
-            pytest.fail(f"authzd.testing: {e}", pytrace=False)
+            failure = f"authzd.testing: {e}"
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         if _SERVER_KEY is not None:
             request.config.stash[_SERVER_KEY] = server
         yield server

@@ -10,8 +10,6 @@ from typing import Any
 
 import authzd
 
-from conftest import new_id
-
 
 def _decisions_audited(admin: authzd.Client, tenant_id: str) -> list[str]:
     return [e.decision_id for e in admin.audit_events(tenant_id=tenant_id, module="scaibunker", limit=1000)]
