@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO            ?= go
+# Debian's python3, which sees the packages scripts/setup-python.sh installs (a pyenv or virtualenv
+# python3 earlier on PATH does not).
+PYTHON        := /usr/bin/python3
 # SpiceDB v1.57.1 needs a newer Go than many machines ship; the go command fetches this toolchain from the
 # module proxy by itself (seconds) when the local one is older. go.mod's toolchain line says the same.
 export GOTOOLCHAIN ?= go1.27.3
@@ -45,6 +48,8 @@ test: $(if $(AUTHZ_TEST_DATABASE_URL),,local-postgres) test-tools lint fuzz-smok
 	fi
 	$(GO) test -count=1 -timeout 30m ./...
 	cd client && $(GO) test -count=1 ./...
+	cd clients/python && $(PYTHON) -m pytest
+	cd examples/scaibunker_fastapi && $(PYTHON) -m pytest -p no:cacheprovider
 
 .PHONY: lint
 lint: ## Run go vet and staticcheck (pinned in go.mod's tool directive, configured in staticcheck.conf) on both modules; both must find nothing.
