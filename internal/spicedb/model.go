@@ -19,12 +19,12 @@ import (
 
 // Object types of the core schema that are not tenant resources.
 const (
-	typeUser           = "user"
-	typeServiceAccount = "service_account"
-	typePlatform       = "platform"
-	typePartner        = "partner"
-	typeTenant         = "tenant"
-	typeRole           = "role"
+	typeUser           = authz.TypeUser
+	typeServiceAccount = authz.TypeServiceAccount
+	typePlatform       = authz.TypePlatform
+	typePartner        = authz.TypePartner
+	typeTenant         = authz.TypeTenant
+	typeRole           = authz.TypeRole
 
 	// platformID is the single platform object.
 	platformID = authz.PlatformID
