@@ -82,4 +82,3 @@ func TestBarrierIncludesEarlierWrites(t *testing.T) {
 		t.Errorf("%d of %d reads at a barrier sent after a write did not see the write", barrierMissed.Load(), writes.Load())
 	}
 }
-

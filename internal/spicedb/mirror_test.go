@@ -263,4 +263,3 @@ func TestDecisionCacheResume(t *testing.T) {
 		})
 	}
 }
-
