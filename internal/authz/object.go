@@ -14,6 +14,17 @@ const (
 	TypeRole           = "role"
 )
 
+// Relations of the core schema that authzd reads and writes by name (the
+// built-in roles are in role.go, the keys' grant relations in key.go).
+const (
+	RelPlatform = "platform" // tenant#platform, partner#platform
+	RelPartner  = "partner"  // tenant#partner
+	RelAdmin    = "admin"    // partner#admin
+	RelTenant   = "tenant"   // a role's or resource's tenant
+	RelMember   = "member"   // role#member
+	RelOwner    = "owner"    // a resource's owner
+)
+
 // TenantOf returns the tenant an object belongs to: the tenant itself, or
 // the part before '/' of a tenant-scoped id. It is "" for an object outside
 // every tenant (the platform, a partner, a user, a service account).

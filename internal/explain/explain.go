@@ -126,7 +126,7 @@ func (e *explainer) walk(n *authz.Trace, key string) {
 
 // tenantKey reports whether a step is a key's permission on a tenant, and which key.
 func tenantKey(typ, permission string) (string, bool) {
-	if typ != "tenant" || !strings.Contains(permission, "__") || strings.HasPrefix(permission, authz.GrantPrefix) {
+	if typ != authz.TypeTenant || !strings.Contains(permission, "__") || strings.HasPrefix(permission, authz.GrantPrefix) {
 		return "", false
 	}
 	k, err := authz.KeyFromRelation(permission)
@@ -145,7 +145,7 @@ func (e *explainer) leaf(typ, id, relation, key string) {
 	switch {
 	case typ == authz.TypePlatform && relation == authz.RoleSuperAdmin:
 		e.say("%s is a platform super admin; super admins hold every key in every tenant.", e.who)
-	case typ == authz.TypePartner && relation == "admin":
+	case typ == authz.TypePartner && relation == authz.RelAdmin:
 		e.partnerAdmin(id, orKey(key, e.key()))
 	case typ == authz.TypeTenant && relation == authz.RolePartnerAdmin:
 		// The tenant's partner_admin permission (partner->admin) answered
@@ -156,7 +156,7 @@ func (e *explainer) leaf(typ, id, relation, key string) {
 		e.say("%s is a platform super admin; super admins hold every key in every tenant.", e.who)
 	case typ == "tenant" && authz.IsTenantRole(relation):
 		e.say("%s holds the built-in role %s in tenant %s, %s.", e.who, relation, e.tenant(), grants)
-	case typ == "role" && relation == "member":
+	case typ == authz.TypeRole && relation == authz.RelMember:
 		for _, r := range e.roleIDs(id) {
 			e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
 		}
@@ -172,7 +172,7 @@ func (e *explainer) leaf(typ, id, relation, key string) {
 				e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
 			}
 		}
-	case relation == "owner" && e.in.Check.Resource != nil:
+	case relation == authz.RelOwner && e.in.Check.Resource != nil:
 		if e.f.OwnerRule == authz.OwnerRequired {
 			e.say("%s owns %s; %s on a %s needs ownership as well as the key.", e.who, e.resourceName(), e.key(), e.in.Check.Resource.Type)
 		} else {

@@ -30,7 +30,7 @@ func (g *Graph) KeysOn(resourceType string) []string {
 	}
 	out := make([]string, 0, len(perms))
 	for p := range perms {
-		if p == "super_admin" || p == "partner_admin" {
+		if authz.IsPlatformRole(p) {
 			continue // helpers of the tenant definition, not keys
 		}
 		out = append(out, p)

@@ -29,13 +29,13 @@ const (
 	// platformID is the single platform object.
 	platformID = authz.PlatformID
 
-	relPlatform   = "platform"
-	relPartner    = "partner"
-	relAdmin      = "admin"
-	relSuperAdmin = "super_admin"
-	relTenant     = "tenant"
-	relMember     = "member"
-	relOwner      = "owner"
+	relPlatform   = authz.RelPlatform
+	relPartner    = authz.RelPartner
+	relAdmin      = authz.RelAdmin
+	relSuperAdmin = authz.RoleSuperAdmin
+	relTenant     = authz.RelTenant
+	relMember     = authz.RelMember
+	relOwner      = authz.RelOwner
 )
 
 // model is what authzd reads off the compiled schema: the resource types and
