@@ -124,13 +124,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.cache = cache.New(m.graph, cache.Options{Entries: m.cfg.DecisionCacheEntries, MirrorMax: m.mirrorMax(),
 			VerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag, Logger: m.logger})
 		m.graph.NotifyWrites(m.cache.Wrote)
-		met.DecisionCache(func() metrics.CacheState {
-			s := m.cache.Stats()
-			return metrics.CacheState{Ready: s.Ready, Entries: s.Entries, FrontierAge: s.FrontierAge, Hits: s.Hits,
-				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, Resumes: s.Resumes, FillsDropped: s.FillsDropped,
-				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers, MirrorFills: s.MirrorFills, MirrorErrors: s.MirrorErrors,
-				MirrorRelationships: s.MirrorRelationships}
-		})
+		met.DecisionCache(m.cache.Stats)
 	}
 
 	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
