@@ -219,13 +219,6 @@ func (c *decisionCache) swapMirror(old, n *mirror) {
 	}
 }
 
-// gen is the tenant's change counter (for verification).
-func (c *decisionCache) gen(tenant string) (uint64, uint64) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.epoch, c.gens[tenant]
-}
-
 // store keeps answers SpiceDB gave at revision rev (at least a barrier
 // covering f.need),
 // unless anything that could change them was applied since f began.
@@ -394,14 +387,4 @@ func (c *decisionCache) apply(ch change) uint64 {
 	}
 	c.uncovered = c.uncovered[:0]
 	return c.seq
-}
-
-// dropTenant forgets a tenant's entries (after a verification mismatch).
-func (c *decisionCache) dropTenant(tenant string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	c.gens[tenant] = c.seq
-	c.entries -= len(c.tenants[tenant])
-	delete(c.tenants, tenant)
 }

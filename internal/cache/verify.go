@@ -68,3 +68,20 @@ func (c *Cache) verifier(ctx context.Context) {
 		}
 	}
 }
+
+// gen is the tenant's change counter (for verification).
+func (c *decisionCache) gen(tenant string) (uint64, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch, c.gens[tenant]
+}
+
+// dropTenant forgets a tenant's entries (after a verification mismatch).
+func (c *decisionCache) dropTenant(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	c.gens[tenant] = c.seq
+	c.entries -= len(c.tenants[tenant])
+	delete(c.tenants, tenant)
+}
