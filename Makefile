@@ -33,6 +33,7 @@ test: lint fuzz-smoke ## Run every test (lint, fuzz smoke, unit, schema validati
 		echo "make test: no Docker engine (or AUTHZ_TEST_DOCKER=0): the integration suite runs in the local world"; \
 	fi
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -race ./internal/cache/
 	cd client && $(GO) test -count=1 ./...
 
 .PHONY: lint
