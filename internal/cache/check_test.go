@@ -105,8 +105,8 @@ func TestNothingAnswersBeforePostBreakMarker(t *testing.T) {
 	for _, tn := range []string{"t1", "t2"} {
 		mustCheck(t, c, check(tn, "alice"))
 	}
+	f.hook("beforeResume", func() { f.write("t1", "alice", false, "") }) // during the break, before the marker
 	f.breakStream()
-	f.write("t1", "alice", false, "") // during the break
 	f.waitStream(2)
 	if f.count("mark") != 1 {
 		t.Fatalf("%d resume marks written, want 1", f.count("mark"))

@@ -375,6 +375,7 @@ func startFake(t *testing.T, opts Options, setup ...func(*fakeUpstream)) (*Cache
 		opts.MirrorMax = -1
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts.BeforeResume = func() { f.call("beforeResume") } // a break held open: the hook runs in it
 	c := New(f, opts)
 	t.Cleanup(c.Close)
 	f.waitStream(1)
