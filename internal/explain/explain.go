@@ -203,7 +203,7 @@ func (e *explainer) resourceNameOr(s string) string {
 func (e *explainer) roleIDs(objectID string) []string {
 	var ids []string
 	for _, id := range strings.Split(objectID, ",") {
-		ids = append(ids, strings.TrimPrefix(id, e.tenant()+"/"))
+		ids = append(ids, strings.TrimPrefix(id, authz.TenantPrefix(e.tenant())))
 	}
 	if len(ids) == 1 {
 		return ids

@@ -81,7 +81,7 @@ func (g *Graph) LookupResources(ctx context.Context, q authz.ResourceSearch) (au
 		if !perms[perm] {
 			return authz.SearchResult{}, authz.Errorf(authz.EINVALID, "permission %q does not apply to resource type %q", q.Key, q.ResourceType)
 		}
-		prefix = q.TenantID + "/"
+		prefix = authz.TenantPrefix(q.TenantID)
 	}
 	ctx, cancel := g.call(ctx)
 	defer cancel()
