@@ -120,8 +120,8 @@ func (g *Graph) mustExist(resType, resID, relation string, notFound error) func(
 // surface as unavailability once SpiceDB's own retries run out.
 //
 // id is the write's id in its transaction metadata: once SpiceDB answers, the
-// decision cache learns the token it answered with, so that checks carrying
-// that token can be answered from the cache once the Watch stream delivers it.
+// hook NotifyWrites set learns the token it answered with (the decision
+// cache answers checks carrying that token once its stream delivers it).
 func (g *Graph) retryWrite(ctx context.Context, id string, call func(ctx context.Context) (string, error)) (string, error) {
 	if g.writeMu != nil {
 		g.writeMu.Lock()
@@ -143,8 +143,8 @@ func (g *Graph) retryWrite(ctx context.Context, id string, call func(ctx context
 	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
 		InitialInterval: 20 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second,
 	}), backoff.WithMaxElapsedTime(g.wtimeout))
-	if err == nil && g.cache != nil && token != "" {
-		g.cache.wrote(id, token)
+	if err == nil {
+		g.notifyWrote(id, token)
 	}
 	return token, err
 }
