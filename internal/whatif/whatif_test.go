@@ -1,0 +1,111 @@
+package whatif
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/spicedb"
+	"github.com/scailabs/authzd/schema"
+)
+
+func openGraph(t *testing.T) *spicedb.Graph {
+	t.Helper()
+	m, err := schema.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := spicedb.Open(context.Background(), spicedb.Config{Schema: m.Schema(), Timeout: 5 * time.Second,
+		Embedded: spicedb.EmbeddedConfig{Datastore: "memory"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	return g
+}
+
+func must(t *testing.T) func(string, error) string {
+	return func(tok string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+}
+
+// TestRunPredictsTheWrite: the what-if's flips on a small world are the
+// answers that change when the same changes are written for real, and a
+// change the write refuses names its index and the write's message.
+func TestRunPredictsTheWrite(t *testing.T) {
+	ctx := context.Background()
+	g := openGraph(t)
+	w := must(t)
+	alice, bob := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}, authz.Subject{Kind: authz.SubjectUser, ID: "bob"}
+	create, view := authz.MustParseKey("scaibunker:create"), authz.MustParseKey("scaiskills:view")
+	w(g.PutPartner(ctx, "p"))
+	w(g.PutTenant(ctx, "t", "p"))
+	w(g.PutRole(ctx, "t", "ops", []authz.Key{create, view}))
+	w(g.SetMember(ctx, "t", "ops", alice, true))
+	tok := w(g.SetMember(ctx, "t", "tenant_viewer", bob, true))
+	questions := []Question{
+		{Subject: alice, Key: create, Decisions: 3}, {Subject: alice, Key: view, Decisions: 5},
+		{Subject: bob, Key: create, Decisions: 1}, {Subject: bob, Key: view, Decisions: 1},
+	}
+	changes := []authz.Record{
+		{Op: authz.OpPut, Kind: authz.KindRole, TenantID: "t", RoleID: "ops", Name: "ops", Keys: []authz.Key{view}},
+		{Op: authz.OpDelete, Kind: authz.KindMember, TenantID: "t", RoleID: "tenant_viewer", User: bob},
+	}
+	e := New(g, 2)
+	res, err := e.Run(ctx, "t", tok, changes, questions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[int]bool{}
+	for i, q := range questions {
+		d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: q.Subject, Key: q.Key, ConsistencyToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[i] = d.Allowed
+	}
+	w(g.PutRole(ctx, "t", "ops", []authz.Key{view}))
+	tok = w(g.SetMember(ctx, "t", "tenant_viewer", bob, false))
+	want := map[string]bool{}
+	for i, q := range questions {
+		d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: q.Subject, Key: q.Key, ConsistencyToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed != before[i] {
+			want[q.Subject.ID+" "+q.Key.String()] = before[i]
+		}
+	}
+	got := map[string]bool{}
+	for _, f := range res.Flips {
+		got[f.Subject.ID+" "+f.Key.String()] = f.From
+	}
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("flips %v, want %v", got, want)
+	}
+	for k, from := range want {
+		if g, ok := got[k]; !ok || g != from {
+			t.Fatalf("flips %v, want %v", got, want)
+		}
+	}
+	if res.Questions != 4 || res.ZedToken == "" {
+		t.Fatalf("questions %d token %q", res.Questions, res.ZedToken)
+	}
+
+	_, err = e.Run(ctx, "t", "", []authz.Record{
+		{Op: authz.OpPut, Kind: authz.KindMember, TenantID: "t", RoleID: "nope", User: alice},
+	}, questions)
+	var ce *ChangeError
+	if !errors.As(err, &ce) || ce.Index != 0 || authz.ErrorMessage(ce.Err) != `role "nope" does not exist in tenant "t"` {
+		t.Fatalf("refused change: %v", err)
+	}
+}
