@@ -78,15 +78,20 @@ func New(g Graph, workers int) *Engine {
 	return &Engine{graph: g, workers: make(chan struct{}, max(workers, 1))}
 }
 
-// ChangeError is a change the write would refuse, or one the copy cannot
-// express; Index is its position in the list.
-type ChangeError struct {
-	Index int
-	Err   error
+// refused is the error of a change the write would refuse: the caller's
+// mistake (400) with the change's index and the write's message.
+func refused(i int, err error) error {
+	switch authz.ErrorCode(err) {
+	case authz.EINTERNAL, authz.EUNAVAILABLE:
+		return err
+	}
+	return authz.Wrap(authz.EINVALID, err, "changes["+strconv.Itoa(i)+"]: "+authz.ErrorMessage(err))
 }
 
-func (e *ChangeError) Error() string { return "changes[" + strconv.Itoa(e.Index) + "]: " + e.Err.Error() }
-func (e *ChangeError) Unwrap() error { return e.Err }
+// incomplete is the caller's form of ErrIncomplete (503).
+func incomplete(err error) error {
+	return authz.Wrap(authz.EUNAVAILABLE, err, "the what-if's copy of the tenant lacks an object the prediction read; it made none")
+}
 
 // target is a question as SpiceDB's engine takes it.
 type target struct {
@@ -96,12 +101,16 @@ type target struct {
 
 // Run predicts what changes (in order) would turn around among questions,
 // for tenantID, at least as fresh as token (fully consistent without one).
-// A change a write would refuse is a *ChangeError wrapping the write's
-// error; a read of an object the copy lacks is ErrIncomplete.
+// A change a write would refuse is an EINVALID error naming its index and
+// the write's message; a read of an object the copy lacks is an
+// EUNAVAILABLE error wrapping ErrIncomplete.
 func (e *Engine) Run(ctx context.Context, tenantID, token string, changes []authz.Record, questions []Question) (res Result, err error) {
 	defer func() {
-		if errors.Is(err, ErrIncomplete) && e.Incomplete != nil {
-			e.Incomplete()
+		if errors.Is(err, ErrIncomplete) {
+			if e.Incomplete != nil {
+				e.Incomplete()
+			}
+			err = incomplete(err)
 		}
 	}()
 	began := time.Now()
@@ -162,7 +171,7 @@ func (e *Engine) Run(ctx context.Context, tenantID, token string, changes []auth
 			if errors.Is(err, ErrIncomplete) || ctx.Err() != nil {
 				return res, err
 			}
-			return res, &ChangeError{Index: i, Err: err}
+			return res, refused(i, err)
 		}
 	}
 	res.Changes = time.Since(t)
@@ -297,4 +306,24 @@ func scopedTypes(schemaText string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// Questions turns the decision log's groups into questions; a group whose
+// subject or key this authzd no longer reads (known) is skipped.
+func Questions(groups []authz.DecisionGroup, known func(string) (authz.Key, bool)) (qs []Question, skipped int) {
+	qs = make([]Question, 0, len(groups))
+	for _, g := range groups {
+		subj, err := authz.ParseSubject("user_id", g.ActorUserID)
+		k, ok := known(g.Permission)
+		if err != nil || !ok {
+			skipped++
+			continue
+		}
+		q := Question{Subject: subj, Key: k, Decisions: g.Count, LastDecidedAt: g.Last}
+		if g.ResourceType != "" {
+			q.Resource = &authz.Resource{Type: g.ResourceType, ID: g.ResourceID}
+		}
+		qs = append(qs, q)
+	}
+	return qs, skipped
 }

@@ -2,7 +2,6 @@ package whatif
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -104,8 +103,7 @@ func TestRunPredictsTheWrite(t *testing.T) {
 	_, err = e.Run(ctx, "t", "", []authz.Record{
 		{Op: authz.OpPut, Kind: authz.KindMember, TenantID: "t", RoleID: "nope", User: alice},
 	}, questions)
-	var ce *ChangeError
-	if !errors.As(err, &ce) || ce.Index != 0 || authz.ErrorMessage(ce.Err) != `role "nope" does not exist in tenant "t"` {
+	if authz.ErrorCode(err) != authz.EINVALID || authz.ErrorMessage(err) != `changes[0]: role "nope" does not exist in tenant "t"` {
 		t.Fatalf("refused change: %v", err)
 	}
 }
