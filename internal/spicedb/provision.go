@@ -220,7 +220,6 @@ func tenantNotFound(id string) error {
 	return authz.Errorf(authz.ENOTFOUND, "tenant %q does not exist", id)
 }
 
-
 // Each provisioning write below is a plan (see Write): the Graph method runs
 // it against SpiceDB (run), the what-if on its copy (Apply), so that both
 // follow the one rule each write has.

@@ -50,7 +50,7 @@ func tenantOf(typ, id string) string {
 // It is written only between the what-if's phases, while nothing reads it.
 type store struct {
 	objs    map[string]map[string]map[string]map[string]tuple.Relationship // type -> id -> relation -> subject -> relationship
-	tenants map[string]bool                                               // the tenants whose objects it holds whole
+	tenants map[string]bool                                                // the tenants whose objects it holds whole
 }
 
 func newStore() *store {
