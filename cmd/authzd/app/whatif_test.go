@@ -1,0 +1,470 @@
+package app_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/authzed/grpcutil"
+	"github.com/authzed/spicedb/pkg/cmd/datastore"
+	"github.com/authzed/spicedb/pkg/cmd/server"
+	"github.com/authzed/spicedb/pkg/cmd/util"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/scailabs/authzd/cmd/authzd/app"
+	"github.com/scailabs/authzd/cmd/authzd/app/apptest"
+	"github.com/scailabs/authzd/internal/authz"
+)
+
+// The what-if's tests: its predictions against SpiceDB's own answers before
+// and after the same changes are written for real, its writing nothing, and
+// its refusals. SpiceDB is asked through a server of the test's own on the
+// same Postgres datastore as authzd's embedded one (the oracle), never
+// through the code under test.
+
+// oracle is a SpiceDB server of the test's own on authzd's datastore.
+func oracle(t *testing.T, uri string) v1.PermissionsServiceClient {
+	t.Helper()
+	if uri == "" {
+		t.Fatal("the oracle needs the postgres datastore")
+	}
+	ds := datastore.DefaultDatastoreConfig()
+	ds.Engine, ds.URI, ds.EnableDatastoreMetrics = datastore.PostgresEngine, uri, false
+	key := rand.Text()
+	srv, err := server.NewConfigWithOptionsAndDefaults(
+		server.WithDatastoreConfig(*ds), server.WithPresharedSecureKey(key),
+		server.WithGRPCServer(util.GRPCServerConfig{Network: util.BufferedNetwork, Enabled: true}),
+		server.WithHTTPGateway(util.HTTPServerConfig{HTTPEnabled: false}),
+		server.WithMetricsAPI(util.HTTPServerConfig{HTTPEnabled: false}),
+		server.WithDispatchServer(util.GRPCServerConfig{Enabled: false}),
+		server.WithSilentlyDisableTelemetry(true), server.WithTelemetryEndpoint(""),
+	).Complete(context.Background())
+	if err != nil {
+		t.Fatalf("oracle spicedb: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := srv.NewClient(grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(); cancel(); <-done })
+	return v1.NewPermissionsServiceClient(conn)
+}
+
+// question is one distinct question of the decision log.
+type question struct{ user, key, rtype, rid string }
+
+func (q question) String() string { return q.user + " " + q.key + " " + q.rtype + "/" + q.rid }
+
+// spiceCheck asks the oracle, at cons, what authzd's check of q in tenant asks SpiceDB.
+func spiceCheck(t *testing.T, sp v1.PermissionsServiceClient, tenant string, q question, cons *v1.Consistency) bool {
+	t.Helper()
+	obj := &v1.ObjectReference{ObjectType: "tenant", ObjectId: tenant}
+	if q.rtype != "" {
+		obj = &v1.ObjectReference{ObjectType: q.rtype, ObjectId: tenant + "/" + q.rid}
+	}
+	subj := &v1.ObjectReference{ObjectType: "user", ObjectId: q.user}
+	if id, ok := strings.CutPrefix(q.user, "sa:"); ok {
+		subj = &v1.ObjectReference{ObjectType: "service_account", ObjectId: id}
+	}
+	resp, err := sp.CheckPermission(context.Background(), &v1.CheckPermissionRequest{Consistency: cons, Resource: obj,
+		Permission: authz.MustParseKey(q.key).Relation(), Subject: &v1.SubjectReference{Object: subj}})
+	if err != nil {
+		t.Fatalf("oracle check %s: %v", q, err)
+	}
+	return resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+}
+
+func exactly(token string) *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: &v1.ZedToken{Token: token}}}
+}
+
+func freshAs(token string) *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: token}}}
+}
+
+// logGroups counts the tenant's decisions since since by question, straight from the audit table.
+func logGroups(t *testing.T, dbURL, tenant string, since time.Time) map[question]int64 {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), `SELECT actor_user_id, permission, resource_type, resource_id, count(*)
+		FROM audit_events WHERE tenant_id = $1 AND occurred_at >= $2 AND module <> 'authzd'
+		GROUP BY 1, 2, 3, 4`, tenant, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[question]int64{}
+	for rows.Next() {
+		var q question
+		var n int64
+		if err := rows.Scan(&q.user, &q.key, &q.rtype, &q.rid, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[q] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// world is the differential test's random world and how it changes.
+type world struct {
+	r        *mrand.Rand
+	users    []string
+	partners []string
+	tenants  []string
+	target   string
+	roles    []string // custom role ids of the target, existing or not
+	keys     []string
+	bunkers  []string
+	bindings []string
+}
+
+var (
+	bunkerKeys  = []string{"scaibunker:create", "scaibunker:execute", "scaibunker:shell", "scaibunker:files", "scaibunker:root", "scaibunker:admin"}
+	bindingKeys = []string{"scaiskills:view", "scaiskills:bind", "scaiskills:grant", "scaiskills:manage"}
+)
+
+func (w *world) pick(s []string) string { return s[w.r.IntN(len(s))] }
+
+func (w *world) someKeys() []string {
+	var out []string
+	for _, k := range w.keys {
+		if w.r.IntN(3) == 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// change is one random change record of every kind and op, mostly of the target tenant.
+func (w *world) change() map[string]any {
+	op := "put"
+	if w.r.IntN(2) == 0 {
+		op = "delete"
+	}
+	c := map[string]any{"op": op}
+	switch w.r.IntN(12) {
+	case 0:
+		c["kind"], c["partner_id"] = "partner", w.pick(append(slices.Clip(w.partners), "pnew"))
+	case 1:
+		c["kind"], c["user_id"] = "super_admin", w.pick(w.users)
+	case 2:
+		c["kind"], c["partner_id"], c["user_id"] = "partner_admin", w.pick(append(slices.Clip(w.partners), "pnew")), w.pick(w.users)
+	case 3:
+		c["kind"], c["tenant_id"] = "tenant", w.target
+		if op == "put" {
+			c["partner_id"] = w.pick(w.partners)
+		} else if w.r.IntN(3) != 0 {
+			c["op"], c["partner_id"] = "put", w.pick(w.partners) // offboarding is rarer than a move
+		}
+	case 4, 5:
+		c["kind"], c["tenant_id"], c["role_id"] = "role", w.target, w.pick(w.roles)
+		if op == "put" {
+			c["name"], c["module_permissions"] = "role "+c["role_id"].(string), w.someKeys()
+		}
+	case 6, 7, 8:
+		c["kind"], c["tenant_id"], c["user_id"] = "member", w.target, w.pick(w.users)
+		c["role_id"] = w.pick(append(slices.Clip(w.roles), authz.TenantRoles...))
+	default:
+		typ, ids := "bunker", w.bunkers
+		if w.r.IntN(2) == 0 {
+			typ, ids = "binding", w.bindings
+		}
+		c["kind"], c["tenant_id"], c["resource"] = "resource", w.target, map[string]string{"type": typ, "id": w.pick(ids)}
+		if op == "put" {
+			c["owner_id"] = w.pick(w.users)
+		}
+	}
+	return c
+}
+
+// write makes a change for real through the API; it returns the status and the token.
+func (h *harness) writeChange(c map[string]any) (int, string) {
+	h.t.Helper()
+	method := "PUT"
+	if c["op"] == "delete" {
+		method = "DELETE"
+	}
+	s := func(k string) string { v, _ := c[k].(string); return url.PathEscape(v) }
+	var path, body string
+	switch c["kind"] {
+	case "partner":
+		path = "/v1/partners/" + s("partner_id")
+	case "super_admin":
+		path = "/v1/platform/super_admins/" + s("user_id")
+	case "partner_admin":
+		path = "/v1/partners/" + s("partner_id") + "/admins/" + s("user_id")
+	case "tenant":
+		path = "/v1/tenants/" + s("tenant_id")
+		if method == "PUT" {
+			body = `{"partner_id":"` + s("partner_id") + `"}`
+		}
+	case "role":
+		path = "/v1/tenants/" + s("tenant_id") + "/roles/" + s("role_id")
+		if method == "PUT" {
+			b, _ := json.Marshal(map[string]any{"name": c["name"], "module_permissions": c["module_permissions"]})
+			body = string(b)
+		}
+	case "member":
+		path = "/v1/tenants/" + s("tenant_id") + "/roles/" + s("role_id") + "/members/" + s("user_id")
+	case "resource":
+		res := c["resource"].(map[string]string)
+		path = "/v1/tenants/" + s("tenant_id") + "/resources/" + res["type"] + "/" + res["id"]
+		if method == "PUT" {
+			body = `{"owner_id":"` + s("owner_id") + `"}`
+		}
+	}
+	r := h.do(method, path, h.adminToken, body)
+	return r.status, token(r)
+}
+
+// decide makes real decisions on the target tenant through check,
+// check_bulk and AuthZEN, with tok as their consistency token.
+func (h *harness) decide(w *world, n int, tok string) {
+	h.t.Helper()
+	ask := func() map[string]any {
+		b := map[string]any{"tenant_id": w.target, "user_id": w.pick(w.users), "consistency_token": tok}
+		switch w.r.IntN(3) {
+		case 0:
+			b["permission"] = w.pick(w.keys)
+		case 1:
+			b["permission"], b["resource"] = w.pick(bunkerKeys), map[string]string{"type": "bunker", "id": w.pick(w.bunkers)}
+		default:
+			b["permission"], b["resource"] = w.pick(bindingKeys), map[string]string{"type": "binding", "id": w.pick(w.bindings)}
+		}
+		return b
+	}
+	for range n {
+		switch w.r.IntN(3) {
+		case 0:
+			b, _ := json.Marshal(ask())
+			h.admin("POST", "/v1/permissions/check", string(b), 200)
+		case 1:
+			items := []map[string]any{ask(), ask(), ask()}
+			b, _ := json.Marshal(map[string]any{"items": items})
+			h.admin("POST", "/v1/permissions/check_bulk", string(b), 200)
+		default:
+			q := ask()
+			res := map[string]any{"type": "tenant", "id": w.target}
+			if r, ok := q["resource"].(map[string]string); ok {
+				res = map[string]any{"type": r["type"], "id": r["id"], "properties": map[string]string{"tenant_id": w.target}}
+			}
+			subj := map[string]string{"type": "user", "id": q["user_id"].(string)}
+			if id, ok := strings.CutPrefix(subj["id"], "sa:"); ok {
+				subj = map[string]string{"type": "service_account", "id": id}
+			}
+			b, _ := json.Marshal(map[string]any{"subject": subj, "action": map[string]string{"name": q["permission"].(string)},
+				"resource": res, "context": map[string]string{"consistency_token": tok}})
+			if r := h.do("POST", "/access/v1/evaluation", h.adminToken, string(b), "Content-Type", "application/json"); r.status != 200 {
+				h.t.Fatalf("evaluation %s: %d %s", b, r.status, r.raw)
+			}
+		}
+	}
+}
+
+type whatifFlip struct {
+	UserID     string            `json:"user_id"`
+	Permission string            `json:"permission"`
+	Resource   map[string]string `json:"resource"`
+	From, To   string
+	Decisions  int64 `json:"decisions"`
+}
+
+type whatifAnswer struct {
+	Questions int          `json:"questions"`
+	Skipped   int          `json:"skipped"`
+	Flips     []whatifFlip `json:"flips"`
+	ZedToken  string       `json:"zed_token"`
+}
+
+func seed(t *testing.T) uint64 {
+	s := uint64(time.Now().UnixNano())
+	if v := os.Getenv("AUTHZ_TEST_SEED"); v != "" {
+		s, _ = strconv.ParseUint(v, 10, 64)
+	}
+	t.Logf("seed %d (AUTHZ_TEST_SEED=%d repeats it)", s, s)
+	return s
+}
+
+func startWhatIf(t *testing.T, configure func(*app.Config)) (*harness, string) {
+	a := apptest.MustStartWith(t, "postgres", configure)
+	return &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}, a.SpiceDBDatabaseURL
+}
+
+// TestWhatIfDifferential: on a random world with real decisions, each
+// round's what-if predicts exactly the questions whose answer SpiceDB gives
+// differently before (at the what-if's revision) and after the same changes
+// are written for real; the counts are the log's; a change the what-if
+// refuses is refused by the write too. Once with a cross-tenant edge written
+// straight to SpiceDB.
+func TestWhatIfDifferential(t *testing.T) {
+	for _, edge := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "cross-tenant edge"}[edge], func(t *testing.T) {
+			rounds := 40
+			if testing.Short() {
+				rounds = 10
+			}
+			testWhatIfDifferential(t, rounds, edge)
+		})
+	}
+}
+
+func testWhatIfDifferential(t *testing.T, rounds int, edge bool) {
+	r := mrand.New(mrand.NewPCG(seed(t), 34))
+	h, spiceURL := startWhatIf(t, nil)
+	sp := oracle(t, spiceURL)
+	w := &world{r: r, users: []string{"u0", "u1", "u2", "u3", "u4", "sa:bot"}, partners: []string{"p0", "p1"},
+		tenants: []string{"t0", "t1", "t2"}, target: "t0", roles: []string{"ops", "dev", "audit"},
+		keys:    append(append([]string{"scaibunker:create:session", "scaiskills:publish"}, bunkerKeys...), bindingKeys...),
+		bunkers: []string{"b0", "b1", "b2"}, bindings: []string{"k0", "k1"}}
+
+	var tok string
+	must := func(c map[string]any) {
+		if status, zt := h.writeChange(c); status != 200 {
+			t.Fatalf("setup %v: status %d", c, status)
+		} else {
+			tok = zt
+		}
+	}
+	for _, p := range w.partners {
+		must(map[string]any{"op": "put", "kind": "partner", "partner_id": p})
+	}
+	for i, tn := range w.tenants {
+		must(map[string]any{"op": "put", "kind": "tenant", "tenant_id": tn, "partner_id": w.partners[i%len(w.partners)]})
+	}
+	must(map[string]any{"op": "put", "kind": "partner_admin", "partner_id": "p0", "user_id": "u4"})
+	must(map[string]any{"op": "put", "kind": "super_admin", "user_id": "u3"})
+	for _, tn := range w.tenants {
+		for _, role := range w.roles[:2] {
+			must(map[string]any{"op": "put", "kind": "role", "tenant_id": tn, "role_id": role, "name": role, "module_permissions": w.someKeys()})
+			must(map[string]any{"op": "put", "kind": "member", "tenant_id": tn, "role_id": role, "user_id": w.pick(w.users)})
+		}
+		must(map[string]any{"op": "put", "kind": "member", "tenant_id": tn, "role_id": w.pick(authz.TenantRoles), "user_id": w.pick(w.users)})
+		for _, b := range w.bunkers {
+			must(map[string]any{"op": "put", "kind": "resource", "tenant_id": tn, "resource": map[string]string{"type": "bunker", "id": b}, "owner_id": w.pick(w.users)})
+		}
+		must(map[string]any{"op": "put", "kind": "resource", "tenant_id": tn, "resource": map[string]string{"type": "binding", "id": "k0"}, "owner_id": w.pick(w.users)})
+	}
+	if edge {
+		// t1's role "ops" holds t0's grants: a relationship authzd's API never writes.
+		w.users = append(w.users, "x1")
+		must(map[string]any{"op": "put", "kind": "member", "tenant_id": "t1", "role_id": "ops", "user_id": "x1"})
+		resp, err := sp.WriteRelationships(context.Background(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{{
+			Operation: v1.RelationshipUpdate_OPERATION_TOUCH,
+			Relationship: &v1.Relationship{Resource: &v1.ObjectReference{ObjectType: "tenant", ObjectId: "t0"}, Relation: "grant_scaibunker__create",
+				Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "role", ObjectId: "t1/ops"}, OptionalRelation: "member"}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok = resp.GetWrittenAt().GetToken()
+		if !spiceCheck(t, sp, "t0", question{user: "x1", key: "scaibunker:create"}, freshAs(tok)) {
+			t.Fatal("setup: the cross-tenant grant does not grant")
+		}
+	}
+
+	since := time.Now().Add(-time.Second)
+	flipsSeen, refusedSeen := 0, 0
+	for round := range rounds {
+		h.decide(w, 4, tok)
+		if edge {
+			b, _ := json.Marshal(map[string]any{"tenant_id": "t0", "user_id": "x1", "permission": "scaibunker:create", "consistency_token": tok})
+			h.admin("POST", "/v1/permissions/check", string(b), 200)
+		}
+		changes := make([]map[string]any, r.IntN(7))
+		for i := range changes {
+			changes[i] = w.change()
+		}
+		body, _ := json.Marshal(map[string]any{"tenant_id": w.target, "since": since.Format(time.RFC3339Nano), "consistency_token": tok, "changes": changes})
+		res := h.do("POST", "/v1/whatif", h.adminToken, string(body), "X-Actor-User-Id", "admin-1")
+		if res.status == 400 {
+			// The index the what-if names is the first change the writes refuse.
+			msg, _ := res.body["error"].(map[string]any)["message"].(string)
+			idx := -1
+			if _, err := fmt.Sscanf(msg, "changes[%d]", &idx); err != nil {
+				t.Fatalf("round %d: 400 names no change: %s", round, res.raw)
+			}
+			for i, c := range changes[:idx+1] {
+				status, zt := h.writeChange(c)
+				switch {
+				case i < idx && status != 200:
+					t.Fatalf("round %d: change %d %v: the write answered %d; the what-if accepted it (refused %d: %s)", round, i, c, status, idx, msg)
+				case i == idx && (status < 400 || status >= 500):
+					t.Fatalf("round %d: change %d %v: the what-if refused it (%s), the write answered %d", round, i, c, msg, status)
+				case status == 200:
+					tok = zt
+				}
+			}
+			refusedSeen++
+			continue
+		}
+		if res.status != 200 {
+			t.Fatalf("round %d: what-if status %d: %s", round, res.status, res.raw)
+		}
+		var ans whatifAnswer
+		if err := json.Unmarshal([]byte(res.raw), &ans); err != nil {
+			t.Fatal(err)
+		}
+		groups := logGroups(t, h.dbURL, w.target, since)
+		if ans.Questions != len(groups) || ans.Skipped != 0 {
+			t.Fatalf("round %d: questions %d skipped %d, the log has %d", round, ans.Questions, ans.Skipped, len(groups))
+		}
+		before := map[question]bool{}
+		for q := range groups {
+			before[q] = spiceCheck(t, sp, w.target, q, exactly(ans.ZedToken))
+		}
+		for i, c := range changes {
+			status, zt := h.writeChange(c)
+			if status != 200 {
+				t.Fatalf("round %d: change %d %v: the write answered %d; the what-if accepted it", round, i, c, status)
+			}
+			tok = zt
+		}
+		want := map[string]string{}
+		for q, n := range groups {
+			after := spiceCheck(t, sp, w.target, q, freshAs(tok))
+			if after != before[q] {
+				want[q.String()] = fmt.Sprintf("%v->%v x%d", before[q], after, n)
+			}
+		}
+		got := map[string]string{}
+		for _, f := range ans.Flips {
+			q := question{user: f.UserID, key: f.Permission, rtype: f.Resource["type"], rid: f.Resource["id"]}
+			got[q.String()] = fmt.Sprintf("%v->%v x%d", f.From == "allowed", f.To == "allowed", f.Decisions)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: changes %v\nflips %v\nwant  %v", round, changes, got, want)
+		}
+		for i := 1; i < len(ans.Flips); i++ {
+			a, b := ans.Flips[i-1], ans.Flips[i]
+			if (a.From == "denied" && b.From == "allowed") || (a.From == b.From && a.Decisions < b.Decisions) {
+				t.Fatalf("round %d: flips out of order: %v", round, ans.Flips)
+			}
+		}
+		flipsSeen += len(ans.Flips)
+	}
+	t.Logf("%d rounds: %d flips predicted and confirmed, %d what-ifs refused as the writes were", rounds, flipsSeen, refusedSeen)
+	if flipsSeen == 0 {
+		t.Fatal("no round predicted a flip: the test proved nothing")
+	}
+}
