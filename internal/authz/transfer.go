@@ -12,7 +12,7 @@ const (
 
 // Relationship is one relationship of the graph.
 type Relationship struct {
-	ResourceType, ResourceID, Relation   string
+	ResourceType, ResourceID, Relation string
 	SubjectType, SubjectID, SubjectRel string
 }
 

@@ -330,10 +330,12 @@ func (w *world) settle() {
 	}
 }
 
-func (w *world) Revision() string            { return w.revision }
-func (w *world) HasPartner(id string) bool    { return w.partners[id] }
-func (w *world) HasTenant(id string) bool     { t := w.tenants[id]; return t != nil && t.exists }
-func (w *world) HasRole(tid, rid string) bool { return w.HasTenant(tid) && w.tenants[tid].roles[rid] != nil && w.tenants[tid].roles[rid].exists }
+func (w *world) Revision() string          { return w.revision }
+func (w *world) HasPartner(id string) bool { return w.partners[id] }
+func (w *world) HasTenant(id string) bool  { t := w.tenants[id]; return t != nil && t.exists }
+func (w *world) HasRole(tid, rid string) bool {
+	return w.HasTenant(tid) && w.tenants[tid].roles[rid] != nil && w.tenants[tid].roles[rid].exists
+}
 
 // liveTenant is the tenant's state when it exists, else nil: what is under
 // the id of a tenant that does not exist is purged when it is created.
