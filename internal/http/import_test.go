@@ -38,7 +38,9 @@ type fakeTransfer struct {
 	barriers  int
 }
 
-func (f *fakeTransfer) ReadWorld(context.Context, string) (authz.World, error) { return emptyWorld{}, nil }
+func (f *fakeTransfer) ReadWorld(context.Context, string) (authz.World, error) {
+	return emptyWorld{}, nil
+}
 
 func (f *fakeTransfer) WriteBatch(ctx context.Context, updates []authz.Update, _ []authz.Parent) (string, error) {
 	f.mu.Lock()
