@@ -84,6 +84,7 @@ func TestRoutes(t *testing.T) {
 		"GET /v1/export",
 		"GET /v1/openapi.yaml",
 		"GET /v1/permissions/keys",
+		"GET /v1/shadow/report",
 		"GET /v1/tenants/{tenant_id}/roles/{role_id}",
 		"GET /v1/tenants/{tenant_id}/users/{user_id}/permissions",
 		"GET /v1/tokens",

@@ -54,6 +54,7 @@ type Server struct {
 	readyCheck   time.Duration
 	transfer     Transfer
 	imports      ImportOptions
+	shadow       ShadowReporter
 }
 
 // What a zero Options field means. authzd's configuration (cmd/authzd/app)
@@ -107,6 +108,8 @@ type Options struct {
 	// Transfer imports and exports record documents; Import configures it.
 	Transfer Transfer
 	Import   ImportOptions
+	// Shadow summarises shadowed checks (GET /v1/shadow/report).
+	Shadow ShadowReporter
 }
 
 // NewServer builds the router.
@@ -126,7 +129,7 @@ func NewServer(o Options) *Server {
 		s.keyRoles[k.Key.String()] = k.Roles
 	}
 	s.auth = newAuthenticator(o.AdminToken, o.TokenVerifier, o.TokenCacheTTL)
-	s.transfer, s.imports = o.Transfer, o.Import.withDefaults()
+	s.transfer, s.imports, s.shadow = o.Transfer, o.Import.withDefaults(), o.Shadow
 	s.router = s.routes()
 	return s
 }
@@ -166,6 +169,7 @@ func (s *Server) routes() chi.Router {
 	// run past the server's deadlines, so they sit outside /v1's body limit.
 	r.With(s.require(authz.ScopeProvision), s.actor).Post("/v1/import", s.handleImport)
 	r.With(s.require(authz.ScopeProvision), s.actor).Get("/v1/export", s.handleExport)
+	r.With(s.limitBody, s.require(authz.ScopeAuditRead)).Get("/v1/shadow/report", s.handleShadowReport)
 
 	// One group a scope, each route written out: the table reads as the map of
 	// every route to the scope it needs, which a helper building the groups
