@@ -116,6 +116,12 @@ func TestRoutes(t *testing.T) {
 		func() error { _, err := c.CreateToken(ctx, "n", client.ScopeCheck); return err },
 		func() error { _, err := c.ListTokens(ctx); return err },
 		func() error { return c.RevokeToken(ctx, "tok1") },
+		func() error {
+			_, err := c.Import(ctx, strings.NewReader(`{"kind":"partner","partner_id":"p1"}`), client.DryRun())
+			return err
+		},
+		func() error { _, err := c.Export(ctx, io.Discard, "t1"); return err },
+		func() error { _, err := c.ShadowReport(ctx, client.ShadowQuery{Since: time.Now()}); return err },
 	}
 	for i, call := range calls {
 		if err := call(); err != nil {

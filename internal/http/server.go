@@ -52,6 +52,9 @@ type Server struct {
 	maxBody      int64
 	router       chi.Router
 	readyCheck   time.Duration
+	transfer     Transfer
+	imports      ImportOptions
+	shadow       ShadowReporter
 	whatif       *WhatIf
 }
 
@@ -103,6 +106,11 @@ type Options struct {
 	// asking Postgres again (default 10s). Revocation through this instance
 	// takes effect at once.
 	TokenCacheTTL time.Duration
+	// Transfer imports and exports record documents; Import configures it.
+	Transfer Transfer
+	Import   ImportOptions
+	// Shadow summarises shadowed checks (GET /v1/shadow/report).
+	Shadow ShadowReporter
 	// WhatIf serves POST /v1/whatif; nil answers it 503.
 	WhatIf *WhatIf
 }
@@ -124,6 +132,7 @@ func NewServer(o Options) *Server {
 		s.keyRoles[k.Key.String()] = k.Roles
 	}
 	s.auth = newAuthenticator(o.AdminToken, o.TokenVerifier, o.TokenCacheTTL)
+	s.transfer, s.imports, s.shadow = o.Transfer, o.Import.withDefaults(), o.Shadow
 	s.router = s.routes()
 	return s
 }
@@ -158,6 +167,12 @@ func (s *Server) routes() chi.Router {
 		r.Post("/search/resource", s.handleAZSearchResource)
 		r.Post("/search/action", s.handleAZSearchAction)
 	})
+
+	// Imports and exports carry documents far over AUTHZ_MAX_BODY_BYTES and
+	// run past the server's deadlines, so they sit outside /v1's body limit.
+	r.With(s.require(authz.ScopeProvision), s.actor).Post("/v1/import", s.handleImport)
+	r.With(s.require(authz.ScopeProvision), s.actor).Get("/v1/export", s.handleExport)
+	r.With(s.limitBody, s.require(authz.ScopeAuditRead)).Get("/v1/shadow/report", s.handleShadowReport)
 
 	// One group a scope, each route written out: the table reads as the map of
 	// every route to the scope it needs, which a helper building the groups

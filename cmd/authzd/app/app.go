@@ -302,6 +302,9 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
+		Transfer: m.graph, Import: authzhttp.ImportOptions{MaxBytes: int64(m.cfg.ImportMaxBytes), Timeout: m.cfg.ImportTimeout,
+			SpoolDir: m.cfg.ImportSpoolDir, Batch: m.cfg.ImportBatch, Writers: m.cfg.ImportWriters},
+		Shadow: m.db,
 		WhatIf: m.whatIf(met),
 	})
 }

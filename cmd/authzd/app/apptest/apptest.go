@@ -29,12 +29,10 @@ type Authzd struct {
 // It skips (or fails under AUTHZ_REQUIRE_INTEGRATION=1) without Postgres.
 func MustStart(tb testing.TB, datastore string) Authzd {
 	tb.Helper()
-	return MustStartWith(tb, datastore, nil)
+	return mustStart(tb, datastore, nil)
 }
 
-// MustStartWith is MustStart with configure (when not nil) changing the
-// configuration before authzd opens.
-func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
+func mustStart(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
 	tb.Helper()
 	a := Authzd{AdminToken: "admin-" + rand.Text(), DatabaseURL: pgtest.MustCreate(tb)}
 	// The defaults a deployment gets (the decision cache and its mirror on),
@@ -62,4 +60,10 @@ func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config))
 	})
 	a.URL = m.URL()
 	return a
+}
+
+// MustStartWith is MustStart with the test's changes to the configuration.
+func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
+	tb.Helper()
+	return mustStart(tb, datastore, configure)
 }
