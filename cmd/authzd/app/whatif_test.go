@@ -468,3 +468,202 @@ func testWhatIfDifferential(t *testing.T, rounds int, edge bool) {
 		t.Fatal("no round predicted a flip: the test proved nothing")
 	}
 }
+
+// state is what a what-if must leave as it found it: every relationship,
+// SpiceDB write calls and the decision cache's invalidations and barriers.
+type state struct {
+	rels    []string
+	metrics map[string]float64
+}
+
+var watchedMetrics = []string{"authzd_cache_invalidations_total", "authzd_cache_barriers_total", "authzd_cache_resyncs_total"}
+
+func (h *harness) state(sp v1.PermissionsServiceClient) state {
+	h.t.Helper()
+	var s state
+	for _, typ := range []string{"platform", "partner", "tenant", "role", "bunker", "binding"} {
+		stream, err := sp.ReadRelationships(context.Background(), &v1.ReadRelationshipsRequest{
+			Consistency:        &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+			RelationshipFilter: &v1.RelationshipFilter{ResourceType: typ}})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				break
+			}
+			rel := r.GetRelationship()
+			s.rels = append(s.rels, fmt.Sprintf("%s:%s#%s@%s:%s#%s", rel.GetResource().GetObjectType(), rel.GetResource().GetObjectId(),
+				rel.GetRelation(), rel.GetSubject().GetObject().GetObjectType(), rel.GetSubject().GetObject().GetObjectId(), rel.GetSubject().GetOptionalRelation()))
+		}
+	}
+	slices.Sort(s.rels)
+	s.metrics = map[string]float64{}
+	text := h.do("GET", "/metrics", "", "").raw
+	for _, line := range strings.Split(text, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(watchedMetrics, name) {
+			s.metrics[name] = v
+		}
+		// Every SpiceDB call that writes: relationship writes, deletes (barriers among them), imports.
+		if strings.HasPrefix(name, "authzd_spicedb_call_duration_seconds_count{") &&
+			(strings.Contains(name, "Write") || strings.Contains(name, "Delete") || strings.Contains(name, "Import")) {
+			s.metrics[name] = v
+		}
+	}
+	return s
+}
+
+// settled waits for the Watch stream to have delivered every write (the
+// cache's counters stop moving) and returns the state.
+func (h *harness) settled(sp v1.PermissionsServiceClient) state {
+	h.t.Helper()
+	prev := h.state(sp)
+	for range 50 {
+		time.Sleep(300 * time.Millisecond)
+		cur := h.state(sp)
+		if fmt.Sprint(cur) == fmt.Sprint(prev) {
+			return cur
+		}
+		prev = cur
+	}
+	h.t.Fatal("the decision cache's counters did not settle")
+	return prev
+}
+
+// TestWhatIfWritesNothing: around valid what-ifs (with flips) and invalid
+// ones, with nothing else running, every relationship, SpiceDB's write
+// calls, the decision cache's invalidations and barriers, and every real
+// answer stay as they were; each invalid what-if answers its 4xx naming what
+// was wrong, leaves no audit row, and the server goes on serving.
+func TestWhatIfWritesNothing(t *testing.T) {
+	h, spiceURL := startWhatIf(t, func(c *app.Config) { c.WhatIfMaxChanges, c.WhatIfMaxQuestions = 3, 6 })
+	sp := oracle(t, spiceURL)
+	h.admin("PUT", "/v1/partners/p", "", 200)
+	h.admin("PUT", "/v1/tenants/t", `{"partner_id":"p"}`, 200)
+	h.admin("PUT", "/v1/tenants/u", `{"partner_id":"p"}`, 200)
+	h.admin("PUT", "/v1/tenants/t/roles/ops", `{"name":"ops","module_permissions":["scaibunker:create","scaiskills:view"]}`, 200)
+	h.admin("PUT", "/v1/tenants/t/roles/ops/members/alice", "", 200)
+	h.admin("PUT", "/v1/tenants/t/roles/tenant_viewer/members/bob", "", 200)
+	tok := token(h.admin("PUT", "/v1/tenants/t/resources/bunker/b1", `{"owner_id":"alice"}`, 200))
+	matrix := []string{
+		checkBody("t", "alice", "scaibunker:create", tok), checkBody("t", "alice", "scaiskills:view", tok),
+		checkBody("t", "bob", "scaiskills:view", tok), checkBody("t", "bob", "scaibunker:create", tok, "bunker", "b1"),
+		checkBody("t", "alice", "scaibunker:execute", tok, "bunker", "b1"),
+	}
+	answers := func() []bool {
+		var out []bool
+		for _, b := range matrix {
+			out = append(out, h.check(b))
+		}
+		return out
+	}
+	before := answers()
+	since := time.Now().Add(-time.Minute).Format(time.RFC3339Nano)
+	mid := time.Now().Format(time.RFC3339Nano)
+	// Two more questions after mid: over AUTHZ_WHATIF_MAX_QUESTIONS without until.
+	for _, u := range []string{"q1", "q2"} {
+		h.check(checkBody("t", u, "scaibunker:create", tok))
+	}
+	secret := func(r response) string { s, _ := r.body["token"].(string); return s }
+	checkOnly := secret(h.admin("POST", "/v1/tokens", `{"name":"c","scopes":["check"]}`, 201))
+	auditOnly := secret(h.admin("POST", "/v1/tokens", `{"name":"a","scopes":["audit:read"]}`, 201))
+	provision := secret(h.admin("POST", "/v1/tokens", `{"name":"p","scopes":["provision"]}`, 201))
+	s0 := h.settled(sp)
+
+	body := func(changes string) string {
+		return `{"tenant_id":"t","since":"` + since + `","until":"` + mid + `","consistency_token":"` + tok + `","changes":` + changes + `}`
+	}
+	valid := body(`[{"op":"put","kind":"role","tenant_id":"t","role_id":"ops","name":"ops","module_permissions":["scaiskills:view"]},
+		{"op":"delete","kind":"member","tenant_id":"t","role_id":"tenant_viewer","user_id":"bob"}]`)
+	r := h.do("POST", "/v1/whatif", h.adminToken, valid, "X-Actor-User-Id", "carol")
+	var ans whatifAnswer
+	if r.status != 200 || json.Unmarshal([]byte(r.raw), &ans) != nil || len(ans.Flips) == 0 || ans.Questions != len(matrix) {
+		t.Fatalf("valid what-if: %d %s", r.status, r.raw)
+	}
+
+	for _, tc := range []struct {
+		name, token, body string
+		status            int
+		message           string
+	}{
+		{"unknown kind", "", body(`[{"op":"put","kind":"group","tenant_id":"t"}]`), 400, `changes[0]: unknown kind "group"`},
+		{"unknown permission", "", body(`[{"op":"delete","kind":"member","tenant_id":"t","role_id":"ops","user_id":"x"},
+			{"op":"put","kind":"role","tenant_id":"t","role_id":"r","name":"r","module_permissions":["scaibunker:fly"]}]`), 400,
+			`changes[1].module_permissions[0]: unknown permission key "scaibunker:fly"`},
+		{"unknown field", "", body(`[{"op":"put","kind":"partner","partner_id":"p","colour":"red"}]`), 400, `changes[0]: unknown field "colour"`},
+		{"missing field", "", body(`[{"op":"put","kind":"member","tenant_id":"t","role_id":"ops"}]`), 400, `changes[0]: user_id`},
+		{"bad op", "", body(`[{"op":"merge","kind":"partner","partner_id":"p"}]`), 400, `changes[0]: op is required`},
+		{"no op", "", body(`[{"kind":"partner","partner_id":"p"}]`), 400, `changes[0]: op is required`},
+		{"another tenant", "", body(`[{"op":"put","kind":"member","tenant_id":"u","role_id":"tenant_user","user_id":"x"}]`), 400, `changes[0]: tenant_id "u" is another tenant`},
+		{"built-in role put", "", body(`[{"op":"put","kind":"role","tenant_id":"t","role_id":"tenant_admin","name":"x","module_permissions":[]}]`), 400, `changes[0]: role_id "tenant_admin" is a built-in role`},
+		{"refused by the write", "", body(`[{"op":"put","kind":"member","tenant_id":"t","role_id":"nope","user_id":"x"}]`), 400, `changes[0]: role "nope" does not exist in tenant "t"`},
+		{"since missing", "", `{"tenant_id":"t","changes":[]}`, 400, "since is required"},
+		{"since bad", "", `{"tenant_id":"t","since":"yesterday","changes":[]}`, 400, "since is not an RFC 3339 time"},
+		{"since future", "", `{"tenant_id":"t","since":"` + time.Now().Add(time.Hour).Format(time.RFC3339) + `","changes":[]}`, 400, "since is in the future"},
+		{"since not before until", "", `{"tenant_id":"t","since":"` + since + `","until":"` + since + `","changes":[]}`, 400, "since must be before until"},
+		{"unknown body field", "", `{"tenant_id":"t","since":"` + since + `","changes":[],"dry":true}`, 400, "dry"},
+		{"too many changes", "", body(`[{"op":"put","kind":"partner","partner_id":"p"},{"op":"put","kind":"partner","partner_id":"p"},
+			{"op":"put","kind":"partner","partner_id":"p"},{"op":"put","kind":"partner","partner_id":"p"}]`), 400, "changes holds 4 changes; the bound is 3 (AUTHZ_WHATIF_MAX_CHANGES)"},
+		{"token lacks audit:read", checkOnly, valid, 403, `token lacks the "audit:read" scope`},
+		{"token lacks check", auditOnly, valid, 403, `token lacks the "check" scope`},
+		{"token lacks both", provision, valid, 403, `token lacks the "check" and "audit:read" scopes`},
+	} {
+		tk := tc.token
+		if tk == "" {
+			tk = h.adminToken
+		}
+		r := h.do("POST", "/v1/whatif", tk, tc.body)
+		msg := errorMessage(r)
+		if r.status != tc.status || !strings.Contains(msg, tc.message) {
+			t.Errorf("%s: %d %q, want %d containing %q", tc.name, r.status, msg, tc.status, tc.message)
+		}
+	}
+	// Over the questions' bound: more distinct questions in the window than AUTHZ_WHATIF_MAX_QUESTIONS.
+	r = h.do("POST", "/v1/whatif", h.adminToken, `{"tenant_id":"t","since":"`+since+`","changes":[]}`)
+	if msg := errorMessage(r); r.status != 400 ||
+		!strings.Contains(msg, "the window holds 7 questions; the bound is 6 (AUTHZ_WHATIF_MAX_QUESTIONS)") {
+		t.Errorf("over the questions' bound: %d %s", r.status, r.raw)
+	}
+
+	if s1 := h.state(sp); fmt.Sprint(s1) != fmt.Sprint(s0) {
+		t.Errorf("the what-ifs changed the state\nbefore %v\nafter  %v", s0, s1)
+	}
+	if after := answers(); !slices.Equal(before, after) {
+		t.Errorf("real answers changed: %v, then %v", before, after)
+	}
+	conn, err := pgx.Connect(context.Background(), h.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rows int
+	var actor, details string
+	if err := conn.QueryRow(context.Background(), `SELECT count(*), min(actor_user_id), min(details::text) FROM audit_events
+		WHERE module = 'authzd' AND action = 'whatif'`).Scan(&rows, &actor, &details); err != nil {
+		t.Fatal(err)
+	}
+	details = strings.ReplaceAll(details, " ", "")
+	if rows != 1 || actor != "carol" || !strings.Contains(details, `"flips":`+strconv.Itoa(len(ans.Flips))) || !strings.Contains(details, `"changes":2`) ||
+		!strings.Contains(details, `"changes_sha256":"`) || !strings.Contains(details, `"questions":5`) {
+		t.Errorf("audit rows of what-ifs: %d (actor %q, details %s), want the valid one's only", rows, actor, details)
+	}
+}
+
+// errorMessage is the message of an error answer, or its whole body.
+func errorMessage(r response) string {
+	if e, ok := r.body["error"].(map[string]any); ok {
+		if m, ok := e["message"].(string); ok {
+			return m
+		}
+	}
+	return r.raw
+}
