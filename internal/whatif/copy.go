@@ -53,6 +53,7 @@ func newReplica(ctx context.Context, schemaText string) (_ *replica, err error) 
 		map[string][]byte{"schema.yaml": boot}); err != nil {
 		return nil, fmt.Errorf("write the what-if's schema: %w", err)
 	}
+	r.ds.seal()
 	if r.perms, err = spembedded.NewPermissions(spembedded.Config{Datastore: r.ds, SchemaCacheMaxCostBytes: 32 << 20}); err != nil {
 		return nil, fmt.Errorf("start the what-if's checker: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	mrand "math/rand/v2"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -766,4 +767,78 @@ func TestWhatIfInterleaving(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%d what-ifs among writes and checks; bob was a member at %d of their revisions", rounds, bobFlipped)
+}
+
+// BenchmarkWhatIf is one what-if over 10,000 distinct questions of one
+// tenant, side by side with the same questions checked for real through
+// check_bulk (100 a call, one caller), cache cold and then warm:
+//
+//	go test -run '^$' -bench WhatIf -benchtime 1x ./cmd/authzd/app
+//
+// It reports the seconds of each and the what-if's ratio to the cold checks,
+// and the bytes this process allocated during the what-if (authzd runs in it).
+func BenchmarkWhatIf(b *testing.B) {
+	const users, bunkers, questions = 200, 50, 10_000
+	h := mustStart(b, "postgres")
+	h.admin("PUT", "/v1/partners/p", "", 200)
+	h.admin("PUT", "/v1/tenants/t", `{"partner_id":"p"}`, 200)
+	h.admin("PUT", "/v1/tenants/t/roles/ops", `{"name":"ops","module_permissions":["scaibunker:create","scaibunker:execute","scaiskills:view"]}`, 200)
+	var tok string
+	for i := range users {
+		role := "ops"
+		if i%4 == 0 {
+			role = "tenant_user"
+		}
+		tok = token(h.admin("PUT", fmt.Sprintf("/v1/tenants/t/roles/%s/members/u%d", role, i), "", 200))
+	}
+	for i := range bunkers {
+		tok = token(h.admin("PUT", fmt.Sprintf("/v1/tenants/t/resources/bunker/b%d", i), fmt.Sprintf(`{"owner_id":"u%d"}`, i*3%users), 200))
+	}
+	keys := []string{"scaibunker:create", "scaibunker:execute", "scaiskills:view", "scaibunker:shell", "scaiskills:bind"}
+	r := mrand.New(mrand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	var items []map[string]any
+	for len(items) < questions {
+		it := map[string]any{"tenant_id": "t", "user_id": fmt.Sprint("u", r.IntN(users)), "permission": keys[r.IntN(len(keys))], "consistency_token": tok}
+		if k := r.IntN(bunkers + 1); k < bunkers && strings.HasPrefix(it["permission"].(string), "scaibunker") {
+			it["resource"] = map[string]string{"type": "bunker", "id": fmt.Sprint("b", k)}
+		}
+		id := fmt.Sprint(it["user_id"], it["permission"], it["resource"])
+		if !seen[id] {
+			seen[id] = true
+			items = append(items, it)
+		}
+	}
+	since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
+	checkAll := func() time.Duration {
+		began := time.Now()
+		for i := 0; i < len(items); i += 100 {
+			body, _ := json.Marshal(map[string]any{"items": items[i:min(i+100, len(items))]})
+			h.admin("POST", "/v1/permissions/check_bulk", string(body), 200)
+		}
+		return time.Since(began)
+	}
+	cold, warm := checkAll(), checkAll()
+	body := `{"tenant_id":"t","since":"` + since + `","consistency_token":"` + tok + `","changes":[
+		{"op":"put","kind":"role","tenant_id":"t","role_id":"ops","name":"ops","module_permissions":["scaibunker:create","scaiskills:view"]},
+		{"op":"delete","kind":"member","tenant_id":"t","role_id":"ops","user_id":"u1"},
+		{"op":"put","kind":"member","tenant_id":"t","role_id":"tenant_viewer","user_id":"u1"}]}`
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	b.ResetTimer()
+	began := time.Now()
+	res := h.admin("POST", "/v1/whatif", body, 200)
+	took := time.Since(began)
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	var ans whatifAnswer
+	if err := json.Unmarshal([]byte(res.raw), &ans); err != nil || ans.Questions != questions {
+		b.Fatalf("what-if answered %d questions (%v), want %d", ans.Questions, err, questions)
+	}
+	b.ReportMetric(took.Seconds(), "whatif-s")
+	b.ReportMetric(cold.Seconds(), "cold-checks-s")
+	b.ReportMetric(warm.Seconds(), "warm-checks-s")
+	b.ReportMetric(took.Seconds()/cold.Seconds(), "whatif/cold")
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/(1<<20), "whatif-alloc-MiB")
+	b.ReportMetric(float64(len(ans.Flips)), "flips")
 }
