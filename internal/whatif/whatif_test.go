@@ -2,11 +2,14 @@ package whatif
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/authzed/spicedb/pkg/tuple"
 
 	"github.com/scailabs/authzd/internal/authz"
 	"github.com/scailabs/authzd/internal/spicedb"
@@ -161,5 +164,35 @@ func BenchmarkRun(b *testing.B) {
 		b.ReportMetric(res.Copy.Seconds(), "copy-s")
 		b.ReportMetric(res.Before.Seconds(), "before-s")
 		b.ReportMetric(res.After.Seconds(), "after-s")
+	}
+}
+
+// TestCopyNeverReadsMissingAsEmpty: a walk that reaches an object the copy
+// does not hold fails with ErrIncomplete, through SpiceDB's engine, instead
+// of reading it as empty.
+func TestCopyNeverReadsMissingAsEmpty(t *testing.T) {
+	ctx := context.Background()
+	m, err := schema.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := newReplica(ctx, m.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.close()
+	// tenant t grants a key to the members of another tenant's role, whose
+	// objects the copy was not given.
+	rep.s.tenants["t"] = true
+	rep.s.touch(tuple.MustParse("tenant:t#platform@platform:scaigrid"))
+	rep.s.touch(tuple.MustParse("tenant:t#grant_scaibunker__create@role:u/ops#member"))
+	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
+	_, err = rep.check(ctx, target{typ: "tenant", id: "t", perm: "scaibunker__create", subject: alice})
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("check through a missing tenant: %v, want ErrIncomplete", err)
+	}
+	rep.s.tenants["u"] = true
+	if ok, err := rep.check(ctx, target{typ: "tenant", id: "t", perm: "scaibunker__create", subject: alice}); err != nil || ok {
+		t.Fatalf("with the tenant held (and empty): %v %v", ok, err)
 	}
 }
