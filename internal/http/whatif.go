@@ -111,7 +111,7 @@ func (s *Server) handleWhatIf(w http.ResponseWriter, r *http.Request) {
 
 	// The call may take longer than the server's write timeout allows others.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wi.Timeout + 10*time.Second))
-	ctx, cancel := context.WithTimeout(r.Context(), wi.Timeout)
+	ctx, cancel := bounded(r.Context(), wi.Timeout)
 	defer cancel()
 	groups, n, err := wi.Decisions.DecisionGroups(ctx, body.TenantID, since, until, wi.MaxQuestions)
 	if err != nil {
@@ -153,9 +153,25 @@ func (s *Server) handleWhatIf(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ans)
 }
 
-// timedOut names the bound when the call's own deadline ended it.
+// boundedKey holds the context whose deadline bounds a what-if.
+type boundedKey struct{}
+
+// bounded is ctx ended when the bound passes, by cancellation rather than a
+// deadline: a deadline travels with each SpiceDB call, whose server may give
+// up a moment before this process's clock says the bound passed, so the
+// failure could not be told from an unavailable SpiceDB. Cancelled only once
+// the bound has passed, it always can (timedOut).
+func bounded(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	deadline, cancelDeadline := context.WithTimeout(ctx, d)
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(deadline, cancelWork)
+	return context.WithValue(work, boundedKey{}, deadline), func() { stop(); cancelWork(); cancelDeadline() }
+}
+
+// timedOut names the bound when the call's own bound ended it.
 func timedOut(ctx context.Context, err error, bound time.Duration) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	deadline, _ := ctx.Value(boundedKey{}).(context.Context)
+	if deadline != nil && ctx.Err() != nil && errors.Is(deadline.Err(), context.DeadlineExceeded) {
 		return authz.Wrap(authz.EUNAVAILABLE, err, "the what-if did not finish within "+bound.String()+" (AUTHZ_WHATIF_TIMEOUT)")
 	}
 	return err

@@ -842,3 +842,27 @@ func BenchmarkWhatIf(b *testing.B) {
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/(1<<20), "whatif-alloc-MiB")
 	b.ReportMetric(float64(len(ans.Flips)), "flips")
 }
+
+// TestWhatIfTimeout: a what-if past AUTHZ_WHATIF_TIMEOUT answers 503 naming
+// the setting, records nothing, and the server goes on serving.
+func TestWhatIfTimeout(t *testing.T) {
+	a := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.WhatIfTimeout = time.Millisecond })
+	h := &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
+	h.admin("PUT", "/v1/partners/p", "", 200)
+	tok := token(h.admin("PUT", "/v1/tenants/t", `{"partner_id":"p"}`, 200))
+	h.check(checkBody("t", "alice", "scaibunker:create", tok))
+	r := h.do("POST", "/v1/whatif", h.adminToken, `{"tenant_id":"t","since":"`+time.Now().Add(-time.Hour).Format(time.RFC3339)+`","changes":[]}`)
+	if msg := errorMessage(r); r.status != 503 || !strings.Contains(msg, "AUTHZ_WHATIF_TIMEOUT") {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	h.check(checkBody("t", "alice", "scaibunker:create", tok))
+	conn, err := pgx.Connect(context.Background(), h.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = 'whatif'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d what-if rows (%v), want none", n, err)
+	}
+}
