@@ -317,13 +317,16 @@ func startWhatIf(t *testing.T, configure func(*app.Config)) (*harness, string) {
 // differently before (at the what-if's revision) and after the same changes
 // are written for real; the counts are the log's; a change the what-if
 // refuses is refused by the write too. Once with a cross-tenant edge written
-// straight to SpiceDB.
+// straight to SpiceDB. AUTHZ_TEST_WHATIF_ROUNDS sets the rounds (default 40).
 func TestWhatIfDifferential(t *testing.T) {
 	for _, edge := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "cross-tenant edge"}[edge], func(t *testing.T) {
 			rounds := 40
 			if testing.Short() {
 				rounds = 10
+			}
+			if v, err := strconv.Atoi(os.Getenv("AUTHZ_TEST_WHATIF_ROUNDS")); err == nil && v > 0 {
+				rounds = v
 			}
 			testWhatIfDifferential(t, rounds, edge)
 		})
