@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -779,10 +780,17 @@ func TestWhatIfInterleaving(t *testing.T) {
 //	go test -run '^$' -bench WhatIf -benchtime 1x ./cmd/authzd/app
 //
 // It reports the seconds of each and the what-if's ratio to the cold checks,
-// and the bytes this process allocated during the what-if (authzd runs in it).
+// the bytes this process allocated during the what-if (authzd runs in it),
+// and the p99 of real checks (2 callers, 10 s) without and with what-ifs
+// running back to back. AUTHZ_WHATIF_WORKERS sets the what-if's workers.
 func BenchmarkWhatIf(b *testing.B) {
 	const users, bunkers, questions = 200, 50, 10_000
-	h := mustStart(b, "postgres")
+	a := apptest.MustStartWith(b, "postgres", func(c *app.Config) {
+		if n, err := strconv.Atoi(os.Getenv("AUTHZ_WHATIF_WORKERS")); err == nil {
+			c.WhatIfWorkers = n
+		}
+	})
+	h := &harness{t: b, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
 	h.admin("PUT", "/v1/partners/p", "", 200)
 	h.admin("PUT", "/v1/tenants/t", `{"partner_id":"p"}`, 200)
 	h.admin("PUT", "/v1/tenants/t/roles/ops", `{"name":"ops","module_permissions":["scaibunker:create","scaibunker:execute","scaiskills:view"]}`, 200)
@@ -844,6 +852,55 @@ func BenchmarkWhatIf(b *testing.B) {
 	b.ReportMetric(took.Seconds()/cold.Seconds(), "whatif/cold")
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/(1<<20), "whatif-alloc-MiB")
 	b.ReportMetric(float64(len(ans.Flips)), "flips")
+
+	// Real checks' p99 (2 callers, closed loop, answers from the warm cache),
+	// without and then with what-ifs running back to back.
+	p99 := func(withWhatIfs bool) time.Duration {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		if withWhatIfs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					h.do("POST", "/v1/whatif", h.adminToken, body)
+				}
+			}()
+		}
+		lat := make([][]time.Duration, 2)
+		for c := range lat {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					it := items[(c*7919+i)%len(items)]
+					one, _ := json.Marshal(it)
+					began := time.Now()
+					h.do("POST", "/v1/permissions/check", h.adminToken, string(one))
+					lat[c] = append(lat[c], time.Since(began))
+				}
+			}()
+		}
+		time.Sleep(10 * time.Second)
+		close(stop)
+		wg.Wait()
+		all := append(lat[0], lat[1]...)
+		slices.Sort(all)
+		return all[len(all)*99/100]
+	}
+	none, with := p99(false), p99(true)
+	b.ReportMetric(float64(none.Microseconds())/1000, "check-p99-ms")
+	b.ReportMetric(float64(with.Microseconds())/1000, "check-p99-whatifs-ms")
 }
 
 // TestWhatIfTimeout: a what-if past AUTHZ_WHATIF_TIMEOUT answers 503 naming
