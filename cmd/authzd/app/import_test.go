@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -326,5 +327,75 @@ func TestImportByteCap(t *testing.T) {
 	out, _ := h.export("")
 	if n := strings.Count(out, "\n"); n != 3000 || !slices.IsSorted(strings.Split(strings.TrimSpace(out), "\n")) {
 		t.Fatalf("export has %d lines (sorted: %v)", n, slices.IsSorted(strings.Split(strings.TrimSpace(out), "\n")))
+	}
+}
+
+// TestImportUpdates: records that differ from authzd's state are written with
+// their PUT's semantics (a tenant moves, a resource changes owner, a role's
+// keys are replaced, a renamed role gets its role.put row) and counted as
+// updated; members are only added.
+func TestImportUpdates(t *testing.T) {
+	h := mustStartImport(t, "memory", 1000)
+	h.admin("PUT", "/v1/partners/p0", "", 200)
+	h.admin("PUT", "/v1/partners/p1", "", 200)
+	h.admin("PUT", "/v1/tenants/t0", `{"partner_id":"p0"}`, 200)
+	h.admin("PUT", "/v1/tenants/t0/roles/ops", `{"name":"Ops","module_permissions":["scaibunker:create"]}`, 200)
+	h.admin("PUT", "/v1/tenants/t0/roles/dev", `{"name":"Dev","module_permissions":["scaibunker:create"]}`, 200)
+	h.admin("PUT", "/v1/tenants/t0/roles/ops/members/carol", "", 200)
+	h.admin("PUT", "/v1/tenants/t0/resources/bunker/b1", `{"owner_id":"alice"}`, 200)
+	rolePuts := h.auditCount("role.put")
+	doc := strings.Join([]string{
+		`{"kind":"partner","partner_id":"p0"}`,
+		`{"kind":"tenant","tenant_id":"t0","partner_id":"p1"}`,
+		`{"kind":"role","tenant_id":"t0","role_id":"ops","name":"Operators","module_permissions":["scaibunker:create"]}`,
+		`{"kind":"role","tenant_id":"t0","role_id":"dev","name":"Dev","module_permissions":["scaibunker:execute","scaibunker:create"]}`,
+		`{"kind":"role","tenant_id":"t0","role_id":"new","name":"New","module_permissions":[]}`,
+		`{"kind":"member","tenant_id":"t0","role_id":"ops","user_id":"dave"}`,
+		`{"kind":"resource","tenant_id":"t0","resource":{"type":"bunker","id":"b1"},"owner_id":"sa:bob"}`,
+	}, "\n")
+	dry := h.importDoc(doc, "?dry_run=true")
+	r := h.importDoc(doc, "")
+	if r.status != 200 {
+		t.Fatalf("import: %d %s", r.status, r.raw)
+	}
+	kinds, _ := r.body["kinds"].(map[string]any)
+	want := map[string]map[string]float64{
+		"partner":  {"unchanged": 1},
+		"tenant":   {"updated": 1},
+		"role":     {"updated": 2, "created": 1},
+		"member":   {"created": 1},
+		"resource": {"updated": 1},
+	}
+	for kind, w := range want {
+		got, _ := kinds[kind].(map[string]any)
+		for _, status := range []string{"created", "updated", "unchanged", "removed"} {
+			if got[status] != w[status] {
+				t.Fatalf("%s %s: %v, want %v; answer %s", kind, status, got[status], w[status], r.raw)
+			}
+		}
+	}
+	if !mapsEqual(counts(r), counts(dry)) || !reflect.DeepEqual(r.body["kinds"], dry.body["kinds"]) {
+		t.Fatalf("dry run %s; import %s", dry.raw, r.raw)
+	}
+	got, _ := h.export("")
+	wantDoc := strings.Join([]string{
+		`{"kind":"partner","partner_id":"p0"}`,
+		`{"kind":"partner","partner_id":"p1"}`,
+		`{"kind":"tenant","tenant_id":"t0","partner_id":"p1"}`,
+		`{"kind":"role","tenant_id":"t0","role_id":"dev","name":"Dev","module_permissions":["scaibunker:create","scaibunker:execute"]}`,
+		`{"kind":"role","tenant_id":"t0","role_id":"new","name":"New","module_permissions":[]}`,
+		`{"kind":"role","tenant_id":"t0","role_id":"ops","name":"Operators","module_permissions":["scaibunker:create"]}`,
+		`{"kind":"member","tenant_id":"t0","role_id":"ops","user_id":"carol"}`,
+		`{"kind":"member","tenant_id":"t0","role_id":"ops","user_id":"dave"}`,
+		`{"kind":"resource","tenant_id":"t0","resource":{"type":"bunker","id":"b1"},"owner_id":"sa:bob"}`,
+	}, "\n") + "\n"
+	if got != wantDoc {
+		t.Fatalf("export after the import:\n%s\n--- want\n%s", got, wantDoc)
+	}
+	if n := h.auditCount("role.put") - rolePuts; n != 3 {
+		t.Fatalf("%d role.put rows for 3 roles created, renamed or changed", n)
+	}
+	if again := h.importDoc(doc, ""); counts(again)["unchanged"] != 7 {
+		t.Fatalf("second import: %s", again.raw)
 	}
 }
