@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
 	"github.com/scailabs/authzd/internal/authz"
 )
@@ -46,5 +49,41 @@ func TestWriteBatchTooLarge(t *testing.T) {
 	recs, unexpressed := w.Records()
 	if len(recs) != 100 || unexpressed != 0 || !w.HasPartner("p99") || w.HasPartner("p100") {
 		t.Fatalf("world after the writes: %d records, %d unexpressed", len(recs), unexpressed)
+	}
+}
+
+// TestWorldLeavesOutWhatNoRecordExpresses: relationships written straight
+// into SpiceDB that no record can say (a member of a role that does not
+// exist, an owner on a resource of a tenant that does not exist) are counted, not exported, and
+// a record's plan on them writes what its PUT would.
+func TestWorldLeavesOutWhatNoRecordExpresses(t *testing.T) {
+	g := mustOpenMemory(t)
+	ctx := context.Background()
+	must := mustWrite(t)
+	must(g.PutPartner(ctx, "p"))
+	must(g.PutTenant(ctx, "t", "p"))
+	must(g.SetMember(ctx, "t", "tenant_user", user("alice"), true))
+	must(g.write(ctx, []*v1.RelationshipUpdate{
+		touch(rel(typeRole, "t/x", relMember, subjectRef(user("carol")))), // a member of a role that does not exist
+		touch(rel("bunker", "gone/b1", relOwner, subjectRef(user("bob")))),
+	}, nil, nil))
+	w, err := g.ReadWorld(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, unexpressed := w.Records()
+	var lines []string
+	for _, r := range recs {
+		lines = append(lines, string(r.AppendJSON(nil)))
+	}
+	want := []string{`{"kind":"partner","partner_id":"p"}`, `{"kind":"tenant","tenant_id":"t","partner_id":"p"}`,
+		`{"kind":"member","tenant_id":"t","role_id":"tenant_user","user_id":"alice"}`}
+	if !slices.Equal(lines, want) || unexpressed != 2 {
+		t.Fatalf("records %q, %d unexpressed; want %q and 2", lines, unexpressed, want)
+	}
+	// Creating tenant "gone" purges what is left under its id first, as PutTenant does.
+	p := w.Plan(authz.Record{Kind: authz.KindTenant, TenantID: "gone", PartnerID: "p"})
+	if p.Status != authz.StatusCreated || len(p.Purge) != 1 || !p.Purge[0].Delete || len(p.Updates) != 2 {
+		t.Fatalf("plan of a tenant over leftovers: %+v", p)
 	}
 }
