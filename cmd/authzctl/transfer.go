@@ -76,6 +76,10 @@ document again creates nothing. On a terminal, the bytes sent are shown while th
 			if err := t.flush(); err != nil {
 				return err
 			}
+			if res.DryRun {
+				_, err = fmt.Fprintln(e.stdout, "validated at revision:", res.ZedToken)
+				return err
+			}
 			_, err = fmt.Fprintln(e.stdout, "zed token:", res.ZedToken)
 			return err
 		},
