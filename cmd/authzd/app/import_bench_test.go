@@ -104,10 +104,11 @@ func TestImportBench(t *testing.T) {
 		t.Skip("set AUTHZ_IMPORT_BENCH_TENANTS to run")
 	}
 	writers, _ := strconv.Atoi(os.Getenv("AUTHZ_IMPORT_BENCH_WRITERS"))
+	if writers <= 0 {
+		writers = app.DefaultConfig().ImportWriters
+	}
 	a := apptest.MustStartWith(t, "postgres", func(c *app.Config) {
-		if writers > 0 {
-			c.ImportWriters = writers
-		}
+		c.ImportWriters = writers
 	})
 	h := &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
 	keysAnswer := h.admin("GET", "/v1/permissions/keys", "", 200)
@@ -200,7 +201,7 @@ func TestImportBench(t *testing.T) {
 	putRate := float64(puts.Load()) / putTime.Seconds()
 	putsForWorld := 1 + 2*partners + tenants*34
 	ratio := float64(putsForWorld) / putRate / importTime.Seconds()
-	t.Logf("import bench: AUTHZ_IMPORT_WRITERS %d, %d tenants, %d records, %d relationships, %d bytes", max(writers, 0), tenants, records, relationships, len(doc))
+	t.Logf("import bench: AUTHZ_IMPORT_WRITERS %d, %d tenants, %d records, %d relationships, %d bytes", writers, tenants, records, relationships, len(doc))
 	t.Logf("  import       %8.2fs  %8.0f records/s  batches %v", importTime.Seconds(), float64(records)/importTime.Seconds(), counts(r)["batches"])
 	t.Logf("  no-op import %8.2fs", noop.Seconds())
 	t.Logf("  export       %8.2fs  %d bytes", exportTime.Seconds(), len(out))
