@@ -74,3 +74,11 @@ type World interface {
 	// relationships no record expresses, which are left out.
 	Records() (records []Record, unexpressed int)
 }
+
+// ImportStatus is how far an import has come, from its audit rows.
+type ImportStatus struct {
+	// Batches is the number of batches the import writes (0 until the first lands).
+	Batches        int  `json:"batches"`
+	BatchesWritten int  `json:"batches_written"`
+	Done           bool `json:"done"`
+}

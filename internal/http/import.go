@@ -577,3 +577,25 @@ func (run *importRun) finish(w http.ResponseWriter, action string, renamed []aut
 	}
 	writeJSON(w, http.StatusOK, run.answer)
 }
+
+// ImportStatuser reads an import's progress from the audit log.
+type ImportStatuser interface {
+	ImportStatus(ctx context.Context, importID string) (authz.ImportStatus, error)
+}
+
+// handleImportStatus answers how many of an import's batches have landed.
+// An import's id is its request's X-Request-Id (a caller that wants to follow
+// its import sends one); before the first batch lands, everything is zero.
+func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("import_id")
+	if id == "" || len(id) > 1024 {
+		s.Error(w, r, authz.Errorf(authz.EINVALID, "import_id is required: the X-Request-Id of the import"))
+		return
+	}
+	st, err := s.importStatus.ImportStatus(r.Context(), id)
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

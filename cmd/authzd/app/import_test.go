@@ -405,3 +405,33 @@ func TestImportUpdates(t *testing.T) {
 		t.Fatalf("second import: %s", again.raw)
 	}
 }
+
+// TestImportStatus: an import named by its X-Request-Id can be followed;
+// once it answers, every batch is written and it is done.
+func TestImportStatus(t *testing.T) {
+	h := mustStartImport(t, "memory", 2)
+	status := func(id string) map[string]any {
+		return h.admin("GET", "/v1/import/status?import_id="+id, "", 200).body
+	}
+	if st := status("imp-1"); st["batches"] != 0.0 || st["batches_written"] != 0.0 || st["done"] != false {
+		t.Fatalf("status before the import: %v", st)
+	}
+	r := h.do("POST", "/v1/import", h.adminToken, partnersDoc(5), "Content-Type", "application/x-ndjson", "X-Request-Id", "imp-1")
+	if r.status != 200 || counts(r)["batches"] != 3 {
+		t.Fatalf("import: %d %s", r.status, r.raw)
+	}
+	if st := status("imp-1"); st["batches"] != 3.0 || st["batches_written"] != 3.0 || st["done"] != true {
+		t.Fatalf("status after the import: %v", st)
+	}
+	if r := h.do("GET", "/v1/import/status", h.adminToken, ""); r.status != 400 {
+		t.Fatalf("status without import_id: %d %s", r.status, r.raw)
+	}
+}
+
+func partnersDoc(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `{"kind":"partner","partner_id":"p%d"}`+"\n", i)
+	}
+	return b.String()
+}
