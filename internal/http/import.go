@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,9 +22,9 @@ type Transfer interface {
 	// ReadWorld reads the provisioning state at one revision (one tenant's
 	// part of it when tenantID is set).
 	ReadWorld(ctx context.Context, tenantID string) (authz.World, error)
-	// WriteBatch applies updates atomically, conditioned on parents
-	// existing; a batch refused for its size answers ETOOLARGE.
-	WriteBatch(ctx context.Context, updates []authz.Update, parents []authz.Parent) (string, error)
+	// WriteBatch applies updates atomically if every condition holds; a
+	// batch refused for its size answers ETOOLARGE.
+	WriteBatch(ctx context.Context, updates []authz.Update, conditions []authz.Condition) (string, error)
 	// ImportBarrier writes nothing at a revision after every earlier write.
 	ImportBarrier(ctx context.Context) (string, error)
 }
@@ -328,8 +327,8 @@ func (run *importRun) check(ctx context.Context) error {
 		run.answer.count(rec.Kind, plan.Status)
 		run.planned[0] += len(plan.Purge)
 		run.planned[phaseOf[rec.Kind]] += len(plan.Updates)
-		run.packing[0].add(len(plan.Purge), run.s.imports.Batch)
-		run.packing[phaseOf[rec.Kind]].add(len(plan.Updates), run.s.imports.Batch)
+		run.packing[0].add(phaseWrite(plan, rec, 0), run.s.imports.Batch)
+		run.packing[phaseOf[rec.Kind]].add(phaseWrite(plan, rec, phaseOf[rec.Kind]), run.s.imports.Batch)
 		return nil
 	})
 	if err != nil {
@@ -369,37 +368,103 @@ func (run *importRun) check(ctx context.Context) error {
 	return nil
 }
 
-// packer counts the batches write makes of a phase: a record's updates join
-// the open batch unless they would take it past the limit, and a batch at
-// the limit is closed.
-type packer struct{ closed, fill int }
+// packer counts the batches write makes of a phase: a record's writes join
+// the open batch unless they would take its updates or its conditions past
+// the limit, and a batch at the limit is closed.
+type packer struct{ closed, updates, conditions int }
 
-func (p *packer) add(n, limit int) {
+func (p *packer) add(w recordWrite, limit int) {
+	n, m := len(w.updates), len(w.conditions)
 	if n == 0 {
 		return
 	}
-	if p.fill > 0 && p.fill+n > limit {
-		p.closed, p.fill = p.closed+1, 0
+	if p.updates > 0 && (p.updates+n > limit || p.conditions+m > limit) {
+		p.closed, p.updates, p.conditions = p.closed+1, 0, 0
 	}
-	p.fill += n
-	if p.fill >= limit {
-		p.closed, p.fill = p.closed+1, 0
+	p.updates, p.conditions = p.updates+n, p.conditions+m
+	if p.updates >= limit || p.conditions >= limit {
+		p.closed, p.updates, p.conditions = p.closed+1, 0, 0
 	}
 }
 
 func (p packer) batches() int {
-	if p.fill > 0 {
+	if p.updates > 0 {
 		return p.closed + 1
 	}
 	return p.closed
 }
 
-// batch is one write: the updates of whole records where they fit, with
-// the parents they require and the role.put rows they owe.
+// recordWrite is what one record writes in one phase.
+type recordWrite struct {
+	updates    []authz.Update
+	conditions []authz.Condition
+	role       *authz.Record // a role that owes a role.put row
+}
+
+// phaseWrite is what rec writes in phase p: its purge in phase 0 (while its
+// tenant still does not exist, as PutTenant purges), its own updates in its
+// kind's phase, else nothing.
+func phaseWrite(plan authz.RecordPlan, rec authz.Record, p int) recordWrite {
+	if p == 0 {
+		if len(plan.Purge) == 0 {
+			return recordWrite{}
+		}
+		return recordWrite{updates: plan.Purge, conditions: []authz.Condition{{ResourceType: "tenant", ResourceID: rec.TenantID, Relation: "platform"}}}
+	}
+	if phaseOf[rec.Kind] != p || len(plan.Updates) == 0 {
+		return recordWrite{}
+	}
+	w := recordWrite{updates: plan.Updates, conditions: plan.Conditions}
+	if rec.Kind == authz.KindRole {
+		w.role = &rec
+	}
+	return w
+}
+
+// batch is one write: the writes of whole records where they fit.
 type batch struct {
-	updates []authz.Update
-	parents []authz.Parent
-	roles   []authz.Record
+	items      []recordWrite
+	updates    int
+	conditions int
+}
+
+// flat is the batch's updates, its conditions without repeats, and the roles
+// that owe role.put rows.
+func (b batch) flat() ([]authz.Update, []authz.Condition, []authz.Record) {
+	var updates []authz.Update
+	var conditions []authz.Condition
+	var roles []authz.Record
+	seen := map[authz.Condition]bool{}
+	for _, it := range b.items {
+		updates = append(updates, it.updates...)
+		for _, c := range it.conditions {
+			if !seen[c] {
+				seen[c] = true
+				conditions = append(conditions, c)
+			}
+		}
+		if it.role != nil {
+			roles = append(roles, *it.role)
+		}
+	}
+	return updates, conditions, roles
+}
+
+// halves splits a batch in two: its records, or the updates of its one record.
+func (b batch) halves() (batch, batch, bool) {
+	if len(b.items) > 1 {
+		h := len(b.items) / 2
+		return batch{items: b.items[:h]}, batch{items: b.items[h:]}, true
+	}
+	if len(b.items) == 1 && len(b.items[0].updates) > 1 {
+		it := b.items[0]
+		h := len(it.updates) / 2
+		second := it
+		second.updates, second.role = it.updates[h:], nil
+		it.updates = it.updates[:h]
+		return batch{items: []recordWrite{it}}, batch{items: []recordWrite{second}}, true
+	}
+	return batch{}, batch{}, false
 }
 
 // write writes phase p's updates in batches, up to Writers at once.
@@ -421,8 +486,9 @@ func (run *importRun) write(ctx context.Context, p int) error {
 		})
 	}
 	var cur batch
+	limit := run.s.imports.Batch
 	flush := func() {
-		if len(cur.updates) > 0 {
+		if cur.updates > 0 {
 			select {
 			case work <- cur:
 			case <-ctx.Done():
@@ -434,32 +500,16 @@ func (run *importRun) write(ctx context.Context, p int) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		plan := run.world.Plan(rec)
-		updates := plan.Purge
-		if p > 0 {
-			if phaseOf[rec.Kind] != p {
-				return nil
-			}
-			updates = plan.Updates
-		}
-		if len(updates) == 0 {
+		w := phaseWrite(run.world.Plan(rec), rec, p)
+		if len(w.updates) == 0 {
 			return nil
 		}
-		if len(cur.updates) > 0 && len(cur.updates)+len(updates) > run.s.imports.Batch {
+		if cur.updates > 0 && (cur.updates+len(w.updates) > limit || cur.conditions+len(w.conditions) > limit) {
 			flush()
 		}
-		cur.updates = append(cur.updates, updates...)
-		if p > 0 {
-			for _, par := range plan.Parents {
-				if !slices.Contains(cur.parents, par) {
-					cur.parents = append(cur.parents, par)
-				}
-			}
-			if rec.Kind == authz.KindRole {
-				cur.roles = append(cur.roles, rec)
-			}
-		}
-		if len(cur.updates) >= run.s.imports.Batch {
+		cur.items = append(cur.items, w)
+		cur.updates, cur.conditions = cur.updates+len(w.updates), cur.conditions+len(w.conditions)
+		if cur.updates >= limit || cur.conditions >= limit {
 			flush()
 		}
 		return nil
@@ -481,27 +531,28 @@ func (run *importRun) write(ctx context.Context, p int) error {
 // SpiceDB refuses for its size is split in two.
 func (run *importRun) writeBatch(ctx context.Context, b batch) error {
 	decisionID := newDecisionID()
-	token, err := run.s.transfer.WriteBatch(authz.WithWriteID(ctx, decisionID), b.updates, b.parents)
-	if authz.ErrorCode(err) == authz.ETOOLARGE && len(b.updates) > 1 {
-		run.batches.Add(1)
-		half := len(b.updates) / 2
-		first := batch{updates: b.updates[:half], parents: b.parents, roles: b.roles}
-		if err := run.writeBatch(ctx, first); err != nil {
-			return err
+	updates, conditions, roles := b.flat()
+	token, err := run.s.transfer.WriteBatch(authz.WithWriteID(ctx, decisionID), updates, conditions)
+	if authz.ErrorCode(err) == authz.ETOOLARGE {
+		if first, second, ok := b.halves(); ok {
+			run.batches.Add(1)
+			if err := run.writeBatch(ctx, first); err != nil {
+				return err
+			}
+			return run.writeBatch(ctx, second)
 		}
-		return run.writeBatch(ctx, batch{updates: b.updates[half:], parents: b.parents})
 	}
 	if err != nil {
 		return err
 	}
 	n := run.landed.Add(1)
-	changes := make([]string, len(b.updates))
-	for i, u := range b.updates {
+	changes := make([]string, len(updates))
+	for i, u := range updates {
 		changes[i] = u.String()
 	}
 	e := run.event("import.batch", decisionID, token)
 	e.Details = map[string]any{"import_id": RequestID(ctx), "batch": n, "batches": run.batches.Load(), "changes": changes}
-	events := append([]authz.Event{e}, run.roleRows(b.roles, token)...)
+	events := append([]authz.Event{e}, run.roleRows(roles, token)...)
 	return run.s.record(run.r, events...)
 }
 

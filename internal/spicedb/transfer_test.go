@@ -39,7 +39,7 @@ func TestWriteBatchTooLarge(t *testing.T) {
 	}
 	// A parent that does not exist fails the batch as a conflict, writing nothing.
 	if _, err := g.WriteBatch(ctx, []authz.Update{{Relationship: relTo(typePartner, "p0", relAdmin, user("alice"))}},
-		[]authz.Parent{{Kind: authz.KindPartner, ID: "gone"}}); authz.ErrorCode(err) != authz.ECONFLICT {
+		[]authz.Condition{parent(typePartner, "gone")}); authz.ErrorCode(err) != authz.ECONFLICT {
 		t.Fatalf("missing parent: %v, want conflict", err)
 	}
 	w, err := g.ReadWorld(ctx, "")
@@ -85,5 +85,49 @@ func TestWorldLeavesOutWhatNoRecordExpresses(t *testing.T) {
 	p := w.Plan(authz.Record{Kind: authz.KindTenant, TenantID: "gone", PartnerID: "p"})
 	if p.Status != authz.StatusCreated || len(p.Purge) != 1 || !p.Purge[0].Delete || len(p.Updates) != 2 {
 		t.Fatalf("plan of a tenant over leftovers: %+v", p)
+	}
+}
+
+// TestPlanIsConditionedOnWhatItRead: a record's writes land only on the
+// state the import read, as the PUT routes' read-modify-writes do: a tenant
+// moved or a resource given an owner meanwhile fails the batch, leaving one
+// partner and one owner.
+func TestPlanIsConditionedOnWhatItRead(t *testing.T) {
+	g := mustOpenMemory(t)
+	ctx := authz.WithWriteID(context.Background(), "import-test")
+	must := mustWrite(t)
+	for _, p := range []string{"p", "q", "r"} {
+		must(g.PutPartner(ctx, p))
+	}
+	must(g.PutTenant(ctx, "t", "p"))
+	w, err := g.ReadWorld(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	move := w.Plan(authz.Record{Kind: authz.KindTenant, TenantID: "t", PartnerID: "q"})
+	res := w.Plan(authz.Record{Kind: authz.KindResource, TenantID: "t", Resource: authz.Resource{Type: "bunker", ID: "b"}, Owner: user("alice")})
+	if move.Status != authz.StatusUpdated || res.Status != authz.StatusCreated {
+		t.Fatalf("plans: %+v %+v", move, res)
+	}
+	must(g.PutTenant(ctx, "t", "r"))
+	must(g.PutResource(ctx, "t", authz.Resource{Type: "bunker", ID: "b"}, user("bob")))
+	for name, p := range map[string]authz.RecordPlan{"move": move, "resource": res} {
+		if _, err := g.WriteBatch(ctx, p.Updates, p.Conditions); authz.ErrorCode(err) != authz.ECONFLICT {
+			t.Fatalf("%s over a changed state: %v, want conflict", name, err)
+		}
+	}
+	after, err := g.ReadWorld(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := after.Records()
+	var lines []string
+	for _, r := range recs {
+		lines = append(lines, string(r.AppendJSON(nil)))
+	}
+	want := []string{`{"kind":"partner","partner_id":"r"}`, `{"kind":"tenant","tenant_id":"t","partner_id":"r"}`,
+		`{"kind":"resource","tenant_id":"t","resource":{"type":"bunker","id":"b"},"owner_id":"bob"}`}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("after the refused batches: %q, want %q", lines, want)
 	}
 }
