@@ -139,7 +139,7 @@ type importRun struct {
 	// planned counts each phase's updates; packing packs them into batches
 	// as write does, to count the batches before any is written.
 	planned [phases]int
-	packing [phases]packer
+	packing [phases]*packer
 
 	batches atomic.Int64 // batches of the import, growing when one is split
 	landed  atomic.Int64
@@ -184,6 +184,9 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	run := &importRun{s: s, r: r, spool: spool, rules: s.recordRules(), actor: actorFrom(ctx),
 		client: clientName(tokenFrom(ctx)), seen: map[string]seenRecord{}, dups: map[int]bool{}, renamed: map[string]bool{},
 		answer: importAnswer{Kinds: map[string]*kindCounts{}}}
+	for p := range run.packing {
+		run.packing[p] = &packer{limit: s.imports.Batch}
+	}
 	body := http.MaxBytesReader(w, r.Body, s.imports.MaxBytes)
 	if err := run.scan(io.TeeReader(body, spool)); err != nil {
 		s.Error(w, r, err)
@@ -197,7 +200,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	for p := range phases {
+	for p := range run.packing {
 		run.batches.Add(int64(run.packing[p].batches()))
 	}
 	run.answer.Batches = int(run.batches.Load())
@@ -327,8 +330,8 @@ func (run *importRun) check(ctx context.Context) error {
 		run.answer.count(rec.Kind, plan.Status)
 		run.planned[0] += len(plan.Purge)
 		run.planned[phaseOf[rec.Kind]] += len(plan.Updates)
-		run.packing[0].add(phaseWrite(plan, rec, 0), run.s.imports.Batch)
-		run.packing[phaseOf[rec.Kind]].add(phaseWrite(plan, rec, phaseOf[rec.Kind]), run.s.imports.Batch)
+		run.packing[0].add(phaseWrite(plan, rec, 0))
+		run.packing[phaseOf[rec.Kind]].add(phaseWrite(plan, rec, phaseOf[rec.Kind]))
 		return nil
 	})
 	if err != nil {
@@ -368,27 +371,57 @@ func (run *importRun) check(ctx context.Context) error {
 	return nil
 }
 
-// packer counts the batches write makes of a phase: a record's writes join
-// the open batch unless they would take its updates or its conditions past
-// the limit, and a batch at the limit is closed.
-type packer struct{ closed, updates, conditions int }
-
-func (p *packer) add(w recordWrite, limit int) {
-	n, m := len(w.updates), len(w.conditions)
-	if n == 0 {
-		return
-	}
-	if p.updates > 0 && (p.updates+n > limit || p.conditions+m > limit) {
-		p.closed, p.updates, p.conditions = p.closed+1, 0, 0
-	}
-	p.updates, p.conditions = p.updates+n, p.conditions+m
-	if p.updates >= limit || p.conditions >= limit {
-		p.closed, p.updates, p.conditions = p.closed+1, 0, 0
-	}
+// packer packs a phase's record writes into batches: a record's writes join
+// the open batch unless they would take its updates or its distinct
+// conditions past the limit, and a batch at the limit is closed. check
+// packs to count the batches before any is written, write to write them.
+type packer struct {
+	limit  int
+	open   batch
+	seen   map[authz.Condition]bool
+	closed int
 }
 
-func (p packer) batches() int {
-	if p.updates > 0 {
+// add packs w and returns the batches it closed.
+func (p *packer) add(w recordWrite) []batch {
+	if len(w.updates) == 0 {
+		return nil
+	}
+	var out []batch
+	fresh := 0
+	for _, c := range w.conditions {
+		if !p.seen[c] {
+			fresh++
+		}
+	}
+	if p.open.updates > 0 && (p.open.updates+len(w.updates) > p.limit || len(p.seen)+fresh > p.limit) {
+		out = append(out, p.close())
+	}
+	if p.seen == nil {
+		p.seen = map[authz.Condition]bool{}
+	}
+	for _, c := range w.conditions {
+		p.seen[c] = true
+	}
+	p.open.items = append(p.open.items, w)
+	p.open.updates += len(w.updates)
+	if p.open.updates >= p.limit || len(p.seen) >= p.limit {
+		out = append(out, p.close())
+	}
+	return out
+}
+
+// close closes the open batch and returns it.
+func (p *packer) close() batch {
+	b := p.open
+	p.open, p.seen = batch{}, nil
+	p.closed++
+	return b
+}
+
+// batches counts the batches packed so far, the open one included.
+func (p *packer) batches() int {
+	if p.open.updates > 0 {
 		return p.closed + 1
 	}
 	return p.closed
@@ -423,9 +456,8 @@ func phaseWrite(plan authz.RecordPlan, rec authz.Record, p int) recordWrite {
 
 // batch is one write: the writes of whole records where they fit.
 type batch struct {
-	items      []recordWrite
-	updates    int
-	conditions int
+	items   []recordWrite
+	updates int
 }
 
 // flat is the batch's updates, its conditions without repeats, and the roles
@@ -485,36 +517,25 @@ func (run *importRun) write(ctx context.Context, p int) error {
 			}
 		})
 	}
-	var cur batch
-	limit := run.s.imports.Batch
-	flush := func() {
-		if cur.updates > 0 {
-			select {
-			case work <- cur:
-			case <-ctx.Done():
-			}
+	send := func(b batch) {
+		select {
+		case work <- b:
+		case <-ctx.Done():
 		}
-		cur = batch{}
 	}
+	pk := packer{limit: run.s.imports.Batch}
 	err := run.each(func(rec authz.Record) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		w := phaseWrite(run.world.Plan(rec), rec, p)
-		if len(w.updates) == 0 {
-			return nil
-		}
-		if cur.updates > 0 && (cur.updates+len(w.updates) > limit || cur.conditions+len(w.conditions) > limit) {
-			flush()
-		}
-		cur.items = append(cur.items, w)
-		cur.updates, cur.conditions = cur.updates+len(w.updates), cur.conditions+len(w.conditions)
-		if cur.updates >= limit || cur.conditions >= limit {
-			flush()
+		for _, b := range pk.add(phaseWrite(run.world.Plan(rec), rec, p)) {
+			send(b)
 		}
 		return nil
 	})
-	flush()
+	if err == nil && pk.open.updates > 0 {
+		send(pk.close())
+	}
 	close(work)
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Cause(ctx)) {
