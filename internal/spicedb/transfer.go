@@ -133,9 +133,9 @@ func (g *Graph) ReadWorld(ctx context.Context, tenantID string) (authz.World, er
 }
 
 // readEach streams the relationships matching f at one revision into fn.
+// A whole world takes longer than one call's timeout: the caller's context
+// bounds it (an import's or export's deadline).
 func (g *Graph) readEach(ctx context.Context, at *v1.Consistency, f *v1.RelationshipFilter, fn func(*v1.Relationship)) error {
-	ctx, cancel := context.WithTimeout(ctx, g.wtimeout)
-	defer cancel()
 	stream, err := g.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: at, RelationshipFilter: f})
 	if err != nil {
 		return mapError(err, "read relationships")
