@@ -29,21 +29,43 @@ type ImportResult struct {
 }
 
 // ImportOption configures Import.
-type ImportOption func(url.Values)
+type ImportOption func(*importCall)
+
+type importCall struct {
+	query    url.Values
+	importID string
+}
 
 // DryRun makes Import validate and count without writing.
-func DryRun() ImportOption { return func(q url.Values) { q.Set("dry_run", "true") } }
+func DryRun() ImportOption { return func(c *importCall) { c.query.Set("dry_run", "true") } }
+
+// WithImportID names the import (it is sent as its X-Request-Id), so that
+// ImportStatus can follow it while it runs.
+func WithImportID(id string) ImportOption { return func(c *importCall) { c.importID = id } }
+
+// ImportStatus is how far an import has come.
+type ImportStatus struct {
+	// Batches is the number of batches the import writes (0 until the first lands).
+	Batches        int  `json:"batches"`
+	BatchesWritten int  `json:"batches_written"`
+	Done           bool `json:"done"`
+}
+
+// ImportStatus reads the progress of the import named importID (WithImportID).
+func (c *Client) ImportStatus(ctx context.Context, importID string) (ImportStatus, error) {
+	return get[ImportStatus](ctx, c, "/v1/import/status", url.Values{"import_id": {importID}})
+}
 
 // Import sends a record document (one JSON record a line, as Export writes)
 // to POST /v1/import. A refused document answers an *Error whose Line is
 // the first bad line. The document is streamed once and not retried; the
 // call is bounded by ctx, not by WithTimeout, since an import may take minutes.
 func (c *Client) Import(ctx context.Context, document io.Reader, opts ...ImportOption) (ImportResult, error) {
-	q := url.Values{}
+	ic := importCall{query: url.Values{}}
 	for _, o := range opts {
-		o(q)
+		o(&ic)
 	}
-	resp, err := c.stream(ctx, http.MethodPost, "/v1/import", q, document, "application/x-ndjson")
+	resp, err := c.stream(ctx, http.MethodPost, "/v1/import", ic.query, document, "application/x-ndjson", ic.importID)
 	if err != nil {
 		return ImportResult{}, err
 	}
@@ -63,7 +85,7 @@ func (c *Client) Export(ctx context.Context, w io.Writer, tenantID string) (stri
 	if tenantID != "" {
 		q.Set("tenant_id", tenantID)
 	}
-	resp, err := c.stream(ctx, http.MethodGet, "/v1/export", q, nil, "")
+	resp, err := c.stream(ctx, http.MethodGet, "/v1/export", q, nil, "", "")
 	if err != nil {
 		return "", err
 	}
@@ -76,7 +98,7 @@ func (c *Client) Export(ctx context.Context, w io.Writer, tenantID string) (stri
 
 // stream makes one request whose body or answer is a document, and returns
 // the response of a 2xx answer (the caller closes its body).
-func (c *Client) stream(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
+func (c *Client) stream(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType, requestID string) (*http.Response, error) {
 	u := c.baseURL + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -92,6 +114,9 @@ func (c *Client) stream(ctx context.Context, method, path string, q url.Values, 
 	}
 	if c.actor != "" {
 		req.Header.Set("X-Actor-User-Id", c.actor)
+	}
+	if requestID != "" {
+		req.Header.Set("X-Request-Id", requestID)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -121,6 +121,7 @@ func TestRoutes(t *testing.T) {
 			return err
 		},
 		func() error { _, err := c.Export(ctx, io.Discard, "t1"); return err },
+		func() error { _, err := c.ImportStatus(ctx, "imp-1"); return err },
 		func() error { _, err := c.ShadowReport(ctx, client.ShadowQuery{Since: time.Now()}); return err },
 	}
 	for i, call := range calls {

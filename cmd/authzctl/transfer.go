@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +24,8 @@ func importCmd() *command {
 		help: `The file (or standard input with "-") holds records as authzctl export writes them. authzd
 validates the whole document before it writes anything; a refused document is reported as
 FILE:LINE: message. Only what differs from authzd's state is written; importing the same
-document again creates nothing. On a terminal, the bytes sent are shown while they go.`,
+document again creates nothing. On a terminal, the bytes sent and then the batches written
+(GET /v1/import/status) are shown while the import runs.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&dryRun, "dry-run", false, "validate and count, write nothing")
 		},
@@ -40,11 +42,12 @@ document again creates nothing. On a terminal, the bytes sent are shown while th
 			} else {
 				name = "<stdin>"
 			}
-			var opts []client.ImportOption
+			id := "import-" + rand.Text()
+			opts := []client.ImportOption{client.WithImportID(id)}
 			if dryRun {
 				opts = append(opts, client.DryRun())
 			}
-			stop := progress(e, &in)
+			stop := progress(ctx, e, c, id, &in)
 			res, err := c.Import(ctx, in, opts...)
 			stop()
 			var ae *client.Error
@@ -76,15 +79,20 @@ document again creates nothing. On a terminal, the bytes sent are shown while th
 			if err := t.flush(); err != nil {
 				return err
 			}
+			if res.DryRun {
+				_, err = fmt.Fprintln(e.stdout, "validated at revision:", res.ZedToken)
+				return err
+			}
 			_, err = fmt.Fprintln(e.stdout, "zed token:", res.ZedToken)
 			return err
 		},
 	}
 }
 
-// progress shows the bytes read from *in on a terminal's stderr, replacing
-// *in by a counting reader; the returned func ends the display.
-func progress(e *env, in *io.Reader) func() {
+// progress shows on a terminal's stderr the bytes read from *in (replacing
+// it by a counting reader) and, once all are sent, the batches of import id
+// that have landed; the returned func ends the display.
+func progress(ctx context.Context, e *env, c *client.Client, id string, in *io.Reader) func() {
 	f, ok := e.stderr.(*os.File)
 	if !ok {
 		return func() {}
@@ -103,24 +111,36 @@ func progress(e *env, in *io.Reader) func() {
 		for {
 			select {
 			case <-done:
-				fmt.Fprintf(f, "\rsent %.1f MiB; authzd is validating and writing\n", float64(cr.n.Load())/(1<<20))
+				fmt.Fprintln(f)
 				return
 			case <-tick.C:
-				fmt.Fprintf(f, "\rsent %.1f MiB", float64(cr.n.Load())/(1<<20))
 			}
+			line := fmt.Sprintf("sent %.1f MiB", float64(cr.n.Load())/(1<<20))
+			if cr.eof.Load() {
+				if st, err := c.ImportStatus(ctx, id); err == nil && st.Batches > 0 {
+					line += fmt.Sprintf("; batches written %d of %d", st.BatchesWritten, st.Batches)
+				} else {
+					line += "; authzd is validating"
+				}
+			}
+			fmt.Fprintf(f, "\r%-60s", line)
 		}
 	}()
 	return func() { close(done); <-finished }
 }
 
 type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+	r   io.Reader
+	n   atomic.Int64
+	eof atomic.Bool
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	if err == io.EOF {
+		c.eof.Store(true)
+	}
 	return n, err
 }
 

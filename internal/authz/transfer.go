@@ -40,12 +40,15 @@ func (u Update) String() string {
 	return "touch " + u.Relationship.String()
 }
 
-// Parent is an object a record's writes require to exist when they land,
-// as the PUT route of its kind requires: a partner, tenant or custom role.
-type Parent struct {
-	Kind string // KindPartner, KindTenant or KindRole
-	// ID is the partner or tenant id, or "<tenant>/<role>".
-	ID string
+// Condition is what must hold when a batch lands for its writes to have
+// their PUT routes' meaning: a parent exists, a value read is still the
+// value (or there is still none).
+type Condition struct {
+	// Exists demands a matching relationship; false demands none.
+	Exists                             bool
+	ResourceType, ResourceID, Relation string
+	// SubjectType and SubjectID narrow the match to one subject; empty: any.
+	SubjectType, SubjectID string
 }
 
 // RecordPlan is what writing one record into a World takes.
@@ -55,8 +58,8 @@ type RecordPlan struct {
 	// record creates; it lands before anything else of the import.
 	Purge []Update
 	// Updates are the record's own writes; empty when Status is unchanged.
-	Updates []Update
-	Parents []Parent
+	Updates    []Update
+	Conditions []Condition
 }
 
 // World is the graph's provisioning state at one revision, as records.
@@ -73,4 +76,12 @@ type World interface {
 	// carry no Name (names are kept in the audit log). Unexpressed counts the
 	// relationships no record expresses, which are left out.
 	Records() (records []Record, unexpressed int)
+}
+
+// ImportStatus is how far an import has come, from its audit rows.
+type ImportStatus struct {
+	// Batches is the number of batches the import writes (0 until the first lands).
+	Batches        int  `json:"batches"`
+	BatchesWritten int  `json:"batches_written"`
+	Done           bool `json:"done"`
 }

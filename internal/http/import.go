@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,9 +22,9 @@ type Transfer interface {
 	// ReadWorld reads the provisioning state at one revision (one tenant's
 	// part of it when tenantID is set).
 	ReadWorld(ctx context.Context, tenantID string) (authz.World, error)
-	// WriteBatch applies updates atomically, conditioned on parents
-	// existing; a batch refused for its size answers ETOOLARGE.
-	WriteBatch(ctx context.Context, updates []authz.Update, parents []authz.Parent) (string, error)
+	// WriteBatch applies updates atomically if every condition holds; a
+	// batch refused for its size answers ETOOLARGE.
+	WriteBatch(ctx context.Context, updates []authz.Update, conditions []authz.Condition) (string, error)
 	// ImportBarrier writes nothing at a revision after every earlier write.
 	ImportBarrier(ctx context.Context) (string, error)
 }
@@ -140,7 +139,7 @@ type importRun struct {
 	// planned counts each phase's updates; packing packs them into batches
 	// as write does, to count the batches before any is written.
 	planned [phases]int
-	packing [phases]packer
+	packing [phases]*packer
 
 	batches atomic.Int64 // batches of the import, growing when one is split
 	landed  atomic.Int64
@@ -185,6 +184,9 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	run := &importRun{s: s, r: r, spool: spool, rules: s.recordRules(), actor: actorFrom(ctx),
 		client: clientName(tokenFrom(ctx)), seen: map[string]seenRecord{}, dups: map[int]bool{}, renamed: map[string]bool{},
 		answer: importAnswer{Kinds: map[string]*kindCounts{}}}
+	for p := range run.packing {
+		run.packing[p] = &packer{limit: s.imports.Batch}
+	}
 	body := http.MaxBytesReader(w, r.Body, s.imports.MaxBytes)
 	if err := run.scan(io.TeeReader(body, spool)); err != nil {
 		s.Error(w, r, err)
@@ -198,7 +200,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	for p := range phases {
+	for p := range run.packing {
 		run.batches.Add(int64(run.packing[p].batches()))
 	}
 	run.answer.Batches = int(run.batches.Load())
@@ -328,8 +330,8 @@ func (run *importRun) check(ctx context.Context) error {
 		run.answer.count(rec.Kind, plan.Status)
 		run.planned[0] += len(plan.Purge)
 		run.planned[phaseOf[rec.Kind]] += len(plan.Updates)
-		run.packing[0].add(len(plan.Purge), run.s.imports.Batch)
-		run.packing[phaseOf[rec.Kind]].add(len(plan.Updates), run.s.imports.Batch)
+		run.packing[0].add(phaseWrite(plan, rec, 0))
+		run.packing[phaseOf[rec.Kind]].add(phaseWrite(plan, rec, phaseOf[rec.Kind]))
 		return nil
 	})
 	if err != nil {
@@ -369,37 +371,132 @@ func (run *importRun) check(ctx context.Context) error {
 	return nil
 }
 
-// packer counts the batches write makes of a phase: a record's updates join
-// the open batch unless they would take it past the limit, and a batch at
-// the limit is closed.
-type packer struct{ closed, fill int }
-
-func (p *packer) add(n, limit int) {
-	if n == 0 {
-		return
-	}
-	if p.fill > 0 && p.fill+n > limit {
-		p.closed, p.fill = p.closed+1, 0
-	}
-	p.fill += n
-	if p.fill >= limit {
-		p.closed, p.fill = p.closed+1, 0
-	}
+// packer packs a phase's record writes into batches: a record's writes join
+// the open batch unless they would take its updates or its distinct
+// conditions past the limit, and a batch at the limit is closed. check
+// packs to count the batches before any is written, write to write them.
+type packer struct {
+	limit  int
+	open   batch
+	seen   map[authz.Condition]bool
+	closed int
 }
 
-func (p packer) batches() int {
-	if p.fill > 0 {
+// add packs w and returns the batches it closed.
+func (p *packer) add(w recordWrite) []batch {
+	if len(w.updates) == 0 {
+		return nil
+	}
+	var out []batch
+	fresh := 0
+	for _, c := range w.conditions {
+		if !p.seen[c] {
+			fresh++
+		}
+	}
+	if p.open.updates > 0 && (p.open.updates+len(w.updates) > p.limit || len(p.seen)+fresh > p.limit) {
+		out = append(out, p.close())
+	}
+	if p.seen == nil {
+		p.seen = map[authz.Condition]bool{}
+	}
+	for _, c := range w.conditions {
+		p.seen[c] = true
+	}
+	p.open.items = append(p.open.items, w)
+	p.open.updates += len(w.updates)
+	if p.open.updates >= p.limit || len(p.seen) >= p.limit {
+		out = append(out, p.close())
+	}
+	return out
+}
+
+// close closes the open batch and returns it.
+func (p *packer) close() batch {
+	b := p.open
+	p.open, p.seen = batch{}, nil
+	p.closed++
+	return b
+}
+
+// batches counts the batches packed so far, the open one included.
+func (p *packer) batches() int {
+	if p.open.updates > 0 {
 		return p.closed + 1
 	}
 	return p.closed
 }
 
-// batch is one write: the updates of whole records where they fit, with
-// the parents they require and the role.put rows they owe.
+// recordWrite is what one record writes in one phase.
+type recordWrite struct {
+	updates    []authz.Update
+	conditions []authz.Condition
+	role       *authz.Record // a role that owes a role.put row
+}
+
+// phaseWrite is what rec writes in phase p: its purge in phase 0 (while its
+// tenant still does not exist, as PutTenant purges), its own updates in its
+// kind's phase, else nothing.
+func phaseWrite(plan authz.RecordPlan, rec authz.Record, p int) recordWrite {
+	if p == 0 {
+		if len(plan.Purge) == 0 {
+			return recordWrite{}
+		}
+		return recordWrite{updates: plan.Purge, conditions: []authz.Condition{{ResourceType: "tenant", ResourceID: rec.TenantID, Relation: "platform"}}}
+	}
+	if phaseOf[rec.Kind] != p || len(plan.Updates) == 0 {
+		return recordWrite{}
+	}
+	w := recordWrite{updates: plan.Updates, conditions: plan.Conditions}
+	if rec.Kind == authz.KindRole {
+		w.role = &rec
+	}
+	return w
+}
+
+// batch is one write: the writes of whole records where they fit.
 type batch struct {
-	updates []authz.Update
-	parents []authz.Parent
-	roles   []authz.Record
+	items   []recordWrite
+	updates int
+}
+
+// flat is the batch's updates, its conditions without repeats, and the roles
+// that owe role.put rows.
+func (b batch) flat() ([]authz.Update, []authz.Condition, []authz.Record) {
+	var updates []authz.Update
+	var conditions []authz.Condition
+	var roles []authz.Record
+	seen := map[authz.Condition]bool{}
+	for _, it := range b.items {
+		updates = append(updates, it.updates...)
+		for _, c := range it.conditions {
+			if !seen[c] {
+				seen[c] = true
+				conditions = append(conditions, c)
+			}
+		}
+		if it.role != nil {
+			roles = append(roles, *it.role)
+		}
+	}
+	return updates, conditions, roles
+}
+
+// halves splits a batch in two: its records, or the updates of its one record.
+func (b batch) halves() (batch, batch, bool) {
+	if len(b.items) > 1 {
+		h := len(b.items) / 2
+		return batch{items: b.items[:h]}, batch{items: b.items[h:]}, true
+	}
+	if len(b.items) == 1 && len(b.items[0].updates) > 1 {
+		it := b.items[0]
+		h := len(it.updates) / 2
+		second := it
+		second.updates, second.role = it.updates[h:], nil
+		it.updates = it.updates[:h]
+		return batch{items: []recordWrite{it}}, batch{items: []recordWrite{second}}, true
+	}
+	return batch{}, batch{}, false
 }
 
 // write writes phase p's updates in batches, up to Writers at once.
@@ -420,51 +517,25 @@ func (run *importRun) write(ctx context.Context, p int) error {
 			}
 		})
 	}
-	var cur batch
-	flush := func() {
-		if len(cur.updates) > 0 {
-			select {
-			case work <- cur:
-			case <-ctx.Done():
-			}
+	send := func(b batch) {
+		select {
+		case work <- b:
+		case <-ctx.Done():
 		}
-		cur = batch{}
 	}
+	pk := packer{limit: run.s.imports.Batch}
 	err := run.each(func(rec authz.Record) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		plan := run.world.Plan(rec)
-		updates := plan.Purge
-		if p > 0 {
-			if phaseOf[rec.Kind] != p {
-				return nil
-			}
-			updates = plan.Updates
-		}
-		if len(updates) == 0 {
-			return nil
-		}
-		if len(cur.updates) > 0 && len(cur.updates)+len(updates) > run.s.imports.Batch {
-			flush()
-		}
-		cur.updates = append(cur.updates, updates...)
-		if p > 0 {
-			for _, par := range plan.Parents {
-				if !slices.Contains(cur.parents, par) {
-					cur.parents = append(cur.parents, par)
-				}
-			}
-			if rec.Kind == authz.KindRole {
-				cur.roles = append(cur.roles, rec)
-			}
-		}
-		if len(cur.updates) >= run.s.imports.Batch {
-			flush()
+		for _, b := range pk.add(phaseWrite(run.world.Plan(rec), rec, p)) {
+			send(b)
 		}
 		return nil
 	})
-	flush()
+	if err == nil && pk.open.updates > 0 {
+		send(pk.close())
+	}
 	close(work)
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Cause(ctx)) {
@@ -481,27 +552,28 @@ func (run *importRun) write(ctx context.Context, p int) error {
 // SpiceDB refuses for its size is split in two.
 func (run *importRun) writeBatch(ctx context.Context, b batch) error {
 	decisionID := newDecisionID()
-	token, err := run.s.transfer.WriteBatch(authz.WithWriteID(ctx, decisionID), b.updates, b.parents)
-	if authz.ErrorCode(err) == authz.ETOOLARGE && len(b.updates) > 1 {
-		run.batches.Add(1)
-		half := len(b.updates) / 2
-		first := batch{updates: b.updates[:half], parents: b.parents, roles: b.roles}
-		if err := run.writeBatch(ctx, first); err != nil {
-			return err
+	updates, conditions, roles := b.flat()
+	token, err := run.s.transfer.WriteBatch(authz.WithWriteID(ctx, decisionID), updates, conditions)
+	if authz.ErrorCode(err) == authz.ETOOLARGE {
+		if first, second, ok := b.halves(); ok {
+			run.batches.Add(1)
+			if err := run.writeBatch(ctx, first); err != nil {
+				return err
+			}
+			return run.writeBatch(ctx, second)
 		}
-		return run.writeBatch(ctx, batch{updates: b.updates[half:], parents: b.parents})
 	}
 	if err != nil {
 		return err
 	}
 	n := run.landed.Add(1)
-	changes := make([]string, len(b.updates))
-	for i, u := range b.updates {
+	changes := make([]string, len(updates))
+	for i, u := range updates {
 		changes[i] = u.String()
 	}
 	e := run.event("import.batch", decisionID, token)
 	e.Details = map[string]any{"import_id": RequestID(ctx), "batch": n, "batches": run.batches.Load(), "changes": changes}
-	events := append([]authz.Event{e}, run.roleRows(b.roles, token)...)
+	events := append([]authz.Event{e}, run.roleRows(roles, token)...)
 	return run.s.record(run.r, events...)
 }
 
@@ -576,4 +648,26 @@ func (run *importRun) finish(w http.ResponseWriter, action string, renamed []aut
 		return
 	}
 	writeJSON(w, http.StatusOK, run.answer)
+}
+
+// ImportStatuser reads an import's progress from the audit log.
+type ImportStatuser interface {
+	ImportStatus(ctx context.Context, importID string) (authz.ImportStatus, error)
+}
+
+// handleImportStatus answers how many of an import's batches have landed.
+// An import's id is its request's X-Request-Id (a caller that wants to follow
+// its import sends one); before the first batch lands, everything is zero.
+func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("import_id")
+	if id == "" || len(id) > 1024 {
+		s.Error(w, r, authz.Errorf(authz.EINVALID, "import_id is required: the X-Request-Id of the import"))
+		return
+	}
+	st, err := s.importStatus.ImportStatus(r.Context(), id)
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }

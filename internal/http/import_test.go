@@ -42,7 +42,7 @@ func (f *fakeTransfer) ReadWorld(context.Context, string) (authz.World, error) {
 	return emptyWorld{}, nil
 }
 
-func (f *fakeTransfer) WriteBatch(ctx context.Context, updates []authz.Update, _ []authz.Parent) (string, error) {
+func (f *fakeTransfer) WriteBatch(ctx context.Context, updates []authz.Update, _ []authz.Condition) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if authz.WriteIDFrom(ctx) == "" {

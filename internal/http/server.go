@@ -55,6 +55,7 @@ type Server struct {
 	transfer     Transfer
 	imports      ImportOptions
 	shadow       ShadowReporter
+	importStatus ImportStatuser
 	whatif       *WhatIf
 }
 
@@ -111,6 +112,8 @@ type Options struct {
 	Import   ImportOptions
 	// Shadow summarises shadowed checks (GET /v1/shadow/report).
 	Shadow ShadowReporter
+	// ImportStatus follows an import (GET /v1/import/status).
+	ImportStatus ImportStatuser
 	// WhatIf serves POST /v1/whatif; nil answers it 503.
 	WhatIf *WhatIf
 }
@@ -132,7 +135,7 @@ func NewServer(o Options) *Server {
 		s.keyRoles[k.Key.String()] = k.Roles
 	}
 	s.auth = newAuthenticator(o.AdminToken, o.TokenVerifier, o.TokenCacheTTL)
-	s.transfer, s.imports, s.shadow = o.Transfer, o.Import.withDefaults(), o.Shadow
+	s.transfer, s.imports, s.shadow, s.importStatus = o.Transfer, o.Import.withDefaults(), o.Shadow, o.ImportStatus
 	s.router = s.routes()
 	return s
 }
@@ -172,6 +175,7 @@ func (s *Server) routes() chi.Router {
 	// run past the server's deadlines, so they sit outside /v1's body limit.
 	r.With(s.require(authz.ScopeProvision), s.actor).Post("/v1/import", s.handleImport)
 	r.With(s.require(authz.ScopeProvision), s.actor).Get("/v1/export", s.handleExport)
+	r.With(s.limitBody, s.require(authz.ScopeProvision)).Get("/v1/import/status", s.handleImportStatus)
 	r.With(s.limitBody, s.require(authz.ScopeAuditRead)).Get("/v1/shadow/report", s.handleShadowReport)
 
 	// One group a scope, each route written out: the table reads as the map of

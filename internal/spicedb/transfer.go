@@ -27,15 +27,15 @@ func (g *Graph) ImportBarrier(ctx context.Context) (string, error) {
 	return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: importBarrierObject}, nil, nil)
 }
 
-// errImportConflict is a batch whose parents disappeared between the read
-// and the write.
+// errImportConflict is a batch whose conditions no longer held when it was
+// written: another writer changed what the import read.
 var errImportConflict = authz.Errorf(authz.ECONFLICT,
-	"a partner, tenant or role the document refers to was deleted while it was imported; run the import again")
+	"a partner, tenant, role or resource the document refers to changed while it was imported; run the import again")
 
-// WriteBatch applies one batch of an import atomically, conditioned on the
-// parents existing (the PUT routes' preconditions). A batch SpiceDB refuses
-// for its size answers ETOOLARGE, so the caller can split it.
-func (g *Graph) WriteBatch(ctx context.Context, updates []authz.Update, parents []authz.Parent) (string, error) {
+// WriteBatch applies one batch of an import atomically, conditioned as the
+// PUT routes condition their writes. A batch SpiceDB refuses for its size
+// answers ETOOLARGE, so the caller can split it.
+func (g *Graph) WriteBatch(ctx context.Context, updates []authz.Update, conditions []authz.Condition) (string, error) {
 	req := &v1.WriteRelationshipsRequest{Updates: make([]*v1.RelationshipUpdate, len(updates))}
 	for i, u := range updates {
 		r := u.Relationship
@@ -47,15 +47,16 @@ func (g *Graph) WriteBatch(ctx context.Context, updates []authz.Update, parents 
 			req.Updates[i] = touch(x)
 		}
 	}
-	for _, p := range parents {
-		switch p.Kind {
-		case authz.KindPartner:
-			req.OptionalPreconditions = append(req.OptionalPreconditions, exists(typePartner, p.ID, relPlatform))
-		case authz.KindTenant:
-			req.OptionalPreconditions = append(req.OptionalPreconditions, exists(typeTenant, p.ID, relPlatform))
-		case authz.KindRole:
-			req.OptionalPreconditions = append(req.OptionalPreconditions, exists(typeRole, p.ID, relTenant))
+	for _, c := range conditions {
+		f := &v1.RelationshipFilter{ResourceType: c.ResourceType, OptionalResourceId: c.ResourceID, OptionalRelation: c.Relation}
+		if c.SubjectType != "" {
+			f.OptionalSubjectFilter = &v1.SubjectFilter{SubjectType: c.SubjectType, OptionalSubjectId: c.SubjectID}
 		}
+		op := v1.Precondition_OPERATION_MUST_NOT_MATCH
+		if c.Exists {
+			op = v1.Precondition_OPERATION_MUST_MATCH
+		}
+		req.OptionalPreconditions = append(req.OptionalPreconditions, &v1.Precondition{Operation: op, Filter: f})
 	}
 	id, md := g.newWriteID(ctx)
 	req.OptionalTransactionMetadata = md
@@ -132,9 +133,9 @@ func (g *Graph) ReadWorld(ctx context.Context, tenantID string) (authz.World, er
 }
 
 // readEach streams the relationships matching f at one revision into fn.
+// A whole world takes longer than one call's timeout: the caller's context
+// bounds it (an import's or export's deadline).
 func (g *Graph) readEach(ctx context.Context, at *v1.Consistency, f *v1.RelationshipFilter, fn func(*v1.Relationship)) error {
-	ctx, cancel := context.WithTimeout(ctx, g.wtimeout)
-	defer cancel()
 	stream, err := g.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: at, RelationshipFilter: f})
 	if err != nil {
 		return mapError(err, "read relationships")
@@ -374,6 +375,27 @@ func platformRel(resType, id string) authz.Relationship {
 	return authz.Relationship{ResourceType: resType, ResourceID: id, Relation: relPlatform, SubjectType: typePlatform, SubjectID: platformID}
 }
 
+// parent is the condition that an object exists: a partner or tenant (its
+// platform relationship) or a custom role (its tenant relationship).
+func parent(resType, id string) authz.Condition {
+	relation := relPlatform
+	if resType == typeRole {
+		relation = relTenant
+	}
+	return authz.Condition{Exists: true, ResourceType: resType, ResourceID: id, Relation: relation}
+}
+
+// still is the condition that a relationship read is still there.
+func still(r authz.Relationship) authz.Condition {
+	return authz.Condition{Exists: true, ResourceType: r.ResourceType, ResourceID: r.ResourceID, Relation: r.Relation,
+		SubjectType: r.SubjectType, SubjectID: r.SubjectID}
+}
+
+// none is the condition that an object still has no relationship of relation.
+func none(resType, id, relation string) authz.Condition {
+	return authz.Condition{ResourceType: resType, ResourceID: id, Relation: relation}
+}
+
 // planned is a plan that creates when nothing is there and otherwise is
 // unchanged.
 func planned(there bool, updates ...authz.Relationship) authz.RecordPlan {
@@ -393,7 +415,7 @@ func (w *world) Plan(r authz.Record) authz.RecordPlan {
 		return planned(w.superAdmins[r.User.String()], relTo(typePlatform, platformID, relSuperAdmin, r.User))
 	case authz.KindPartnerAdmin:
 		p := planned(w.partnerAdmins[r.PartnerID][r.User.String()], relTo(typePartner, r.PartnerID, relAdmin, r.User))
-		p.Parents = []authz.Parent{{Kind: authz.KindPartner, ID: r.PartnerID}}
+		p.Conditions = []authz.Condition{parent(typePartner, r.PartnerID)}
 		return p
 	case authz.KindTenant:
 		return w.planTenant(r)
@@ -403,13 +425,13 @@ func (w *world) Plan(r authz.Record) authz.RecordPlan {
 		t := w.liveTenant(r.TenantID)
 		if authz.IsTenantRole(r.RoleID) {
 			p := planned(t != nil && t.members[r.RoleID][r.User.String()], relTo(typeTenant, r.TenantID, r.RoleID, r.User))
-			p.Parents = []authz.Parent{{Kind: authz.KindTenant, ID: r.TenantID}}
+			p.Conditions = []authz.Condition{parent(typeTenant, r.TenantID)}
 			return p
 		}
 		oid := r.TenantID + "/" + r.RoleID
 		there := t != nil && t.roles[r.RoleID] != nil && t.roles[r.RoleID].exists && t.roles[r.RoleID].members[r.User.String()]
 		p := planned(there, relTo(typeRole, oid, relMember, r.User))
-		p.Parents = []authz.Parent{{Kind: authz.KindTenant, ID: r.TenantID}, {Kind: authz.KindRole, ID: oid}}
+		p.Conditions = []authz.Condition{parent(typeTenant, r.TenantID), parent(typeRole, oid)}
 		return p
 	case authz.KindResource:
 		return w.planResource(r)
@@ -418,12 +440,14 @@ func (w *world) Plan(r authz.Record) authz.RecordPlan {
 }
 
 func (w *world) planTenant(r authz.Record) authz.RecordPlan {
-	p := authz.RecordPlan{Parents: []authz.Parent{{Kind: authz.KindPartner, ID: r.PartnerID}}}
+	p := authz.RecordPlan{Conditions: []authz.Condition{parent(typePartner, r.PartnerID)}}
 	partner := authz.Relationship{ResourceType: typeTenant, ResourceID: r.TenantID, Relation: relPartner, SubjectType: typePartner, SubjectID: r.PartnerID}
 	t := w.tenants[r.TenantID]
 	if t == nil || !t.exists {
+		// As PutTenant: only while nobody else created it meanwhile.
 		p.Status = authz.StatusCreated
 		p.Updates = touches(platformRel(typeTenant, r.TenantID), partner)
+		p.Conditions = append(p.Conditions, none(typeTenant, r.TenantID, relPlatform), none(typeTenant, r.TenantID, relPartner))
 		if t != nil {
 			p.Purge = deletes(t.rels...)
 		}
@@ -433,12 +457,15 @@ func (w *world) planTenant(r authz.Record) authz.RecordPlan {
 		p.Status = authz.StatusUnchanged
 		return p
 	}
+	// A move, as PutTenant's: conditioned on the partners read, so that
+	// concurrent moves end with one partner.
 	p.Status = authz.StatusUpdated
 	p.Updates = touches(partner)
 	for _, old := range t.partners {
+		was := authz.Relationship{ResourceType: typeTenant, ResourceID: r.TenantID, Relation: relPartner, SubjectType: typePartner, SubjectID: old}
+		p.Conditions = append(p.Conditions, still(was))
 		if old != r.PartnerID {
-			p.Updates = append(p.Updates, deletes(authz.Relationship{ResourceType: typeTenant, ResourceID: r.TenantID,
-				Relation: relPartner, SubjectType: typePartner, SubjectID: old})...)
+			p.Updates = append(p.Updates, deletes(was)...)
 		}
 	}
 	return p
@@ -446,7 +473,7 @@ func (w *world) planTenant(r authz.Record) authz.RecordPlan {
 
 func (w *world) planRole(r authz.Record) authz.RecordPlan {
 	oid := r.TenantID + "/" + r.RoleID
-	p := authz.RecordPlan{Parents: []authz.Parent{{Kind: authz.KindTenant, ID: r.TenantID}}}
+	p := authz.RecordPlan{Conditions: []authz.Condition{parent(typeTenant, r.TenantID)}}
 	grant := func(relation string) authz.Relationship {
 		return authz.Relationship{ResourceType: typeTenant, ResourceID: r.TenantID, Relation: relation,
 			SubjectType: typeRole, SubjectID: oid, SubjectRel: relMember}
@@ -486,43 +513,46 @@ func (w *world) planRole(r authz.Record) authz.RecordPlan {
 
 func (w *world) planResource(r authz.Record) authz.RecordPlan {
 	oid := r.TenantID + "/" + r.Resource.ID
-	p := authz.RecordPlan{Parents: []authz.Parent{{Kind: authz.KindTenant, ID: r.TenantID}}}
+	p := authz.RecordPlan{Conditions: []authz.Condition{parent(typeTenant, r.TenantID)}}
 	owner := relTo(r.Resource.Type, oid, relOwner, r.Owner)
 	var rs *resourceState
 	if t := w.liveTenant(r.TenantID); t != nil {
 		rs = t.resources[r.Resource.Type+"\x00"+r.Resource.ID]
 	}
-	if rs == nil || !rs.exists {
-		p.Status = authz.StatusCreated
-		p.Updates = touches(authz.Relationship{ResourceType: r.Resource.Type, ResourceID: oid, Relation: relTenant, SubjectType: typeTenant, SubjectID: r.TenantID}, owner)
-		if rs != nil {
-			p.Updates = append(p.Updates, w.staleOwners(r, oid, rs.owners)...)
-		}
-		return p
-	}
-	if slices.Equal(rs.owners, []string{r.Owner.String()}) {
+	if slices.Equal(rs.ownerList(), []string{r.Owner.String()}) && rs.exists {
 		p.Status = authz.StatusUnchanged
 		return p
 	}
 	p.Status = authz.StatusUpdated
-	p.Updates = append(touches(owner), w.staleOwners(r, oid, rs.owners)...)
-	return p
-}
-
-// staleOwners deletes the owners other than the record's.
-func (w *world) staleOwners(r authz.Record, oid string, owners []string) []authz.Update {
-	var out []authz.Update
-	for _, o := range owners {
-		if o == r.Owner.String() {
-			continue
-		}
+	if rs == nil || !rs.exists {
+		p.Status = authz.StatusCreated
+	}
+	p.Updates = touches(authz.Relationship{ResourceType: r.Resource.Type, ResourceID: oid, Relation: relTenant, SubjectType: typeTenant, SubjectID: r.TenantID}, owner)
+	// As PutResource: conditioned on the owners read (or on there being
+	// none), so that concurrent writes end with one owner.
+	if len(rs.ownerList()) == 0 {
+		p.Conditions = append(p.Conditions, none(r.Resource.Type, oid, relOwner))
+	}
+	for _, o := range rs.ownerList() {
 		s, err := authz.ParseSubject("owner_id", o)
 		if err != nil {
 			continue
 		}
-		out = append(out, deletes(relTo(r.Resource.Type, oid, relOwner, s))...)
+		was := relTo(r.Resource.Type, oid, relOwner, s)
+		p.Conditions = append(p.Conditions, still(was))
+		if o != r.Owner.String() {
+			p.Updates = append(p.Updates, deletes(was)...)
+		}
 	}
-	return out
+	return p
+}
+
+// ownerList is the owners read; none for a resource never seen.
+func (rs *resourceState) ownerList() []string {
+	if rs == nil {
+		return nil
+	}
+	return rs.owners
 }
 
 // Records lists the world as records, in export order, ids sorted.

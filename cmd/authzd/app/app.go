@@ -304,7 +304,7 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
 		Transfer: m.graph, Import: authzhttp.ImportOptions{MaxBytes: int64(m.cfg.ImportMaxBytes), Timeout: m.cfg.ImportTimeout,
 			SpoolDir: m.cfg.ImportSpoolDir, Batch: m.cfg.ImportBatch, Writers: m.cfg.ImportWriters},
-		Shadow: m.db,
+		Shadow: m.db, ImportStatus: m.db,
 		WhatIf: m.whatIf(met),
 	})
 }
