@@ -46,6 +46,9 @@ type CheckRequest struct {
 	Action string `json:"action,omitempty"`
 	// ConsistencyToken is a zed token from a write; the answer is at least as fresh as it.
 	ConsistencyToken string `json:"consistency_token,omitempty"`
+	// LegacyAllowed is the legacy system's answer to the same check (shadow mode): authzd
+	// answers as always and records whether the two agreed (see ShadowReport).
+	LegacyAllowed *bool `json:"legacy_allowed,omitempty"`
 }
 
 // CheckOption adds an optional part to a check.
@@ -66,6 +69,12 @@ func WithAction(action string) CheckOption {
 // zedToken. Without it authzd answers from its freshest cache.
 func WithConsistencyToken(zedToken string) CheckOption {
 	return func(r *CheckRequest) { r.ConsistencyToken = zedToken }
+}
+
+// WithLegacyAllowed sends the legacy system's answer to the same check, for the
+// shadow report. It never changes authzd's answer.
+func WithLegacyAllowed(allowed bool) CheckOption {
+	return func(r *CheckRequest) { r.LegacyAllowed = &allowed }
 }
 
 // HasModulePermission asks whether userID ("alice" or "sa:ci-bot") of tenantID may use
@@ -125,7 +134,7 @@ func (c *Client) EffectivePermissions(ctx context.Context, tenantID, userID stri
 	for _, opt := range opts {
 		opt(&req)
 	}
-	if req.Resource != nil || req.Action != "" {
+	if req.Resource != nil || req.Action != "" || req.LegacyAllowed != nil {
 		return nil, errors.New("authzd client: EffectivePermissions takes only WithConsistencyToken")
 	}
 	path, err := buildPath("/v1/tenants/{tenant_id}/users/{user_id}/permissions", tenantID, userID)

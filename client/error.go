@@ -25,6 +25,8 @@ type Error struct {
 	Code      string `json:"code"`       // one of the Code constants
 	Message   string `json:"message"`    // authzd's message, safe to show
 	RequestID string `json:"request_id"` // X-Request-Id, to find the request in authzd's logs
+	// Line is the first bad line (1-based) of a refused Import document; 0 otherwise.
+	Line int `json:"line,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -76,7 +78,7 @@ func decodeError(resp *http.Response, body []byte) *Error {
 	e := &Error{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	var b errorBody
 	if json.Unmarshal(body, &b) == nil && b.Error.Code != "" {
-		e.Code, e.Message = b.Error.Code, b.Error.Message
+		e.Code, e.Message, e.Line = b.Error.Code, b.Error.Message, b.Error.Line
 		if e.RequestID == "" {
 			e.RequestID = b.Error.RequestID
 		}

@@ -105,6 +105,10 @@ func TestRoutes(t *testing.T) {
 		func() error { _, err := c.EffectivePermissions(ctx, "t1", "alice"); return err },
 		func() error { _, err := c.Explain(ctx, "t1", "alice", "m:k"); return err },
 		func() error { _, err := c.Keys(ctx); return err },
+		func() error {
+			_, err := c.WhatIf(ctx, client.WhatIfRequest{TenantID: "t1", Since: time.Now().Add(-time.Hour)})
+			return err
+		},
 		func() error { _, err := c.ListAuditEvents(ctx, client.AuditQuery{}); return err },
 		func() error { _, err := c.AuditChain(ctx, -1, 10, time.Time{}); return err },
 		func() error { _, err := c.AuditCheckpoints(ctx, -1, 10); return err },
@@ -112,6 +116,13 @@ func TestRoutes(t *testing.T) {
 		func() error { _, err := c.CreateToken(ctx, "n", client.ScopeCheck); return err },
 		func() error { _, err := c.ListTokens(ctx); return err },
 		func() error { return c.RevokeToken(ctx, "tok1") },
+		func() error {
+			_, err := c.Import(ctx, strings.NewReader(`{"kind":"partner","partner_id":"p1"}`), client.DryRun())
+			return err
+		},
+		func() error { _, err := c.Export(ctx, io.Discard, "t1"); return err },
+		func() error { _, err := c.ImportStatus(ctx, "imp-1"); return err },
+		func() error { _, err := c.ShadowReport(ctx, client.ShadowQuery{Since: time.Now()}); return err },
 	}
 	for i, call := range calls {
 		if err := call(); err != nil {

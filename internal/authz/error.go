@@ -23,6 +23,9 @@ type Error struct {
 	Message string
 	// Err is the underlying cause. It is logged but never shown to callers.
 	Err error
+	// Line is the 1-based line of a document the error is about (see
+	// AtLine); 0 when it is about no line.
+	Line int
 }
 
 func (e *Error) Error() string {
@@ -42,6 +45,28 @@ func Errorf(code, format string, args ...any) *Error {
 // Wrap returns an *Error that hides err from callers behind message.
 func Wrap(code string, err error, message string) *Error {
 	return &Error{Code: code, Message: message, Err: err}
+}
+
+// AtLine returns err as an *Error about line of a document, keeping its
+// code and message.
+func AtLine(line int, err error) *Error {
+	return &Error{Code: ErrorCode(err), Message: ErrorMessage(err), Err: err, Line: line}
+}
+
+// ErrorLine returns the line of the first *Error in err's chain that names
+// one, or 0.
+func ErrorLine(err error) int {
+	for err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			return 0
+		}
+		if e.Line > 0 {
+			return e.Line
+		}
+		err = e.Err
+	}
+	return 0
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, or EINTERNAL.

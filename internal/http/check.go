@@ -24,6 +24,9 @@ type checkBody struct {
 	Resource         *resourceBody `json:"resource,omitempty"`
 	Action           string        `json:"action,omitempty"`
 	ConsistencyToken string        `json:"consistency_token,omitempty"`
+	// LegacyAllowed is the legacy system's answer to the same check (shadow
+	// mode, see shadow.go); check and check_bulk only.
+	LegacyAllowed *bool `json:"legacy_allowed,omitempty"`
 }
 
 type checkAnswer struct {
@@ -86,6 +89,9 @@ func (s *Server) decodeCheck(r *http.Request) (authz.Check, error) {
 	var b checkBody
 	if err := decode(r, &b, false); err != nil {
 		return authz.Check{}, err
+	}
+	if b.LegacyAllowed != nil {
+		return authz.Check{}, authz.Errorf(authz.EINVALID, "legacy_allowed is taken by checks only")
 	}
 	return s.toCheck(b)
 }
@@ -156,19 +162,24 @@ func (s *Server) countDecision(e authz.Event) {
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
-	c, err := s.decodeCheck(r)
+	var b checkBody
+	if err := decode(r, &b, false); err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	c, err := s.toCheck(b)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
 	s.checkOne(w, r, c, func(d authz.Decision, e authz.Event) any {
 		return checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}
-	})
+	}, shadow(b.LegacyAllowed))
 }
 
 // checkOne answers one validated check: the decision, its audit row, then
 // the answer body answer makes of them.
-func (s *Server) checkOne(w http.ResponseWriter, r *http.Request, c authz.Check, answer func(authz.Decision, authz.Event) any) {
+func (s *Server) checkOne(w http.ResponseWriter, r *http.Request, c authz.Check, answer func(authz.Decision, authz.Event) any, annotate ...func(*authz.Event)) {
 	began := time.Now()
 	d, err := s.checker.Check(r.Context(), c)
 	if err != nil {
@@ -180,6 +191,9 @@ func (s *Server) checkOne(w http.ResponseWriter, r *http.Request, c authz.Check,
 		s.metrics.Decide(d.Source, now.Sub(began))
 	}
 	e := s.checkEvent(r, c, d, now)
+	for _, a := range annotate {
+		a(&e)
+	}
 	s.answerDecisions(w, r, answer(d, e), e)
 }
 
@@ -225,6 +239,7 @@ func (s *Server) handleCheckBulk(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		e := s.checkEvent(r, checks[i], d, now)
+		shadow(b.Items[i].LegacyAllowed)(&e)
 		events = append(events, e)
 		results[i] = checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}
 	}

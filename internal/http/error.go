@@ -39,6 +39,8 @@ type errorDetail struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id,omitempty"`
+	// Line is the 1-based line of a record document the error is about.
+	Line int `json:"line,omitempty"`
 }
 
 // Error writes err as {"error": {"code", "message"}}. Internal errors and
@@ -65,7 +67,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authzd"`)
 	}
-	detail := errorDetail{Status: status, Code: code, Message: authz.ErrorMessage(err), RequestID: RequestID(r.Context())}
+	detail := errorDetail{Status: status, Code: code, Message: authz.ErrorMessage(err), RequestID: RequestID(r.Context()),
+		Line: authz.ErrorLine(err)}
 	writeJSON(w, status, errorBody{Error: detail})
 }
 

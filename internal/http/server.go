@@ -52,6 +52,11 @@ type Server struct {
 	maxBody      int64
 	router       chi.Router
 	readyCheck   time.Duration
+	transfer     Transfer
+	imports      ImportOptions
+	shadow       ShadowReporter
+	importStatus ImportStatuser
+	whatif       *WhatIf
 }
 
 // What a zero Options field means. authzd's configuration (cmd/authzd/app)
@@ -102,6 +107,15 @@ type Options struct {
 	// asking Postgres again (default 10s). Revocation through this instance
 	// takes effect at once.
 	TokenCacheTTL time.Duration
+	// Transfer imports and exports record documents; Import configures it.
+	Transfer Transfer
+	Import   ImportOptions
+	// Shadow summarises shadowed checks (GET /v1/shadow/report).
+	Shadow ShadowReporter
+	// ImportStatus follows an import (GET /v1/import/status).
+	ImportStatus ImportStatuser
+	// WhatIf serves POST /v1/whatif; nil answers it 503.
+	WhatIf *WhatIf
 }
 
 // NewServer builds the router.
@@ -109,7 +123,7 @@ func NewServer(o Options) *Server {
 	s := &Server{
 		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner,
 		model: o.Model, readiness: o.Readiness, audit: o.Audit, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
-		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
+		openapi: o.OpenAPI, noAudit: o.DisableAudit, whatif: o.WhatIf, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
 		store: storeRoles{TokenStore: o.Tokens, AuditReader: o.AuditReader, RoleNamer: o.RoleNamer, Pinger: o.Database},
 	}
@@ -121,6 +135,7 @@ func NewServer(o Options) *Server {
 		s.keyRoles[k.Key.String()] = k.Roles
 	}
 	s.auth = newAuthenticator(o.AdminToken, o.TokenVerifier, o.TokenCacheTTL)
+	s.transfer, s.imports, s.shadow, s.importStatus = o.Transfer, o.Import.withDefaults(), o.Shadow, o.ImportStatus
 	s.router = s.routes()
 	return s
 }
@@ -156,6 +171,13 @@ func (s *Server) routes() chi.Router {
 		r.Post("/search/action", s.handleAZSearchAction)
 	})
 
+	// Imports and exports carry documents far over AUTHZ_MAX_BODY_BYTES and
+	// run past the server's deadlines, so they sit outside /v1's body limit.
+	r.With(s.require(authz.ScopeProvision), s.actor).Post("/v1/import", s.handleImport)
+	r.With(s.require(authz.ScopeProvision), s.actor).Get("/v1/export", s.handleExport)
+	r.With(s.limitBody, s.require(authz.ScopeProvision)).Get("/v1/import/status", s.handleImportStatus)
+	r.With(s.limitBody, s.require(authz.ScopeAuditRead)).Get("/v1/shadow/report", s.handleShadowReport)
+
 	// One group a scope, each route written out: the table reads as the map of
 	// every route to the scope it needs, which a helper building the groups
 	// would hide, so the groups look alike on purpose.
@@ -186,6 +208,10 @@ func (s *Server) routes() chi.Router {
 			r.Delete("/tenants/{tenant_id}/roles/{role_id}/members/{user_id}", s.handleMember(false))
 			r.Put("/tenants/{tenant_id}/resources/{type}/{resource_id}", s.handlePutResource)
 			r.Delete("/tenants/{tenant_id}/resources/{type}/{resource_id}", s.handleDeleteResource)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.require(authz.ScopeCheck, authz.ScopeAuditRead), s.actor)
+			r.Post("/whatif", s.handleWhatIf)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeAuditRead))

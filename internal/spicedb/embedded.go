@@ -39,6 +39,9 @@ type EmbeddedConfig struct {
 	PresharedKey string
 	// ReadPoolMax bounds the datastore's read connection pool (0: SpiceDB's default).
 	ReadPoolMax int
+	// MaxUpdatesPerWrite bounds the updates of one WriteRelationships call
+	// (0: SpiceDB's default, 1000).
+	MaxUpdatesPerWrite uint16
 }
 
 // migrate applies SpiceDB's own Postgres migrations in-process, through the
@@ -90,6 +93,9 @@ func startEmbedded(ctx context.Context, cfg EmbeddedConfig, dialOpts ...grpc.Dia
 		// How often the Postgres datastore polls for changes to stream on Watch
 		// (SpiceDB's default is 1s): the Watch lag of the decision cache.
 		server.WithWatchHeartbeat(watchPoll),
+	}
+	if cfg.MaxUpdatesPerWrite > 0 {
+		opts = append(opts, server.WithMaximumUpdatesPerWrite(cfg.MaxUpdatesPerWrite))
 	}
 	srv, err := server.NewConfigWithOptionsAndDefaults(opts...).Complete(ctx)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/scailabs/authzd/internal/outofband"
 	"github.com/scailabs/authzd/internal/postgres"
 	"github.com/scailabs/authzd/internal/spicedb"
+	"github.com/scailabs/authzd/internal/whatif"
 	"github.com/scailabs/authzd/schema"
 )
 
@@ -298,6 +299,10 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
+		Transfer: m.graph, Import: authzhttp.ImportOptions{MaxBytes: int64(m.cfg.ImportMaxBytes), Timeout: m.cfg.ImportTimeout,
+			SpoolDir: m.cfg.ImportSpoolDir, Batch: m.cfg.ImportBatch, Writers: m.cfg.ImportWriters},
+		Shadow: m.db, ImportStatus: m.db,
+		WhatIf: m.whatIf(met),
 	})
 }
 
@@ -308,6 +313,14 @@ func (m *Main) checker() authzhttp.Checker {
 		return m.cache
 	}
 	return m.graph
+}
+
+// whatIf is POST /v1/whatif's engine over the graph and the audit log.
+func (m *Main) whatIf(met *metrics.Metrics) *authzhttp.WhatIf {
+	e := whatif.New(m.graph, m.cfg.WhatIfWorkers)
+	e.Incomplete = met.WhatIfIncomplete()
+	return &authzhttp.WhatIf{Engine: e, Decisions: m.db, MaxQuestions: m.cfg.WhatIfMaxQuestions,
+		MaxChanges: m.cfg.WhatIfMaxChanges, Timeout: m.cfg.WhatIfTimeout}
 }
 
 func spiceDBMode(c Config) string {

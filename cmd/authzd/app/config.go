@@ -103,6 +103,28 @@ type Config struct {
 	// and its mirror, which every collection marks; 400 marks a quarter as
 	// often as Go's 100 (docs/performance.md).
 	GCPercent int `env:"AUTHZ_GC_PERCENT" envDefault:"400"`
+
+	// ImportMaxBytes caps a POST /v1/import document (AUTHZ_MAX_BODY_BYTES
+	// does not apply to it): a number of bytes or KiB, MiB, GiB.
+	ImportMaxBytes ByteSize `env:"AUTHZ_IMPORT_MAX_BYTES" envDefault:"1GiB"`
+	// ImportTimeout bounds an import or export, past the server's 30s.
+	ImportTimeout time.Duration `env:"AUTHZ_IMPORT_TIMEOUT" envDefault:"30m"`
+	// ImportSpoolDir holds import documents while they are validated and
+	// written; empty is the OS temp dir.
+	ImportSpoolDir string `env:"AUTHZ_IMPORT_SPOOL_DIR"`
+	// ImportBatch bounds the relationship updates of one import write.
+	ImportBatch int `env:"AUTHZ_IMPORT_BATCH" envDefault:"1000"`
+	// ImportWriters bounds the import batches written at once.
+	ImportWriters int `env:"AUTHZ_IMPORT_WRITERS" envDefault:"4"`
+	// WhatIfMaxQuestions bounds the distinct questions in a what-if's window.
+	WhatIfMaxQuestions int `env:"AUTHZ_WHATIF_MAX_QUESTIONS" envDefault:"50000"`
+	// WhatIfMaxChanges bounds the changes of one what-if.
+	WhatIfMaxChanges int `env:"AUTHZ_WHATIF_MAX_CHANGES" envDefault:"1000"`
+	// WhatIfWorkers bounds the goroutines answering what-if questions, across
+	// every what-if of the process.
+	WhatIfWorkers int `env:"AUTHZ_WHATIF_WORKERS" envDefault:"2"`
+	// WhatIfTimeout bounds one what-if call (then 503).
+	WhatIfTimeout time.Duration `env:"AUTHZ_WHATIF_TIMEOUT" envDefault:"60s"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -157,6 +179,15 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("AUTHZ_AUDIT_EXTERNAL_CHANGES must be on or off, not %q", c.ExternalChanges)
 	}
+	for name, v := range map[string]int{"AUTHZ_WHATIF_MAX_QUESTIONS": c.WhatIfMaxQuestions, "AUTHZ_WHATIF_MAX_CHANGES": c.WhatIfMaxChanges,
+		"AUTHZ_WHATIF_WORKERS": c.WhatIfWorkers} {
+		if v < 1 {
+			return fmt.Errorf("%s must be positive, not %d", name, v)
+		}
+	}
+	if c.WhatIfTimeout <= 0 {
+		return fmt.Errorf("AUTHZ_WHATIF_TIMEOUT must be positive, not %s", c.WhatIfTimeout)
+	}
 	if c.ExternalChangesGrace <= 0 {
 		return fmt.Errorf("AUTHZ_AUDIT_EXTERNAL_GRACE must be positive, not %s", c.ExternalChangesGrace)
 	}
@@ -185,6 +216,9 @@ func (c Config) Validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("AUTHZ_PUBLIC_URL must be an absolute http(s) URL without query or fragment, e.g. https://authzd.example.com")
 		}
+	}
+	if c.ImportMaxBytes < 1 || c.ImportTimeout <= 0 || c.ImportBatch < 1 || c.ImportWriters < 1 {
+		return fmt.Errorf("AUTHZ_IMPORT_MAX_BYTES, AUTHZ_IMPORT_TIMEOUT, AUTHZ_IMPORT_BATCH and AUTHZ_IMPORT_WRITERS must be positive")
 	}
 	if c.GCPercent < 10 {
 		return fmt.Errorf("AUTHZ_GC_PERCENT must be 10 or more, not %d (set GOMEMLIMIT to bound memory instead)", c.GCPercent)

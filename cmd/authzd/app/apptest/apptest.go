@@ -19,12 +19,20 @@ type Authzd struct {
 	URL         string // base URL of the HTTP API
 	AdminToken  string // the bootstrap token
 	DatabaseURL string // the audit database
+	// SpiceDBDatabaseURL is the embedded SpiceDB's datastore on the postgres
+	// datastore (empty on memory), for a test's own SpiceDB on the same data.
+	SpiceDBDatabaseURL string
 }
 
 // MustStart starts authzd with its embedded SpiceDB on datastore ("memory"
 // or "postgres", each on a fresh database) and closes it when the test ends.
 // It skips (or fails under AUTHZ_REQUIRE_INTEGRATION=1) without Postgres.
 func MustStart(tb testing.TB, datastore string) Authzd {
+	tb.Helper()
+	return mustStart(tb, datastore, nil)
+}
+
+func mustStart(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
 	tb.Helper()
 	a := Authzd{AdminToken: "admin-" + rand.Text(), DatabaseURL: pgtest.MustCreate(tb)}
 	// The defaults a deployment gets (the decision cache and its mirror on),
@@ -36,6 +44,10 @@ func MustStart(tb testing.TB, datastore string) Authzd {
 	cfg.ShutdownTimeout, cfg.AuditCheckpointInterval = 10*time.Second, time.Second
 	if datastore == "postgres" {
 		cfg.SpiceDBDatabaseURL = pgtest.MustCreate(tb)
+		a.SpiceDBDatabaseURL = cfg.SpiceDBDatabaseURL
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	m := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Open(context.Background()); err != nil {
@@ -48,4 +60,10 @@ func MustStart(tb testing.TB, datastore string) Authzd {
 	})
 	a.URL = m.URL()
 	return a
+}
+
+// MustStartWith is MustStart with the test's changes to the configuration.
+func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
+	tb.Helper()
+	return mustStart(tb, datastore, configure)
 }
