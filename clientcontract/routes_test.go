@@ -112,6 +112,10 @@ func TestRoutes(t *testing.T) {
 		func() error { _, err := c.CreateToken(ctx, "n", client.ScopeCheck); return err },
 		func() error { _, err := c.ListTokens(ctx); return err },
 		func() error { return c.RevokeToken(ctx, "tok1") },
+		func() error { _, err := c.CreateTenantToken(ctx, "n", []string{"t1"}, client.ScopeCheck); return err },
+		func() error { _, _, err := c.ListTenants(ctx, ""); return err },
+		func() error { _, err := c.ListRoles(ctx, "t1"); return err },
+		func() error { _, _, err := c.ListMembers(ctx, "t1", ""); return err },
 	}
 	for i, call := range calls {
 		if err := call(); err != nil {

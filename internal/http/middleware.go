@@ -130,7 +130,9 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// require authenticates the bearer token and demands scope.
+// require authenticates the bearer token, demands scope, and applies the
+// route's tenant rule (guardTenant). It runs once the route is matched (it is
+// a group's middleware), so the path's parameters are known.
 func (s *Server) require(scope string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -146,6 +148,10 @@ func (s *Server) require(scope string) func(http.Handler) http.Handler {
 			}
 			if !t.Has(scope) {
 				s.Error(w, r, authz.Errorf(authz.EFORBIDDEN, "token lacks the %q scope", scope))
+				return
+			}
+			if err := guardTenant(r, t); err != nil {
+				s.Error(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))

@@ -559,6 +559,9 @@ func (db *DB) ListEvents(ctx context.Context, f authz.EventFilter) ([]authz.Even
 	if f.TenantID != "" {
 		add("tenant_id = $%d", f.TenantID)
 	}
+	if f.Tenants != nil {
+		add("tenant_id = ANY($%d)", f.Tenants)
+	}
 	if f.ActorUserID != "" {
 		add("actor_user_id = $%d", f.ActorUserID)
 	}

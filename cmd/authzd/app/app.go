@@ -296,7 +296,7 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
 	}
 	return authzhttp.NewServer(authzhttp.Options{
-		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
+		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Lister: m.graph, Model: m.graph,
 		Readiness: m.graph, TokenVerifier: m.db, Tokens: m.db, AuditReader: m.db, RoleNamer: m.db, Database: m.db,
 		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
@@ -419,6 +419,7 @@ var (
 	_ authzhttp.Explainer     = (*spicedb.Graph)(nil)
 	_ authzhttp.Searcher      = (*spicedb.Graph)(nil)
 	_ authzhttp.Provisioner   = (*spicedb.Graph)(nil)
+	_ authzhttp.Lister        = (*spicedb.Graph)(nil)
 	_ authzhttp.Model         = (*spicedb.Graph)(nil)
 	_ authzhttp.Readiness     = (*spicedb.Graph)(nil)
 	_ authzhttp.Graph         = (*spicedb.Graph)(nil)
