@@ -128,7 +128,7 @@ func (s *Server) record(r *http.Request, events ...authz.Event) error {
 	if s.noAudit {
 		return nil
 	}
-	return s.audit.Record(r.Context(), events...)
+	return s.audit.Record(r.Context(), withVia(r.Context(), events)...)
 }
 
 // answerDecisions commits the decisions' audit rows, counts them, and only

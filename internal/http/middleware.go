@@ -136,12 +136,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 func (s *Server) require(scope string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || raw == "" {
-				s.Error(w, r, authz.Errorf(authz.EUNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)"))
-				return
-			}
-			t, err := s.auth.authenticate(r.Context(), raw)
+			t, err := s.bearer(r)
 			if err != nil {
 				s.Error(w, r, err)
 				return
@@ -157,6 +152,19 @@ func (s *Server) require(scope string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
 		})
 	}
+}
+
+// bearer is the request's token: the one an in-process caller (AsToken)
+// authenticated, else the Authorization header's.
+func (s *Server) bearer(r *http.Request) (authz.Token, error) {
+	if p, ok := inProcessFrom(r.Context()); ok {
+		return p.token, nil
+	}
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || raw == "" {
+		return authz.Token{}, authz.Errorf(authz.EUNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)")
+	}
+	return s.auth.authenticate(r.Context(), raw)
 }
 
 // authenticator verifies bearer tokens: the bootstrap token from the

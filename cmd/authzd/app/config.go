@@ -103,6 +103,14 @@ type Config struct {
 	// and its mirror, which every collection marks; 400 marks a quarter as
 	// often as Go's 100 (docs/performance.md).
 	GCPercent int `env:"AUTHZ_GC_PERCENT" envDefault:"400"`
+
+	// Console serves the admin console at /console: on or off.
+	Console string `env:"AUTHZ_CONSOLE" envDefault:"on"`
+	// ConsoleSessionTTL is how long a console sign-in lasts.
+	ConsoleSessionTTL time.Duration `env:"AUTHZ_CONSOLE_SESSION_TTL" envDefault:"8h"`
+	// ConsoleVerifyInterval is how often the console verifies the audit
+	// chain in process (incrementally) for its audit page.
+	ConsoleVerifyInterval time.Duration `env:"AUTHZ_CONSOLE_VERIFY_INTERVAL" envDefault:"1m"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -185,6 +193,17 @@ func (c Config) Validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("AUTHZ_PUBLIC_URL must be an absolute http(s) URL without query or fragment, e.g. https://authzd.example.com")
 		}
+	}
+	switch c.Console {
+	case "on", "off":
+	default:
+		return fmt.Errorf("AUTHZ_CONSOLE must be on or off, not %q", c.Console)
+	}
+	if c.ConsoleSessionTTL < time.Minute {
+		return fmt.Errorf("AUTHZ_CONSOLE_SESSION_TTL must be 1m or more, not %s", c.ConsoleSessionTTL)
+	}
+	if c.ConsoleVerifyInterval < time.Second {
+		return fmt.Errorf("AUTHZ_CONSOLE_VERIFY_INTERVAL must be 1s or more, not %s", c.ConsoleVerifyInterval)
 	}
 	if c.GCPercent < 10 {
 		return fmt.Errorf("AUTHZ_GC_PERCENT must be 10 or more, not %d (set GOMEMLIMIT to bound memory instead)", c.GCPercent)

@@ -26,6 +26,13 @@ type Authzd struct {
 // It skips (or fails under AUTHZ_REQUIRE_INTEGRATION=1) without Postgres.
 func MustStart(tb testing.TB, datastore string) Authzd {
 	tb.Helper()
+	return MustStartWith(tb, datastore, nil)
+}
+
+// MustStartWith is MustStart with the configuration changed by configure
+// before authzd opens.
+func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
+	tb.Helper()
 	a := Authzd{AdminToken: "admin-" + rand.Text(), DatabaseURL: pgtest.MustCreate(tb)}
 	// The defaults a deployment gets (the decision cache and its mirror on),
 	// with this test's addresses and tighter bounds.
@@ -36,6 +43,9 @@ func MustStart(tb testing.TB, datastore string) Authzd {
 	cfg.ShutdownTimeout, cfg.AuditCheckpointInterval = 10*time.Second, time.Second
 	if datastore == "postgres" {
 		cfg.SpiceDBDatabaseURL = pgtest.MustCreate(tb)
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	m := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Open(context.Background()); err != nil {
