@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -135,7 +136,7 @@ func (c *Console) matrix(ctx context.Context, tenantID, cursor string) (matrixPa
 		m.Roles = append(m.Roles, matrixRow{ID: ro.RoleID, Name: ro.Name, Builtin: ro.Builtin, Members: ro.MemberCount,
 			Link: p(Prefix+"/tenants/{}/roles/{}", tenantID, ro.RoleID), Held: heldRow(keys, ro.ModulePermissions)})
 	}
-	q := url.Values{"limit": {"50"}}
+	q := url.Values{"limit": {strconv.Itoa(usersPerPage)}}
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
