@@ -20,6 +20,7 @@ setup: ## Install (Debian packages) and start the local PostgreSQL the other tar
 	./scripts/setup-postgres.sh
 	./scripts/setup-docker.sh
 	./scripts/setup-python.sh
+	./scripts/setup-chromium.sh
 
 .PHONY: run
 run: ## Run authzd on :8080 against local Postgres with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
