@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,5 +210,5 @@ func TestConsoleBrowser(t *testing.T) {
 	if len(violations) == 0 {
 		t.Error("an inline script was not reported as a Content-Security-Policy violation: the check above proves nothing")
 	}
-	t.Log(fmt.Sprintf("screenshots in %s", dir))
+	t.Logf("screenshots in %s", dir)
 }
