@@ -46,8 +46,10 @@ type API interface {
 	http.Handler
 	// Authenticate verifies a token's secret, as the bearer routes do.
 	Authenticate(ctx context.Context, raw string) (authz.Token, error)
-	// TokenByID reads a live token by id (EUNAUTHORIZED once it is revoked).
-	TokenByID(ctx context.Context, id string) (authz.Token, error)
+	// TokenRef is what a session keeps to find the token again (never its secret).
+	TokenRef(t authz.Token) string
+	// TokenByID reads a live token by its TokenRef (EUNAUTHORIZED once it is revoked).
+	TokenByID(ctx context.Context, ref string) (authz.Token, error)
 }
 
 // Sessions stores console sessions (Postgres's console_sessions).

@@ -105,7 +105,7 @@ func (c *Console) endSession(w http.ResponseWriter, r *http.Request, idHash []by
 // err is the write's.
 func (c *Console) held(w http.ResponseWriter, r *http.Request, write func(ctx context.Context) error) (ok bool, err error) {
 	s := sessionFrom(r.Context())
-	if s.token.ID == "bootstrap" {
+	if s.token.ID == "bootstrap" { // not a row: it ends when AUTHZ_ADMIN_TOKEN changes
 		return true, write(r.Context())
 	}
 	var werr error
@@ -184,7 +184,7 @@ func (c *Console) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	id := randomText()
 	csrf := make([]byte, 32)
 	_, _ = rand.Read(csrf)
-	if err := c.o.Sessions.CreateSession(r.Context(), hashOf(id), t.ID, actor, csrf, time.Now().Add(c.o.SessionTTL)); err != nil {
+	if err := c.o.Sessions.CreateSession(r.Context(), hashOf(id), c.o.API.TokenRef(t), actor, csrf, time.Now().Add(c.o.SessionTTL)); err != nil {
 		c.internal(w, r, err)
 		return
 	}

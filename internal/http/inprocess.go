@@ -2,7 +2,10 @@ package http
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/hex"
 	"maps"
+	"strings"
 
 	"github.com/scailabs/authzd/internal/authz"
 )
@@ -35,12 +38,24 @@ func (s *Server) Authenticate(ctx context.Context, raw string) (authz.Token, err
 	return s.auth.authenticate(ctx, raw)
 }
 
-// TokenByID reads a live token by id: the bootstrap token, or a service token
-// that is not revoked (else EUNAUTHORIZED).
+// TokenRef is what a session keeps to find t again with TokenByID: a
+// service token's id, or for the bootstrap token a fingerprint of the current
+// AUTHZ_ADMIN_TOKEN, so that changing it ends the sessions it opened.
+func (s *Server) TokenRef(t authz.Token) string {
+	if t.ID == bootstrapToken.ID {
+		return bootstrapToken.ID + ":" + hex.EncodeToString(s.auth.adminHash[:8])
+	}
+	return t.ID
+}
+
+// TokenByID reads a live token by its TokenRef: the bootstrap token while
+// AUTHZ_ADMIN_TOKEN is unchanged, or a service token that is not revoked
+// (else EUNAUTHORIZED).
 func (s *Server) TokenByID(ctx context.Context, id string) (authz.Token, error) {
-	if id == bootstrapToken.ID {
-		if !s.auth.hasAdmin {
-			return authz.Token{}, authz.Errorf(authz.EUNAUTHORIZED, "the bootstrap token is not configured")
+	if fp, ok := strings.CutPrefix(id, bootstrapToken.ID+":"); ok {
+		want := hex.EncodeToString(s.auth.adminHash[:8])
+		if !s.auth.hasAdmin || subtle.ConstantTimeCompare([]byte(fp), []byte(want)) != 1 {
+			return authz.Token{}, authz.Errorf(authz.EUNAUTHORIZED, "the bootstrap token changed")
 		}
 		return bootstrapToken, nil
 	}
