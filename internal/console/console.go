@@ -8,10 +8,12 @@ package console
 import (
 	"context"
 	"embed"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -131,7 +133,7 @@ func (c *Console) Wrap(next http.Handler) http.Handler {
 
 func (c *Console) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(headers)
+	r.Use(headers, c.recoverer)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusForbidden, "This request came from another site and was refused.")
@@ -161,6 +163,21 @@ func (c *Console) routes() chi.Router {
 		r.Post(Prefix+"/tokens/{token_id}/revoke", c.handleRevokeToken)
 	})
 	return r
+}
+
+// recoverer answers a panic as an internal error, logged with its stack.
+func (c *Console) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				c.internal(w, r, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // headers sets what every console response carries, 404s and assets included.
