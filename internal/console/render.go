@@ -20,9 +20,15 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"join": strings.Join,
+	// json shows a value as indented JSON text; html/template escapes it for
+	// the page, so JSON's own HTML escaping (\u003c) is left out.
 	"json": func(v any) string {
-		b, _ := json.MarshalIndent(v, "", "  ")
-		return string(b)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+		return strings.TrimSpace(b.String())
 	},
 	"heldText": func(held bool) string {
 		if held {

@@ -203,6 +203,7 @@ func TestConsole(t *testing.T) {
 	if p.status != 303 {
 		t.Fatalf("sign-in: status %d: %s", p.status, p.body)
 	}
+	checkHeaders(t, "POST /console/sign-in", p)
 	t.Run("cookie flags without TLS", func(t *testing.T) {
 		ck := p.header.Get("Set-Cookie")
 		for _, sc := range p.header.Values("Set-Cookie") {
@@ -235,8 +236,10 @@ func TestConsole(t *testing.T) {
 				t.Errorf("%s: an acme token sees t3", path)
 			}
 		}
-		if m := b.get("/console/tenants/t1"); !strings.Contains(m.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
-			t.Error("the matrix does not show the hostile role name escaped")
+		for _, path := range []string{"/console/tenants/t1", "/console/tenants/t1/roles/evil", "/console/audit?tenant_id=t1&module=authzd"} {
+			if m := b.get(path); !strings.Contains(m.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+				t.Errorf("%s does not show the hostile role name escaped", path)
+			}
 		}
 		if p := b.get("/console/tenants/t3"); p.status != 403 || !strings.Contains(p.body, "reaches [&#34;t1&#34;], not &#34;t3&#34;") {
 			t.Errorf("matrix of t3: status %d: %.300s", p.status, p.body)
@@ -252,6 +255,7 @@ func TestConsole(t *testing.T) {
 		if p.status != 303 {
 			t.Fatalf("save: status %d: %.300s", p.status, p.body)
 		}
+		checkHeaders(t, "POST "+role, p)
 		got := h.admin("GET", "/v1/tenants/t1/roles/ops", "", 200).raw
 		if !strings.Contains(got, `["scaibunker:create","scaiskills:grant"]`) {
 			t.Errorf("role after save: %s", got)
@@ -277,9 +281,11 @@ func TestConsole(t *testing.T) {
 			"missing": {"action": {"save"}, "name": {"X"}},
 			"wrong":   {"action": {"save"}, "name": {"X"}, "csrf_token": {"AAAA"}},
 		} {
-			if p := b.do("POST", role, form); p.status != 403 {
+			p := b.do("POST", role, form)
+			if p.status != 403 {
 				t.Errorf("%s csrf_token: status %d", name, p.status)
 			}
+			checkHeaders(t, name+" csrf_token", p)
 		}
 		form := url.Values{"action": {"save"}, "name": {"X"}, "csrf_token": {csrf(t, b.get(role).body)}}
 		if p := b.do("POST", role, form, "Sec-Fetch-Site", "cross-site"); p.status != 403 {
