@@ -20,10 +20,11 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
-setup: ## Install (Debian packages) and start the local PostgreSQL, the Docker-side tools and python3 (the audit verifier's test); idempotent, silent when all is in place. make run and make test do it themselves.
+setup: ## Install (Debian packages) and start the local PostgreSQL, the Docker-side tools and python3 packages and Chromium (the browser test); idempotent, silent when all is in place. make run and make test do it themselves.
 	@./scripts/setup-postgres.sh
 	@./scripts/setup-docker.sh
 	@./scripts/setup-python.sh
+	@./scripts/setup-chromium.sh
 	@echo "make setup: ready"
 
 # make run and make test set up what they need first (silent when it is in place), unless pointed at a
@@ -34,6 +35,7 @@ local-postgres:
 test-tools:
 	@if [ "$${AUTHZ_TEST_DOCKER:-}" != 0 ]; then ./scripts/setup-docker.sh; fi
 	@./scripts/setup-python.sh
+	@./scripts/setup-chromium.sh
 
 .PHONY: run
 run: $(if $(filter $(LOCAL_DATABASE_URL),$(AUTHZ_DATABASE_URL)),local-postgres) ## Run authzd on :8080 against the local Postgres (set up first if needed) with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
@@ -46,7 +48,8 @@ test: $(if $(AUTHZ_TEST_DATABASE_URL),,local-postgres) test-tools lint fuzz-smok
 	else \
 		echo "make test: no Docker engine (or AUTHZ_TEST_DOCKER=0): the integration suite runs in the local world"; \
 	fi
-	$(GO) test -count=1 -timeout 30m ./...
+	mkdir -p artifacts
+	$(GO) test -count=1 -timeout 30m -artifacts -outputdir $(CURDIR)/artifacts ./...
 	$(GO) test -count=1 -race ./internal/cache/
 	cd client && $(GO) test -count=1 ./...
 	cd clients/python && $(PYTHON) -m pytest

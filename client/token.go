@@ -21,6 +21,8 @@ type Token struct {
 	ID     string   `json:"id"`
 	Name   string   `json:"name"`
 	Scopes []string `json:"scopes"`
+	// Tenants are the only tenants the token reaches; empty reaches every tenant.
+	Tenants []string `json:"tenants,omitempty"`
 	// Secret is the bearer token itself. Only CreateToken returns it; authzd keeps a hash.
 	Secret    string     `json:"token,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
@@ -32,13 +34,21 @@ type Token struct {
 // CreateToken is not idempotent, so it is retried only when the connection could not be
 // opened; after any other failure the token may or may not exist (see ListTokens).
 func (c *Client) CreateToken(ctx context.Context, name string, scopes ...string) (Token, error) {
+	return c.CreateTenantToken(ctx, name, nil, scopes...)
+}
+
+// CreateTenantToken is CreateToken for a token that reaches only the tenants (1 to 100
+// tenant ids; nil reaches every tenant). A calling token can mint only scopes and
+// tenants it holds itself.
+func (c *Client) CreateTenantToken(ctx context.Context, name string, tenants []string, scopes ...string) (Token, error) {
 	if scopes == nil {
 		scopes = []string{}
 	}
 	body := struct {
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes"`
-	}{name, scopes}
+		Name    string   `json:"name"`
+		Scopes  []string `json:"scopes"`
+		Tenants []string `json:"tenants,omitempty"`
+	}{name, scopes, tenants}
 	var t Token
 	if err := c.do(ctx, call{method: http.MethodPost, path: "/v1/tokens", body: body}, &t); err != nil {
 		return Token{}, err

@@ -123,6 +123,10 @@ func TestRoutes(t *testing.T) {
 		func() error { _, err := c.Export(ctx, io.Discard, "t1"); return err },
 		func() error { _, err := c.ImportStatus(ctx, "imp-1"); return err },
 		func() error { _, err := c.ShadowReport(ctx, client.ShadowQuery{Since: time.Now()}); return err },
+		func() error { _, err := c.CreateTenantToken(ctx, "n", []string{"t1"}, client.ScopeCheck); return err },
+		func() error { _, _, err := c.ListTenants(ctx, ""); return err },
+		func() error { _, err := c.ListRoles(ctx, "t1"); return err },
+		func() error { _, _, err := c.ListMembers(ctx, "t1", ""); return err },
 	}
 	for i, call := range calls {
 		if err := call(); err != nil {

@@ -212,6 +212,25 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("TenantToken", func(t *testing.T) {
+		tok, err := c.CreateTenantToken(ctx, "t1-ci", []string{"t1"}, client.ScopeCheck)
+		if err != nil || !slices.Equal(tok.Tenants, []string{"t1"}) {
+			t.Fatalf("created token = %+v, %v", tok, err)
+		}
+		scoped := MustNew(t, url, tok.Secret)
+		tenants, next, err := scoped.ListTenants(ctx, "")
+		if err != nil || next != "" || len(tenants) > 1 || (len(tenants) == 1 && tenants[0].TenantID != "t1") {
+			t.Errorf("tenants of a t1 token = %+v, %q, %v", tenants, next, err)
+		}
+		if _, err := scoped.EffectivePermissions(ctx, "t2", "alice"); !client.IsForbidden(err) {
+			t.Errorf("a t1 token in t2: err = %v, want forbidden", err)
+		}
+		list, err := c.ListTokens(ctx)
+		if i := slices.IndexFunc(list, func(x client.Token) bool { return x.ID == tok.ID }); err != nil || i < 0 || !slices.Equal(list[i].Tenants, []string{"t1"}) {
+			t.Errorf("listed = %+v, %v", list, err)
+		}
+	})
+
 	t.Run("Audit", func(t *testing.T) {
 		// Pages of 2 over the scaibunker decisions: every event once, oldest first.
 		var events []client.AuditEvent

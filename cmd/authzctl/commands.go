@@ -85,7 +85,7 @@ func tenantCmd() *command {
 	return &command{
 		name: "tenant", summary: "Create or offboard tenants.",
 		subs: []*command{
-			put,
+			put, tenantListCmd(),
 			writeCmd("delete", "<tenant_id>", "Offboard a tenant: delete all its memberships, roles and resources.", 1,
 				func(ctx context.Context, c *client.Client, a []string) (string, error) {
 					return c.DeleteTenant(ctx, a[0])
@@ -162,7 +162,7 @@ func roleCmd() *command {
 	return &command{
 		name: "role", summary: "Manage a tenant's custom roles.",
 		subs: []*command{
-			put, get,
+			put, get, roleListCmd(),
 			writeCmd("delete", "<tenant_id> <role_id>", "Delete a custom role with its members and grants.", 2,
 				func(ctx context.Context, c *client.Client, a []string) (string, error) {
 					return c.DeleteRole(ctx, a[0], a[1])
@@ -183,7 +183,7 @@ func memberCmd() *command {
 			return c.RemoveRoleMember(ctx, a[0], a[1], a[2])
 		})
 	remove.help = roles
-	return &command{name: "member", summary: "Add users to or remove them from tenant roles.", subs: []*command{add, remove}}
+	return &command{name: "member", summary: "Add users to or remove them from tenant roles.", subs: []*command{add, remove, memberListCmd()}}
 }
 
 func resourceCmd() *command {
@@ -365,27 +365,33 @@ func parseWhen(flagName, s string, now time.Time) (time.Time, error) {
 
 func tokenCmd() *command {
 	var name string
-	var scopes stringList
+	var scopes, tenants stringList
 	create := &command{
-		name: "create", args: "--name <name> --scope <scope>...", nargs: 0,
+		name: "create", args: "--name <name> --scope <scope>... [--tenant <tenant_id>...]", nargs: 0,
 		summary: "Create an API token. Its secret is printed once; store it now.",
-		help:    "Scopes: check, provision, audit:read, admin.",
+		help:    "Scopes: check, provision, audit:read, admin. With --tenant the token reaches only those tenants.",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&name, "name", "", "what the token is for, e.g. scaibunker-prod (required)")
 			fs.Var(&scopes, "scope", "a scope of the token; repeat or separate with commas (required)")
+			fs.Var(&tenants, "tenant", "a tenant the token reaches; repeat or separate with commas (default: every tenant)")
 		},
 		run: func(ctx context.Context, e *env, c *client.Client, _ []string) error {
 			if name == "" || len(scopes) == 0 {
 				return usagef("--name and at least one --scope are required")
 			}
-			t, err := c.CreateToken(ctx, name, scopes...)
+			var reach []string
+			if len(tenants) > 0 {
+				reach = tenants
+			}
+			t, err := c.CreateTenantToken(ctx, name, reach, scopes...)
 			if err != nil {
 				return err
 			}
 			if e.json {
 				return printJSON(e, t)
 			}
-			fmt.Fprintf(e.stdout, "id:     %s\nname:   %s\nscopes: %s\ntoken:  %s\n", t.ID, t.Name, strings.Join(t.Scopes, ","), t.Secret)
+			fmt.Fprintf(e.stdout, "id:      %s\nname:    %s\nscopes:  %s\ntenants: %s\ntoken:   %s\n", t.ID, t.Name, strings.Join(t.Scopes, ","),
+				tenantsText(t.Tenants), t.Secret)
 			fmt.Fprintln(e.stderr, "Store the token now: authzd keeps only its hash and will not show it again.")
 			return nil
 		},
@@ -400,13 +406,13 @@ func tokenCmd() *command {
 			if e.json {
 				return printJSON(e, map[string]any{"tokens": tokens})
 			}
-			t := newTable(e.stdout, "ID", "NAME", "SCOPES", "CREATED", "REVOKED")
+			t := newTable(e.stdout, "ID", "NAME", "SCOPES", "TENANTS", "CREATED", "REVOKED")
 			for _, tok := range tokens {
 				revoked := "-"
 				if tok.RevokedAt != nil {
 					revoked = formatTime(*tok.RevokedAt)
 				}
-				t.row(tok.ID, tok.Name, strings.Join(tok.Scopes, ","), formatTime(tok.CreatedAt), revoked)
+				t.row(tok.ID, tok.Name, strings.Join(tok.Scopes, ","), tenantsText(tok.Tenants), formatTime(tok.CreatedAt), revoked)
 			}
 			return t.flush()
 		},
@@ -425,4 +431,12 @@ func tokenCmd() *command {
 		},
 	}
 	return &command{name: "token", summary: "Create, list and revoke API tokens.", subs: []*command{create, list, revoke}}
+}
+
+// tenantsText shows a token's tenants; none means every tenant.
+func tenantsText(tenants []string) string {
+	if len(tenants) == 0 {
+		return "(every tenant)"
+	}
+	return strings.Join(tenants, ",")
 }

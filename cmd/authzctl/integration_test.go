@@ -184,6 +184,40 @@ func TestIntegration(t *testing.T) {
 		fails(t, exitError, "404 not_found", "token", "revoke", "nope")
 	})
 
+	t.Run("TenantTokenAndLists", func(t *testing.T) {
+		out := ok(t, "token", "create", "--name", "acme-admin", "--scope", "check", "--tenant", "t1", "--json")
+		var tok struct {
+			Token   string
+			Tenants []string
+		}
+		if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Token == "" || len(tok.Tenants) != 1 || tok.Tenants[0] != "t1" {
+			t.Fatalf("token create --tenant t1 --json: %s (%v)", out, err)
+		}
+		scoped := map[string]string{"AUTHZ_URL": url, "AUTHZ_TOKEN": tok.Token}
+		if code, out, errOut := MustRun(t, scoped, "tenant", "list"); code != exitOK || !strings.Contains(out, "t1") || !strings.Contains(out, "acme") {
+			t.Errorf("tenant list: exit %d, %s%s", code, out, errOut)
+		}
+		if code, _, errOut := MustRun(t, scoped, "check", "t2", "alice", "scaibunker:create"); code != exitError ||
+			!strings.Contains(errOut, `token "acme-admin" reaches ["t1"], not "t2"`) {
+			t.Errorf("check in another tenant: exit %d, %s", code, errOut)
+		}
+		if list := ok(t, "token", "list"); !strings.Contains(list, "acme-admin") || !strings.Contains(list, "(every tenant)") {
+			t.Errorf("token list shows no tenants column:\n%s", list)
+		}
+		roles := ok(t, "role", "list", "t1")
+		for _, want := range []string{"tenant_admin", "operators", "Bot operators"} {
+			if !strings.Contains(roles, want) {
+				t.Errorf("role list lacks %q:\n%s", want, roles)
+			}
+		}
+		members := ok(t, "member", "list", "t1")
+		for _, want := range []string{"alice", "tenant_admin", "sa:ci-bot", "operators"} {
+			if !strings.Contains(members, want) {
+				t.Errorf("member list lacks %q:\n%s", want, members)
+			}
+		}
+	})
+
 	t.Run("Offboard", func(t *testing.T) {
 		ok(t, "admin", "super", "remove", "root")
 		ok(t, "admin", "partner", "remove", "acme", "pat")

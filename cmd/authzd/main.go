@@ -3,7 +3,7 @@
 //
 //	authzd                      serve (configured from AUTHZ_* variables)
 //	authzd migrate              apply the audit database migrations
-//	authzd token create --name NAME --scope check [--scope provision ...]
+//	authzd token create --name NAME --scope check [--scope provision ...] [--tenant T ...]
 //	authzd token list
 //	authzd token revoke ID
 //	authzd audit verify [--since TIME] [--public-key FILE ...]
@@ -40,8 +40,9 @@ func main() {
 const usage = `usage:
   authzd                    serve the HTTP API (configuration: AUTHZ_* environment variables, see docs/configuration.md)
   authzd migrate            apply the audit database migrations and exit
-  authzd token create --name NAME --scope SCOPE [--scope SCOPE ...]
-                            create a service token (scopes: check, provision, audit:read, admin); prints it once
+  authzd token create --name NAME --scope SCOPE [--scope SCOPE ...] [--tenant T ...]
+                            create a service token (scopes: check, provision, audit:read, admin), reaching
+                            only the --tenant tenants when given; prints it once
   authzd token list         list tokens (never their secrets)
   authzd token revoke ID    revoke a token
   authzd audit verify [--since TIME] [--public-key FILE ...]
@@ -147,8 +148,9 @@ func token(ctx context.Context, cfg app.Config, args []string, stdout io.Writer)
 	case "create":
 		fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 		name := fs.String("name", "", "token name (who or what uses it)")
-		var sc scopes
+		var sc, tenants scopes
 		fs.Var(&sc, "scope", "scope to grant; repeat for several: "+strings.Join(authz.Scopes, ", "))
+		fs.Var(&tenants, "tenant", "a tenant the token reaches; repeat for several (none: every tenant)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -158,12 +160,19 @@ func token(ctx context.Context, cfg app.Config, args []string, stdout io.Writer)
 		if err := authz.ValidateScopes(sc); err != nil {
 			return err
 		}
-		t, secret, err := db.CreateToken(ctx, *name, sc)
+		if err := authz.ValidateTenants(tenants); err != nil { // no --tenant (nil): every tenant
+			return err
+		}
+		t, secret, err := db.CreateToken(ctx, *name, sc, tenants)
 		if err != nil {
 			return err
 		}
-		return enc.Encode(map[string]any{"id": t.ID, "name": t.Name, "scopes": t.Scopes, "token": secret,
-			"note": "the token is shown only now; authzd keeps only its hash"})
+		out := map[string]any{"id": t.ID, "name": t.Name, "scopes": t.Scopes, "token": secret,
+			"note": "the token is shown only now; authzd keeps only its hash"}
+		if t.Tenants != nil {
+			out["tenants"] = t.Tenants
+		}
+		return enc.Encode(out)
 	case "list":
 		tokens, err := db.ListTokens(ctx)
 		if err != nil {

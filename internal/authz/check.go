@@ -73,8 +73,11 @@ type Event struct {
 
 // EventFilter selects audit rows. Zero fields do not filter.
 type EventFilter struct {
-	Module      string
-	TenantID    string
+	Module   string
+	TenantID string
+	// Tenants, when not nil, keeps only rows of these tenants (a
+	// tenant-scoped token's reach).
+	Tenants     []string
 	ActorUserID string
 	Decision    string
 	Since       time.Time

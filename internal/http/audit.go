@@ -136,6 +136,9 @@ func (s *Server) eventFilter(r *http.Request) (authz.EventFilter, error) {
 
 func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 	f, err := s.eventFilter(r)
+	if err == nil {
+		err = scopeEvents(r, &f)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -158,3 +161,15 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// scopeEvents confines an audit filter to the token's tenants: a tenant_id
+// it does not reach is refused; without tenant_id only its tenants' rows are
+// listed.
+func scopeEvents(r *http.Request, f *authz.EventFilter) error {
+	t := tokenFrom(r.Context())
+	if f.TenantID != "" {
+		return t.Reaches(f.TenantID)
+	}
+	f.Tenants = t.Tenants
+	return nil
+}

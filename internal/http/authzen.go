@@ -207,6 +207,9 @@ func (s *Server) handleAZEvaluation(w http.ResponseWriter, r *http.Request) {
 // azEvaluateOne answers one evaluation exactly like POST /v1/permissions/check.
 func (s *Server) azEvaluateOne(w http.ResponseWriter, r *http.Request, ev azEvaluation) {
 	c, err := s.azCheck("", ev)
+	if err == nil {
+		err = reaches(r, c.TenantID)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -281,7 +284,7 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	checks, decisions, errs, err := s.azDecide(r.Context(), b)
+	checks, decisions, errs, err := s.azDecide(r.Context(), tokenFrom(r.Context()), b)
 	if err != nil {
 		s.Error(w, r, err) // no decision at all: never a partial yes
 		return
@@ -316,8 +319,9 @@ func (s *Server) handleAZEvaluations(w http.ResponseWriter, r *http.Request) {
 
 // azDecide validates and checks the items of an evaluations request. An item
 // that cannot be evaluated gets its error in errs; an error that leaves no
-// item decided (SpiceDB unavailable) is returned.
-func (s *Server) azDecide(ctx context.Context, b azEvaluationsRequest) ([]authz.Check, []authz.Decision, []error, error) {
+// item decided (SpiceDB unavailable) is returned. An item in a tenant the
+// token does not reach gets its forbidden error and is not asked of SpiceDB.
+func (s *Server) azDecide(ctx context.Context, tok authz.Token, b azEvaluationsRequest) ([]authz.Check, []authz.Decision, []error, error) {
 	checks := make([]authz.Check, len(b.Evaluations))
 	errs := make([]error, len(b.Evaluations))
 	// Items with the same consistency token go to SpiceDB together: one
@@ -326,6 +330,9 @@ func (s *Server) azDecide(ctx context.Context, b azEvaluationsRequest) ([]authz.
 	var order []string
 	for i, item := range b.Evaluations {
 		c, err := s.azCheck("", b.merged(item))
+		if err == nil {
+			err = tok.Reaches(c.TenantID)
+		}
 		if err != nil {
 			errs[i] = err
 			continue

@@ -263,6 +263,9 @@ func (s *Server) handleAZSearchSubject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenantID, res, resID, token, err := s.azSearchScope(b)
+	if err == nil {
+		err = reaches(r, tenantID)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -295,7 +298,10 @@ func (s *Server) handleAZSearchResource(w http.ResponseWriter, r *http.Request) 
 	tenantID := ""
 	if b.Resource.Type != authz.ResourceTypeTenant {
 		var err error
-		if tenantID, err = azTenantOf("resource", b.Resource); err != nil {
+		if tenantID, err = azTenantOf("resource", b.Resource); err == nil {
+			err = reaches(r, tenantID)
+		}
+		if err != nil {
 			s.Error(w, r, err)
 			return
 		}
@@ -317,6 +323,10 @@ func (s *Server) handleAZSearchResource(w http.ResponseWriter, r *http.Request) 
 		s.Error(w, r, err)
 		return
 	}
+	if tok := tokenFrom(r.Context()); b.Resource.Type == authz.ResourceTypeTenant && tok.Scoped() {
+		// Tenants the token does not reach are not found.
+		found.IDs = slices.DeleteFunc(found.IDs, func(id string) bool { return tok.Reaches(id) != nil })
+	}
 	ids, page, results, revision := pg.refs(found, b.Resource.Type)
 	e := s.searchEvent(r, "authzen.search.resource", &key, subj.String(), tenantID, nil, b.Resource.Type, ids, page.Total, revision)
 	s.answerSearch(w, r, e, page, results)
@@ -330,6 +340,9 @@ func (s *Server) handleAZSearchAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenantID, res, resID, token, err := s.azSearchScope(b)
+	if err == nil {
+		err = reaches(r, tenantID)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return

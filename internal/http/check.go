@@ -134,7 +134,7 @@ func (s *Server) record(r *http.Request, events ...authz.Event) error {
 	if s.noAudit {
 		return nil
 	}
-	return s.audit.Record(r.Context(), events...)
+	return s.audit.Record(r.Context(), withVia(r.Context(), events)...)
 }
 
 // answerDecisions commits the decisions' audit rows, counts them, and only
@@ -168,6 +168,9 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.toCheck(b)
+	if err == nil {
+		err = reaches(r, c.TenantID)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -216,6 +219,10 @@ func (s *Server) handleCheckBulk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	checks := make([]authz.Check, len(b.Items))
+	// An item in a tenant the token does not reach is answered not allowed,
+	// with its error, and never asked of SpiceDB.
+	decisions := make([]authz.Decision, len(b.Items))
+	var asked []int
 	for i, item := range b.Items {
 		c, err := s.toCheck(item)
 		if err != nil {
@@ -223,11 +230,23 @@ func (s *Server) handleCheckBulk(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		checks[i] = c
+		if decisions[i].Err = reaches(r, c.TenantID); decisions[i].Err == nil {
+			asked = append(asked, i)
+		}
 	}
-	decisions, err := s.checker.CheckBulk(r.Context(), checks)
-	if err != nil {
-		s.Error(w, r, err)
-		return
+	if len(asked) > 0 {
+		batch := make([]authz.Check, len(asked))
+		for j, i := range asked {
+			batch[j] = checks[i]
+		}
+		got, err := s.checker.CheckBulk(r.Context(), batch)
+		if err != nil {
+			s.Error(w, r, err)
+			return
+		}
+		for j, i := range asked {
+			decisions[i] = got[j]
+		}
 	}
 	now := time.Now()
 	results := make([]checkAnswer, len(checks))

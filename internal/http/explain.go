@@ -23,6 +23,9 @@ type explainAnswer struct {
 // "explain".
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 	c, err := s.decodeCheck(r)
+	if err == nil {
+		err = reaches(r, c.TenantID)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return

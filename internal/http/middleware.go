@@ -131,16 +131,13 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// require authenticates the bearer token and demands every one of scopes.
+// require authenticates the bearer token, demands every one of scopes, and
+// applies the route's tenant rule (guardTenant). It runs once the route is
+// matched (it is a group's middleware), so the path's parameters are known.
 func (s *Server) require(scopes ...string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || raw == "" {
-				s.Error(w, r, authz.Errorf(authz.EUNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)"))
-				return
-			}
-			t, err := s.auth.authenticate(r.Context(), raw)
+			t, err := s.bearer(r)
 			if err != nil {
 				s.Error(w, r, err)
 				return
@@ -149,9 +146,26 @@ func (s *Server) require(scopes ...string) func(http.Handler) http.Handler {
 				s.Error(w, r, err)
 				return
 			}
+			if err := guardTenant(r, t); err != nil {
+				s.Error(w, r, err)
+				return
+			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
 		})
 	}
+}
+
+// bearer is the request's token: the one an in-process caller (AsToken)
+// authenticated, else the Authorization header's.
+func (s *Server) bearer(r *http.Request) (authz.Token, error) {
+	if p, ok := inProcessFrom(r.Context()); ok {
+		return p.token, nil
+	}
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || raw == "" {
+		return authz.Token{}, authz.Errorf(authz.EUNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)")
+	}
+	return s.auth.authenticate(r.Context(), raw)
 }
 
 // authenticator verifies bearer tokens: the bootstrap token from the

@@ -31,3 +31,20 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesHaveTenantRules: every route says how a tenant-scoped token is
+// confined on it, and the table names no route that is not served.
+func TestRoutesHaveTenantRules(t *testing.T) {
+	s := NewServer(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New()})
+	got := s.Routes()
+	for _, r := range got {
+		if _, ok := tenantRules[r]; !ok {
+			t.Errorf("route %s has no tenant rule in tenantRules", r)
+		}
+	}
+	for r := range tenantRules {
+		if !slices.Contains(got, r) {
+			t.Errorf("tenantRules names %s, which is not served", r)
+		}
+	}
+}

@@ -33,6 +33,7 @@ type Server struct {
 	explainer   Explainer
 	searcher    Searcher
 	provisioner Provisioner
+	lister      Lister
 	model       Model
 	readiness   Readiness
 	audit       Audit
@@ -74,6 +75,7 @@ type Options struct {
 	Explainer   Explainer
 	Searcher    Searcher
 	Provisioner Provisioner
+	Lister      Lister
 	Model       Model
 	Readiness   Readiness
 
@@ -121,7 +123,7 @@ type Options struct {
 // NewServer builds the router.
 func NewServer(o Options) *Server {
 	s := &Server{
-		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner,
+		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner, lister: o.Lister,
 		model: o.Model, readiness: o.Readiness, audit: o.Audit, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, whatif: o.WhatIf, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
@@ -163,12 +165,16 @@ func (s *Server) routes() chi.Router {
 
 	// AuthZEN Authorization API 1.0: the same tokens and scope as checks.
 	r.Route("/access/v1", func(r chi.Router) {
-		r.Use(s.limitBody, s.require(authz.ScopeCheck), s.requireJSON)
-		r.Post("/evaluation", s.handleAZEvaluation)
-		r.Post("/evaluations", s.handleAZEvaluations)
-		r.Post("/search/subject", s.handleAZSearchSubject)
-		r.Post("/search/resource", s.handleAZSearchResource)
-		r.Post("/search/action", s.handleAZSearchAction)
+		r.Use(s.limitBody)
+		// A group, so that require runs once the route is matched and knows its tenant rule.
+		r.Group(func(r chi.Router) {
+			r.Use(s.require(authz.ScopeCheck), s.requireJSON)
+			r.Post("/evaluation", s.handleAZEvaluation)
+			r.Post("/evaluations", s.handleAZEvaluations)
+			r.Post("/search/subject", s.handleAZSearchSubject)
+			r.Post("/search/resource", s.handleAZSearchResource)
+			r.Post("/search/action", s.handleAZSearchAction)
+		})
 	})
 
 	// Imports and exports carry documents far over AUTHZ_MAX_BODY_BYTES and
@@ -190,6 +196,9 @@ func (s *Server) routes() chi.Router {
 			r.Post("/permissions/explain", s.handleExplain)
 			r.Get("/permissions/keys", s.handleKeys)
 			r.Get("/tenants/{tenant_id}/users/{user_id}/permissions", s.handleEffective)
+			r.Get("/tenants", s.handleListTenants)
+			r.Get("/tenants/{tenant_id}/roles", s.handleListRoles)
+			r.Get("/tenants/{tenant_id}/members", s.handleListMembers)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeProvision), s.actor)

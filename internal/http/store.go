@@ -17,8 +17,11 @@ type TokenVerifier interface {
 
 // TokenStore issues, lists and revokes service tokens, for the token routes.
 type TokenStore interface {
-	CreateToken(ctx context.Context, name string, scopes []string) (authz.Token, string, error)
+	// CreateToken makes a token; tenants nil reaches every tenant.
+	CreateToken(ctx context.Context, name string, scopes, tenants []string) (authz.Token, string, error)
 	ListTokens(ctx context.Context) ([]authz.Token, error)
+	// Token reads one token by id (ENOTFOUND when there is none).
+	Token(ctx context.Context, id string) (authz.Token, error)
 	RevokeToken(ctx context.Context, id string) error
 }
 

@@ -32,7 +32,11 @@ func (f *fakeTokens) Authenticate(_ context.Context, raw string) (authz.Token, e
 	return f.token, nil
 }
 
-func (f *fakeTokens) CreateToken(context.Context, string, []string) (authz.Token, string, error) {
+func (f *fakeTokens) Token(context.Context, string) (authz.Token, error) {
+	return f.token, nil
+}
+
+func (f *fakeTokens) CreateToken(context.Context, string, []string, []string) (authz.Token, string, error) {
 	return f.token, f.secret, nil
 }
 

@@ -91,6 +91,10 @@ func (s *Server) handleWhatIf(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
+	if err := reaches(r, body.TenantID); err != nil {
+		s.Error(w, r, err)
+		return
+	}
 	if len(body.ConsistencyToken) > 1024 {
 		s.Error(w, r, authz.Errorf(authz.EINVALID, "consistency_token is too long"))
 		return

@@ -575,13 +575,25 @@ func (db *DB) ListEvents(ctx context.Context, f authz.EventFilter) ([]authz.Even
 		args = append(args, f.After.OccurredAt, f.After.ID)
 		where = append(where, fmt.Sprintf("(occurred_at, id) > ($%d, $%d)", len(args)-1, len(args)))
 	}
-	q := "SELECT id, occurred_at, module, action, actor_user_id, tenant_id, resource_type, resource_id, permission, " +
-		"decision, zed_token, decision_id::text, client, request_id, details FROM audit_events"
+	cols := "id, occurred_at, module, action, actor_user_id, tenant_id, resource_type, resource_id, permission, " +
+		"decision, zed_token, decision_id::text AS decision_id, client, request_id, details"
+	q := "SELECT " + cols + " FROM audit_events"
+	if f.Tenants != nil && f.TenantID == "" {
+		// Each tenant's first rows from its (tenant_id, occurred_at, id) index, then
+		// merged: tenant_id = ANY(...) would sort every row of the tenants instead.
+		args = append(args, f.Tenants)
+		where = append([]string{"tenant_id = reach.tenant"}, where...)
+		q = fmt.Sprintf("SELECT %s FROM unnest($%d::text[]) AS reach(tenant) CROSS JOIN LATERAL (SELECT %s FROM audit_events",
+			strings.ReplaceAll(cols, "decision_id::text AS decision_id", "decision_id"), len(args), cols)
+	}
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, f.Limit+1)
 	q += fmt.Sprintf(" ORDER BY occurred_at, id LIMIT $%d", len(args))
+	if f.Tenants != nil && f.TenantID == "" {
+		q += fmt.Sprintf(") e ORDER BY occurred_at, id LIMIT $%d", len(args))
+	}
 
 	rows, err := db.Pool.Query(ctx, q, args...)
 	if err != nil {

@@ -223,6 +223,52 @@ func TestListEvents(t *testing.T) {
 	}
 }
 
+// TestListEventsTenants: a listing confined to some tenants pages through
+// exactly their rows, in (occurred_at, id) order, with the other filters.
+func TestListEventsTenants(t *testing.T) {
+	db := mustOpen(t)
+	log := postgres.NewAuditLog(db, postgres.AuditOptions{})
+	base := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	var want []string
+	for i := range 60 {
+		e := event("scaibunker", "u", base.Add(time.Duration(i/2)*time.Minute)) // pairs share a timestamp
+		e.TenantID = []string{"t1", "t2", "t3", ""}[i%4]
+		if i%5 == 0 {
+			e.Decision = authz.DecisionDenied
+		}
+		if err := log.Record(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		if (e.TenantID == "t1" || e.TenantID == "t3") && e.Decision == authz.DecisionAllowed {
+			want = append(want, e.DecisionID)
+		}
+	}
+	log.Close()
+	var got []string
+	var last authz.Event
+	f := authz.EventFilter{Tenants: []string{"t1", "t3"}, Decision: authz.DecisionAllowed, Limit: 4}
+	for {
+		page, next, err := db.ListEvents(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			if e.OccurredAt.Before(last.OccurredAt) || (e.OccurredAt.Equal(last.OccurredAt) && e.ID < last.ID) {
+				t.Errorf("row %d out of order after %d", e.ID, last.ID)
+			}
+			last = e
+			got = append(got, e.DecisionID)
+		}
+		if next == nil {
+			break
+		}
+		f.After = next
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("got %d rows %v, want %d rows %v", len(got), got, len(want), want)
+	}
+}
+
 // BenchmarkRecord: what the hash chain costs the group-commit writer alone,
 // 32 concurrent callers, chain on and off on the same database.
 // go test -run '^$' -bench Record -benchtime 3s ./internal/postgres/

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/scailabs/authzd/api"
 	"github.com/scailabs/authzd/internal/auditchain"
 	"github.com/scailabs/authzd/internal/cache"
+	"github.com/scailabs/authzd/internal/console"
 	authzhttp "github.com/scailabs/authzd/internal/http"
 	"github.com/scailabs/authzd/internal/metrics"
 	"github.com/scailabs/authzd/internal/outofband"
@@ -53,6 +55,9 @@ type Main struct {
 	// debug serves the profiler on AUTHZ_DEBUG_ADDR, when set.
 	debug         *http.Server
 	debugListener net.Listener
+	// stopConsole ends the console's chain verifier and waits for it.
+	stopConsole func()
+	consoleDone sync.WaitGroup
 }
 
 // New returns an unopened Main.
@@ -147,7 +152,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
-	handler := m.handler(model, met)
+	handler, err := m.handler(model, met)
+	if err != nil {
+		return err
+	}
 
 	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.HTTPAddr, err)
@@ -287,14 +295,15 @@ func (m *Main) mirrorMax() int {
 	return m.cfg.CacheMirrorMax
 }
 
-// handler builds the HTTP API over what Open opened.
-func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
+// handler builds the HTTP API over what Open opened, with the console in
+// front of it when AUTHZ_CONSOLE is on (its verifier runs in the background).
+func (m *Main) handler(model *schema.Model, met *metrics.Metrics) (http.Handler, error) {
 	keys := make([]authzhttp.KeyInfo, len(model.Keys))
 	for i, k := range model.Keys {
 		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
 	}
-	return authzhttp.NewServer(authzhttp.Options{
-		Checker: m.checker(), Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
+	api := authzhttp.NewServer(authzhttp.Options{
+		Checker: m.checker(), Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Lister: m.graph, Model: m.graph,
 		Readiness: m.graph, TokenVerifier: m.db, Tokens: m.db, AuditReader: m.db, RoleNamer: m.db, Database: m.db,
 		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
@@ -304,6 +313,21 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		Shadow: m.db, ImportStatus: m.db,
 		WhatIf: m.whatIf(met),
 	})
+	if m.cfg.Console != "on" {
+		return api, nil
+	}
+	con, err := console.New(console.Options{
+		API: api, Sessions: m.db, Chain: m.db, SessionTTL: m.cfg.ConsoleSessionTTL, VerifyInterval: m.cfg.ConsoleVerifyInterval,
+		SecureCookies: strings.HasPrefix(m.cfg.PublicURL, "https://"), Logger: m.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	m.stopConsole = func() { cancel(); m.consoleDone.Wait() }
+	m.consoleDone.Add(1)
+	go func() { defer m.consoleDone.Done(); con.Run(bg) }()
+	return con.Wrap(api), nil
 }
 
 // checker answers checks: the decision cache in front of SpiceDB, or SpiceDB
@@ -381,6 +405,9 @@ func (m *Main) close(ctx context.Context) error {
 	if m.stopRecorder != nil {
 		m.stopRecorder() // it writes through the audit log
 	}
+	if m.stopConsole != nil {
+		m.stopConsole() // it reads the audit database
+	}
 	if m.audit != nil {
 		errs = append(errs, m.audit.Shutdown(ctx))
 	}
@@ -445,6 +472,7 @@ var (
 	_ authzhttp.Explainer     = (*spicedb.Graph)(nil)
 	_ authzhttp.Searcher      = (*spicedb.Graph)(nil)
 	_ authzhttp.Provisioner   = (*spicedb.Graph)(nil)
+	_ authzhttp.Lister        = (*spicedb.Graph)(nil)
 	_ authzhttp.Model         = (*spicedb.Graph)(nil)
 	_ authzhttp.Readiness     = (*spicedb.Graph)(nil)
 	_ authzhttp.Graph         = (*spicedb.Graph)(nil)
@@ -456,6 +484,9 @@ var (
 	_ authzhttp.Store         = (*postgres.DB)(nil)
 	_ authzhttp.Audit         = (*postgres.AuditLog)(nil)
 	_ authzhttp.Chain         = (*postgres.DB)(nil)
+	_ console.Sessions        = (*postgres.DB)(nil)
+	_ console.Chain           = (*postgres.DB)(nil)
+	_ console.API             = (*authzhttp.Server)(nil)
 	_ outofband.Source        = (*spicedb.Graph)(nil)
 	_ outofband.Store         = leaseStore{}
 	_ outofband.Audit         = (*postgres.AuditLog)(nil)

@@ -34,7 +34,18 @@ func BenchmarkCheckHit(b *testing.B) {
 	for i := range users {
 		tok = token(h.admin("PUT", fmt.Sprintf("/v1/tenants/t1/roles/ops/members/u%d", i), "", 200))
 	}
-	created := h.admin("POST", "/v1/tokens", `{"name":"bench","scopes":["check"]}`, 201)
+	// An unscoped token and one that reaches only t1: the tenant guard's cost
+	// is the difference between the two.
+	for _, kind := range []struct{ name, body string }{
+		{"unscoped", `{"name":"bench","scopes":["check"]}`},
+		{"tenant", `{"name":"bench-t1","scopes":["check"],"tenants":["t1"]}`},
+	} {
+		b.Run(kind.name, func(b *testing.B) { checkHit(b, h, kind.body, tok, users) })
+	}
+}
+
+func checkHit(b *testing.B, h *harness, tokenBody, tok string, users int) {
+	created := h.admin("POST", "/v1/tokens", tokenBody, 201)
 	secret, _ := created.body["token"].(string)
 	bodies := make([][]byte, users)
 	for i := range users {

@@ -125,6 +125,13 @@ type Config struct {
 	WhatIfWorkers int `env:"AUTHZ_WHATIF_WORKERS" envDefault:"2"`
 	// WhatIfTimeout bounds one what-if call (then 503).
 	WhatIfTimeout time.Duration `env:"AUTHZ_WHATIF_TIMEOUT" envDefault:"60s"`
+	// Console serves the admin console at /console: on or off.
+	Console string `env:"AUTHZ_CONSOLE" envDefault:"on"`
+	// ConsoleSessionTTL is how long a console sign-in lasts.
+	ConsoleSessionTTL time.Duration `env:"AUTHZ_CONSOLE_SESSION_TTL" envDefault:"8h"`
+	// ConsoleVerifyInterval is how often the console verifies the audit
+	// chain in process (incrementally) for its audit page.
+	ConsoleVerifyInterval time.Duration `env:"AUTHZ_CONSOLE_VERIFY_INTERVAL" envDefault:"1m"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -219,6 +226,17 @@ func (c Config) Validate() error {
 	}
 	if c.ImportMaxBytes < 1 || c.ImportTimeout <= 0 || c.ImportBatch < 1 || c.ImportWriters < 1 {
 		return fmt.Errorf("AUTHZ_IMPORT_MAX_BYTES, AUTHZ_IMPORT_TIMEOUT, AUTHZ_IMPORT_BATCH and AUTHZ_IMPORT_WRITERS must be positive")
+	}
+	switch c.Console {
+	case "on", "off":
+	default:
+		return fmt.Errorf("AUTHZ_CONSOLE must be on or off, not %q", c.Console)
+	}
+	if c.ConsoleSessionTTL < time.Minute {
+		return fmt.Errorf("AUTHZ_CONSOLE_SESSION_TTL must be 1m or more, not %s", c.ConsoleSessionTTL)
+	}
+	if c.ConsoleVerifyInterval < time.Second {
+		return fmt.Errorf("AUTHZ_CONSOLE_VERIFY_INTERVAL must be 1s or more, not %s", c.ConsoleVerifyInterval)
 	}
 	if c.GCPercent < 10 {
 		return fmt.Errorf("AUTHZ_GC_PERCENT must be 10 or more, not %d (set GOMEMLIMIT to bound memory instead)", c.GCPercent)

@@ -56,16 +56,20 @@ func (h *harness) export(query string) (string, string) {
 	return string(raw), resp.Header.Get("X-Zed-Token")
 }
 
-// auditCount counts the audit rows of an action.
-func (h *harness) auditCount(action string) int {
+// auditCount counts the audit rows of an action, or every row without one.
+func (h *harness) auditCount(action ...string) int {
 	h.t.Helper()
 	conn, err := pgx.Connect(context.Background(), h.dbURL)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	q, args := `SELECT count(*) FROM audit_events`, []any{}
+	if len(action) == 1 {
+		q, args = q+` WHERE action = $1`, []any{action[0]}
+	}
 	var n int
-	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = $1`, action).Scan(&n); err != nil {
+	if err := conn.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
 		h.t.Fatal(err)
 	}
 	return n

@@ -29,10 +29,12 @@ type Authzd struct {
 // It skips (or fails under AUTHZ_REQUIRE_INTEGRATION=1) without Postgres.
 func MustStart(tb testing.TB, datastore string) Authzd {
 	tb.Helper()
-	return mustStart(tb, datastore, nil)
+	return MustStartWith(tb, datastore, nil)
 }
 
-func mustStart(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
+// MustStartWith is MustStart with the configuration changed by configure
+// before authzd opens.
+func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
 	tb.Helper()
 	a := Authzd{AdminToken: "admin-" + rand.Text(), DatabaseURL: pgtest.MustCreate(tb)}
 	// The defaults a deployment gets (the decision cache and its mirror on),
@@ -60,10 +62,4 @@ func mustStart(tb testing.TB, datastore string, configure func(*app.Config)) Aut
 	})
 	a.URL = m.URL()
 	return a
-}
-
-// MustStartWith is MustStart with the test's changes to the configuration.
-func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
-	tb.Helper()
-	return mustStart(tb, datastore, configure)
 }
