@@ -3,11 +3,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO            ?= go
+# Debian's python3, which sees the packages scripts/setup-python.sh installs (a pyenv or virtualenv
+# python3 earlier on PATH does not).
+PYTHON        := /usr/bin/python3
 # SpiceDB v1.57.1 needs a newer Go than many machines ship; the go command fetches this toolchain from the
 # module proxy by itself (seconds) when the local one is older. go.mod's toolchain line says the same.
 export GOTOOLCHAIN ?= go1.27.3
 # Local development defaults; override on the command line or in the environment.
-export AUTHZ_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/authz?sslmode=disable
+LOCAL_DATABASE_URL := postgres://postgres@127.0.0.1:5432/authz?sslmode=disable
+export AUTHZ_DATABASE_URL ?= $(LOCAL_DATABASE_URL)
 export AUTHZ_ADMIN_TOKEN  ?= dev-admin-token
 export AUTHZ_LOG_FORMAT   ?= text
 
@@ -16,17 +20,27 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
-setup: ## Install (Debian packages) and start the local PostgreSQL the other targets use, the Docker-side tools and python3 (the audit verifier's test); idempotent.
-	./scripts/setup-postgres.sh
-	./scripts/setup-docker.sh
-	./scripts/setup-python.sh
+setup: ## Install (Debian packages) and start the local PostgreSQL, the Docker-side tools and python3 (the audit verifier's test); idempotent, silent when all is in place. make run and make test do it themselves.
+	@./scripts/setup-postgres.sh
+	@./scripts/setup-docker.sh
+	@./scripts/setup-python.sh
+	@echo "make setup: ready"
+
+# make run and make test set up what they need first (silent when it is in place), unless pointed at a
+# Postgres of the user's own (AUTHZ_DATABASE_URL for run, AUTHZ_TEST_DATABASE_URL for test).
+.PHONY: local-postgres test-tools
+local-postgres:
+	@./scripts/setup-postgres.sh
+test-tools:
+	@if [ "$${AUTHZ_TEST_DOCKER:-}" != 0 ]; then ./scripts/setup-docker.sh; fi
+	@./scripts/setup-python.sh
 
 .PHONY: run
-run: ## Run authzd on :8080 against local Postgres with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
+run: $(if $(filter $(LOCAL_DATABASE_URL),$(AUTHZ_DATABASE_URL)),local-postgres) ## Run authzd on :8080 against the local Postgres (set up first if needed) with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
 	$(GO) run ./cmd/authzd
 
 .PHONY: test
-test: lint fuzz-smoke ## Run every test (lint, fuzz smoke, unit, schema validation, contract, integration); with a Docker engine, build the images first and run the Docker world.
+test: $(if $(AUTHZ_TEST_DATABASE_URL),,local-postgres) test-tools lint fuzz-smoke ## Run every test (set-up, lint, fuzz smoke, unit, schema validation, contract, integration); with a Docker engine, build the images first and run the Docker world.
 	@if [ "$${AUTHZ_TEST_DOCKER:-}" != 0 ] && docker version >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory images; \
 	else \
@@ -34,6 +48,8 @@ test: lint fuzz-smoke ## Run every test (lint, fuzz smoke, unit, schema validati
 	fi
 	$(GO) test -count=1 -timeout 30m ./...
 	cd client && $(GO) test -count=1 ./...
+	cd clients/python && $(PYTHON) -m pytest
+	cd examples/scaibunker_fastapi && $(PYTHON) -m pytest -p no:cacheprovider
 
 .PHONY: lint
 lint: ## Run go vet and staticcheck (pinned in go.mod's tool directive, configured in staticcheck.conf) on both modules; both must find nothing.
@@ -64,7 +80,7 @@ compose-test: images ## Run docker-compose.yml for real: up (healthy), provision
 	AUTHZ_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -run '^TestCompose$$' -v ./integration/
 
 .PHONY: bench
-bench: ## Run the benchmark suite and print the results table.
+bench: local-postgres ## Run the benchmark suite and print the results table (sets up the local Postgres first, like run and test).
 	$(GO) run ./cmd/authzbench $(BENCHFLAGS)
 
 .PHONY: schema

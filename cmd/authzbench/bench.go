@@ -676,7 +676,7 @@ func (b *bench) zipfRows(ctx context.Context, phase string, d *dataset, what str
 	}
 	z := zipfResult{phase: phase, direct: dr.st, facade: fr.st}
 	if phase == "4" {
-		// The issue states its p99 goal on the 1,000-tenant set: half the
+		// The p99 goal is stated on the 1,000-tenant set: half the
 		// facade's Zipf peak, at a fixed rate, right after the closed-loop runs
 		// (the cache stays as they left it).
 		z.rate = max(1, fr.st.Throughput()/2)

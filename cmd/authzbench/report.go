@@ -307,11 +307,11 @@ func (r *report) writeGoals(p printer, b *bench) float64 {
 			if len(z.halfPeak) > 1 {
 				what = fmt.Sprintf("median %s ms of %d runs at %.0f/s (each: %s ms; audit disabled at that rate: median p99 %s ms)", ms(hp), len(z.halfPeak), z.rate, each, ms(noAudit))
 			}
-			goal(fmt.Sprintf("phase %s: facade p99 at half its Zipf peak rate (the issue's set)", z.phase), "≤ 10 ms", what,
+			goal(fmt.Sprintf("phase %s: facade p99 at half its Zipf peak rate (the goals' set)", z.phase), "≤ 10 ms", what,
 				hp > 0 && hp <= 10*time.Millisecond && errs == 0)
 		}
 	}
-	// The issue states its goals on the 1,000-tenant set: judged on its Zipf
+	// The goals are stated on the 1,000-tenant set: judged on its Zipf
 	// pool when phase 4 ran, else on the small set's uniform pool.
 	judgedName, judged := fmt.Sprintf("facade-c%d", r.topConc), stats{}
 	for _, c := range r.byConc {

@@ -38,7 +38,7 @@ func main() {
 }
 
 const usage = `usage:
-  authzd                    serve the HTTP API (configuration: AUTHZ_* environment variables, see README)
+  authzd                    serve the HTTP API (configuration: AUTHZ_* environment variables, see docs/configuration.md)
   authzd migrate            apply the audit database migrations and exit
   authzd token create --name NAME --scope SCOPE [--scope SCOPE ...]
                             create a service token (scopes: check, provision, audit:read, admin); prints it once

@@ -308,7 +308,7 @@ func BenchmarkRecordLatency(b *testing.B) {
 // pg_walinspect) must end at or before the server's flush position at the
 // moment Record returns. This guards against any writer that commits without
 // the flush: synchronous_commit off on its transactions, or the early lock
-// release tried in the eighth session (commit asynchronously, then flush)
+// release measured and rejected (decision record 0003: commit asynchronously, then flush)
 // with its flush left out. Another session's flush can only move the flush
 // position on, so the test cannot fail spuriously; a writer that skips the
 // flush fails it unless something else flushed within each round's few

@@ -9,7 +9,7 @@ import (
 	"github.com/scailabs/authzd/internal/authz"
 )
 
-// consistency follows the rule: minimize_latency (cached answers
+// consistency follows the contract's rule: minimize_latency (cached answers
 // within SpiceDB's quantization window) unless the caller hands us a zed token
 // from a write, then at least as fresh as that write.
 func consistency(token string) *v1.Consistency {

@@ -18,7 +18,7 @@ import (
 	"github.com/scailabs/authzd/internal/pgtest"
 )
 
-// BenchmarkEmbeddedAPI compares the two ways of asking an in-process SpiceDB (issue 11): the gRPC
+// BenchmarkEmbeddedAPI compares the two ways of asking an in-process SpiceDB: the gRPC
 // API over bufconn that authzd's embedded mode uses, and SpiceDB's pkg/embedded (v1.56+), which calls
 // the dispatcher directly. Same Postgres datastore, same checks (a tenant key through a custom role,
 // allowed for half the users), at c=1, 8 and 32. pkg/embedded only checks at the head revision (the

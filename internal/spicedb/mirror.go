@@ -27,7 +27,7 @@ import (
 // answers the cache's misses with SpiceDB's own engine, called in-process
 // (pkg/embedded), so no rule of the schema is evaluated twice, but every read
 // of the walk is a memory read in this process instead of a query to the
-// datastore behind the real SpiceDB (issue 12: a cold walk is 7-10 datastore
+// datastore behind the real SpiceDB (a cold walk is 7-10 datastore
 // reads, and 41% of the benchmark's Zipf questions are first-time questions
 // no cache can hold). The engine runs on SpiceDB's memory datastore, which
 // holds only the schema: every read of relationships is served from an index

@@ -13,7 +13,7 @@ import (
 )
 
 // Config is authzd's configuration, read from the environment. Every
-// variable is listed, with its default, in the README.
+// variable is listed, with its default, in docs/configuration.md.
 type Config struct {
 	HTTPAddr    string `env:"AUTHZ_HTTP_ADDR" envDefault:":8080"`
 	DatabaseURL string `env:"AUTHZ_DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/authz?sslmode=disable"`
