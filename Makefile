@@ -47,6 +47,7 @@ test: $(if $(AUTHZ_TEST_DATABASE_URL),,local-postgres) test-tools lint fuzz-smok
 		echo "make test: no Docker engine (or AUTHZ_TEST_DOCKER=0): the integration suite runs in the local world"; \
 	fi
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -race ./internal/cache/
 	cd client && $(GO) test -count=1 ./...
 	cd clients/python && $(PYTHON) -m pytest
 	cd examples/scaibunker_fastapi && $(PYTHON) -m pytest -p no:cacheprovider

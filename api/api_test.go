@@ -99,6 +99,7 @@ func TestRoutes(t *testing.T) {
 		"POST /v1/permissions/check_bulk",
 		"POST /v1/permissions/explain",
 		"POST /v1/tokens",
+		"POST /v1/whatif",
 		"PUT /v1/partners/{partner_id}",
 		"PUT /v1/partners/{partner_id}/admins/{user_id}",
 		"PUT /v1/platform/super_admins/{user_id}",

@@ -105,6 +105,10 @@ func TestRoutes(t *testing.T) {
 		func() error { _, err := c.EffectivePermissions(ctx, "t1", "alice"); return err },
 		func() error { _, err := c.Explain(ctx, "t1", "alice", "m:k"); return err },
 		func() error { _, err := c.Keys(ctx); return err },
+		func() error {
+			_, err := c.WhatIf(ctx, client.WhatIfRequest{TenantID: "t1", Since: time.Now().Add(-time.Hour)})
+			return err
+		},
 		func() error { _, err := c.ListAuditEvents(ctx, client.AuditQuery{}); return err },
 		func() error { _, err := c.AuditChain(ctx, -1, 10, time.Time{}); return err },
 		func() error { _, err := c.AuditCheckpoints(ctx, -1, 10); return err },

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/scailabs/authzd/internal/spicedb"
+	"github.com/scailabs/authzd/internal/cache"
 )
 
 // cpuSplit is what a profiled run's CPU profile of authzd says of where its
@@ -19,7 +19,7 @@ type cpuSplit struct {
 	authzdPerOp float64 // µs of authzd's CPU per operation (measured window, from /proc)
 	// mirrorShare is the share of samples in the decision cache mirror's
 	// walks (SpiceDB's engine answering misses inside authzd; they carry
-	// spicedb.ProfileLabel).
+	// cache.ProfileLabel).
 	mirrorShare float64
 	// gcShare is the share of samples in the garbage collector's background
 	// mark workers.
@@ -55,7 +55,7 @@ func shares(path string) (mirror, gc float64, err error) {
 	for _, s := range p.Sample {
 		v := s.Value[idx]
 		total += v
-		if slices.Contains(s.Label[spicedb.ProfileLabel], spicedb.ProfileLabelMirror) {
+		if slices.Contains(s.Label[cache.ProfileLabel], cache.ProfileLabelMirror) {
 			inMirror += v
 		}
 		if inFunction(s, "runtime.gcBgMarkWorker") {

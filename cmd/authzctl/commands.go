@@ -34,7 +34,7 @@ Examples:
 		subs: []*command{
 			partnerCmd(), tenantCmd(), adminCmd(), roleCmd(), memberCmd(), resourceCmd(),
 			checkCmd(), explainCmd(), permissionsCmd(), keysCmd(), auditCmd(), tokenCmd(),
-			importCmd(), exportCmd(), shadowReportCmd(),
+			importCmd(), exportCmd(), shadowReportCmd(), whatifCmd(),
 		},
 	}
 }

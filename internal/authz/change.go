@@ -2,7 +2,9 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"time"
 )
 
 // RelationshipChange is one relationship update SpiceDB applied, as its
@@ -13,12 +15,25 @@ type RelationshipChange struct {
 	// Relationship is the relationship in SpiceDB's text form,
 	// e.g. tenant:acme#member@user:alice.
 	Relationship string
-	ResourceType string
-	ResourceID   string
-	Relation     string
+	Tuple
 	// TenantID is the tenant the relationship's object belongs to; empty for
 	// platform and partner objects.
 	TenantID string
+}
+
+// Tuple is one relationship field by field, as SpiceDB stores it.
+type Tuple struct {
+	ResourceType    string
+	ResourceID      string
+	Relation        string
+	SubjectType     string
+	SubjectID       string
+	SubjectRelation string // "" for a plain subject
+	// Caveat names the relationship's caveat ("" for none), with its context.
+	Caveat        string
+	CaveatContext map[string]any
+	// Expires is when the relationship expires (nil: never).
+	Expires *time.Time
 }
 
 // ChangeBatch is what one SpiceDB revision changed, with who claims it.
@@ -36,7 +51,16 @@ type ChangeBatch struct {
 	// authzd write id.
 	Untagged bool
 	Changes  []RelationshipChange
+	// Checkpoint reports that every change up to Revision has been delivered.
+	Checkpoint bool
+	// SchemaChanged reports that the schema changed at this revision.
+	SchemaChanged bool
 }
+
+// ResumeMarkPrefix starts the write id of the decision cache's resume marks:
+// writes on an object no tenant can name that show a resumed change stream
+// has caught up. They are authzd's bookkeeping, nobody's permissions.
+const ResumeMarkPrefix = "authzd-resume/"
 
 type writeIDKey struct{}
 
@@ -64,3 +88,7 @@ func WriteIDOwner(tag string) string {
 	owner, _, _ := strings.Cut(tag, "/")
 	return owner
 }
+
+// ErrNoWatch wraps the error of a change stream SpiceDB does not offer (on
+// Postgres its Watch needs track_commit_timestamp=on).
+var ErrNoWatch = errors.New("spicedb offers no watch stream")

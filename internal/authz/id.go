@@ -25,9 +25,13 @@ func ValidateID(field, s string) error {
 	return nil
 }
 
+// TenantPrefix starts the object id of every role and resource of tenantID:
+// "<tenant>/". TenantOf reads it back.
+func TenantPrefix(tenantID string) string { return tenantID + "/" }
+
 // ScopedID joins a tenant id and a tenant-local id into the object id of a role or resource.
 func ScopedID(field, tenantID, localID string) (string, error) {
-	id := tenantID + "/" + localID
+	id := TenantPrefix(tenantID) + localID
 	if len(id) > MaxIDLen {
 		return "", Errorf(EINVALID, "tenant_id and %s together are %d bytes; the limit is %d", field, len(id)-1, MaxIDLen-1)
 	}

@@ -37,14 +37,15 @@ func Reasons(in Input) []string {
 	return e.out
 }
 
+// Reasons do not depend on whether SpiceDB answered part of the trace from
+// its dispatch cache (a cached step comes without sub-steps): such a step is
+// explained from the facts, read at the same revision, in the same sentences
+// as the full walk gives.
 type explainer struct {
 	in  Input
 	f   authz.Facts
 	who string
 	out []string
-	// fromCache is set when a step SpiceDB answered from its cache had to be
-	// explained from the facts instead of the trace.
-	fromCache bool
 }
 
 func (e *explainer) say(format string, args ...any) {
@@ -84,9 +85,6 @@ func (e *explainer) allowed() {
 	if e.in.Check.Resource != nil && e.f.OwnerRule == authz.OwnerExcluded {
 		e.say("%s did not bind %s, so the binder exclusion does not apply.", e.who, e.resourceName())
 	}
-	if e.fromCache {
-		e.say("SpiceDB answered part of this check from its cache; those parts are explained from the relationships at the same revision.")
-	}
 }
 
 // walk follows the steps that found the permission down to the stored
@@ -114,9 +112,6 @@ func (e *explainer) walk(n *authz.Trace, key string) {
 	// A step that found the permission without a found sub-step is either a
 	// stored relationship or a step SpiceDB answered from its cache (which it
 	// reports without sub-steps, and sometimes as a permission).
-	if n.Cached {
-		e.fromCache = true
-	}
 	switch {
 	case isKey && stepKey == e.key():
 		if !e.holders() {
@@ -131,7 +126,7 @@ func (e *explainer) walk(n *authz.Trace, key string) {
 
 // tenantKey reports whether a step is a key's permission on a tenant, and which key.
 func tenantKey(typ, permission string) (string, bool) {
-	if typ != "tenant" || !strings.Contains(permission, "__") || strings.HasPrefix(permission, authz.GrantPrefix) {
+	if typ != authz.TypeTenant || !strings.Contains(permission, "__") || strings.HasPrefix(permission, authz.GrantPrefix) {
 		return "", false
 	}
 	k, err := authz.KeyFromRelation(permission)
@@ -148,20 +143,26 @@ func (e *explainer) leaf(typ, id, relation, key string) {
 		grants = fmt.Sprintf("which grants %s on %s by itself", e.key(), e.resourceNameOr("the tenant"))
 	}
 	switch {
-	case typ == "platform" && relation == "super_admin":
+	case typ == authz.TypePlatform && relation == authz.RoleSuperAdmin:
 		e.say("%s is a platform super admin; super admins hold every key in every tenant.", e.who)
-	case typ == "partner" && relation == "admin":
-		e.say("%s is an admin of partner %s, which tenant %s belongs to; partner admins hold %s.", e.who, id, e.tenant(), orKey(key, e.key()))
+	case typ == authz.TypePartner && relation == authz.RelAdmin:
+		e.partnerAdmin(id, orKey(key, e.key()))
+	case typ == authz.TypeTenant && relation == authz.RolePartnerAdmin:
+		// The tenant's partner_admin permission (partner->admin) answered
+		// from SpiceDB's cache: the facts name the partner.
+		e.partnerAdmin(e.f.PartnerID, orKey(key, e.key()))
+	case typ == authz.TypeTenant && relation == authz.RoleSuperAdmin:
+		// The tenant's super_admin permission (platform->super_admin), likewise.
+		e.say("%s is a platform super admin; super admins hold every key in every tenant.", e.who)
 	case typ == "tenant" && authz.IsTenantRole(relation):
 		e.say("%s holds the built-in role %s in tenant %s, %s.", e.who, relation, e.tenant(), grants)
-	case typ == "role" && relation == "member":
+	case typ == authz.TypeRole && relation == authz.RelMember:
 		for _, r := range e.roleIDs(id) {
 			e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
 		}
 	case typ == "tenant" && strings.HasPrefix(relation, authz.GrantPrefix):
 		// A grant whose role membership SpiceDB answered from its cache: the
 		// facts name the roles for the checked key; for another key, say less.
-		e.fromCache = true
 		roles := intersect(e.f.CustomRoles, e.f.GrantingRoles)
 		if relation != e.in.Check.Key.GrantRelation() || len(roles) == 0 {
 			e.say("%s holds %s in tenant %s through a custom role.", e.who, orKey(key, e.key()), e.tenant())
@@ -171,7 +172,7 @@ func (e *explainer) leaf(typ, id, relation, key string) {
 				e.say("%s is a member of the custom role %s of tenant %s, %s.", e.who, e.role(r), e.tenant(), grants)
 			}
 		}
-	case relation == "owner" && e.in.Check.Resource != nil:
+	case relation == authz.RelOwner && e.in.Check.Resource != nil:
 		if e.f.OwnerRule == authz.OwnerRequired {
 			e.say("%s owns %s; %s on a %s needs ownership as well as the key.", e.who, e.resourceName(), e.key(), e.in.Check.Resource.Type)
 		} else {
@@ -202,7 +203,7 @@ func (e *explainer) resourceNameOr(s string) string {
 func (e *explainer) roleIDs(objectID string) []string {
 	var ids []string
 	for _, id := range strings.Split(objectID, ",") {
-		ids = append(ids, strings.TrimPrefix(id, e.tenant()+"/"))
+		ids = append(ids, strings.TrimPrefix(id, authz.TenantPrefix(e.tenant())))
 	}
 	if len(ids) == 1 {
 		return ids
@@ -219,7 +220,7 @@ func (e *explainer) holders() bool {
 		e.say("%s is a platform super admin; super admins hold every key in every tenant.", e.who)
 	}
 	if e.f.PartnerAdmin && slices.Contains(e.in.KeyRoles, authz.RolePartnerAdmin) {
-		e.say("%s is an admin of partner %s, which tenant %s belongs to; partner admins hold %s.", e.who, e.f.PartnerID, t, key)
+		e.partnerAdmin(e.f.PartnerID, key)
 	}
 	for _, r := range e.f.BuiltinRoles {
 		if slices.Contains(e.in.KeyRoles, r) {
@@ -232,9 +233,14 @@ func (e *explainer) holders() bool {
 	return len(e.out) > n
 }
 
+// partnerAdmin says that the subject holds key as an admin of partner, which
+// the tenant belongs to.
+func (e *explainer) partnerAdmin(partner, key string) {
+	e.say("%s is an admin of partner %s, which tenant %s belongs to; partner admins hold %s.", e.who, partner, e.tenant(), key)
+}
+
 // fromFacts explains a yes without a usable trace.
 func (e *explainer) fromFacts() {
-	e.fromCache = true
 	e.holders()
 	if e.in.Check.Resource != nil && e.f.OwnerRule == authz.OwnerRequired && e.owns() {
 		e.say("%s owns %s; %s on a %s needs ownership as well as the key.", e.who, e.resourceName(), e.key(), e.in.Check.Resource.Type)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,8 +131,8 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
-// require authenticates the bearer token and demands scope.
-func (s *Server) require(scope string) func(http.Handler) http.Handler {
+// require authenticates the bearer token and demands every one of scopes.
+func (s *Server) require(scopes ...string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -144,8 +145,8 @@ func (s *Server) require(scope string) func(http.Handler) http.Handler {
 				s.Error(w, r, err)
 				return
 			}
-			if !t.Has(scope) {
-				s.Error(w, r, authz.Errorf(authz.EFORBIDDEN, "token lacks the %q scope", scope))
+			if err := lacking(t, scopes); err != nil {
+				s.Error(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
@@ -227,4 +228,21 @@ func clientName(t authz.Token) string {
 		return "bootstrap"
 	}
 	return "token:" + t.ID + ":" + t.Name
+}
+
+// lacking is the 403 naming each of scopes the token lacks, or nil.
+func lacking(t authz.Token, scopes []string) error {
+	var missing []string
+	for _, sc := range scopes {
+		if !t.Has(sc) {
+			missing = append(missing, strconv.Quote(sc))
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return authz.Errorf(authz.EFORBIDDEN, "token lacks the %s scope", missing[0])
+	}
+	return authz.Errorf(authz.EFORBIDDEN, "token lacks the %s and %s scopes", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1])
 }

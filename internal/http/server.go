@@ -56,6 +56,7 @@ type Server struct {
 	imports      ImportOptions
 	shadow       ShadowReporter
 	importStatus ImportStatuser
+	whatif       *WhatIf
 }
 
 // What a zero Options field means. authzd's configuration (cmd/authzd/app)
@@ -113,6 +114,8 @@ type Options struct {
 	Shadow ShadowReporter
 	// ImportStatus follows an import (GET /v1/import/status).
 	ImportStatus ImportStatuser
+	// WhatIf serves POST /v1/whatif; nil answers it 503.
+	WhatIf *WhatIf
 }
 
 // NewServer builds the router.
@@ -120,7 +123,7 @@ func NewServer(o Options) *Server {
 	s := &Server{
 		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner,
 		model: o.Model, readiness: o.Readiness, audit: o.Audit, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
-		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
+		openapi: o.OpenAPI, noAudit: o.DisableAudit, whatif: o.WhatIf, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
 		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
 		store: storeRoles{TokenStore: o.Tokens, AuditReader: o.AuditReader, RoleNamer: o.RoleNamer, Pinger: o.Database},
 	}
@@ -205,6 +208,10 @@ func (s *Server) routes() chi.Router {
 			r.Delete("/tenants/{tenant_id}/roles/{role_id}/members/{user_id}", s.handleMember(false))
 			r.Put("/tenants/{tenant_id}/resources/{type}/{resource_id}", s.handlePutResource)
 			r.Delete("/tenants/{tenant_id}/resources/{type}/{resource_id}", s.handleDeleteResource)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.require(authz.ScopeCheck, authz.ScopeAuditRead), s.actor)
+			r.Post("/whatif", s.handleWhatIf)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeAuditRead))

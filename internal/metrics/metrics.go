@@ -142,16 +142,19 @@ func (m *Metrics) CheckMemo(stats func() (hits, misses uint64)) {
 // WatchLag records how long the Watch stream took to deliver one of authzd's writes.
 func (m *Metrics) WatchLag(d time.Duration) { m.watchLag.Observe(d.Seconds()) }
 
-// CacheState is the decision cache's state, read at scrape time.
+// CacheState is the decision cache's state, read at scrape time; the cache
+// reports it in this form (internal/cache: Cache.Stats).
 type CacheState struct {
 	Ready                                              bool
 	Entries                                            int
-	FrontierAge                                        time.Duration
+	FrontierAge                                        time.Duration // since the stream last delivered anything
 	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
-	Resumes                                            uint64
-	Verified, Mismatches, Barriers, MirrorFills        uint64
-	MirrorErrors                                       uint64
-	MirrorRelationships                                int64
+	Resumes                                            uint64 // streams resumed after a break without emptying the cache
+	Verified, Mismatches, Barriers                     uint64
+	MirrorFills                                        uint64 // misses the mirror answered
+	MirrorErrors                                       uint64 // misses the mirror failed to answer (each went to SpiceDB)
+	MirrorRebuilds                                     uint64 // mirrors copied afresh
+	MirrorRelationships                                int64  // held by the mirror (0 when off or not loaded)
 }
 
 // DecisionCache exports the decision cache's counters and gauges.

@@ -115,7 +115,7 @@ func (s *fakeStore) snapshot() (string, []authz.Event) {
 }
 
 func change(rel string) []authz.RelationshipChange {
-	return []authz.RelationshipChange{{Operation: "touch", Relationship: rel, ResourceType: "tenant", ResourceID: "acme", TenantID: "acme"}}
+	return []authz.RelationshipChange{{Operation: "touch", Relationship: rel, Tuple: authz.Tuple{ResourceType: "tenant", ResourceID: "acme"}, TenantID: "acme"}}
 }
 
 // run starts a recorder over src and store and returns its stop function.

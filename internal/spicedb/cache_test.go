@@ -14,6 +14,7 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
 	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/cache"
 	"github.com/scailabs/authzd/internal/pgtest"
 )
 
@@ -23,20 +24,32 @@ import (
 // empties the cache and a new stream resyncs it. AUTHZ_TEST_CACHE_SEED replays a run, and
 // AUTHZ_TEST_CACHE_ROUNDS sets its length.
 
-// mustOpenCached opens a Graph with the decision cache on SpiceDB on Postgres; mirrorMax is its
-// CacheMirrorMax (0: the default bound, negative: no mirror, misses read SpiceDB at a barrier).
-func mustOpenCached(t *testing.T, mirrorMax int) *Graph {
+// mustOpenCached opens a Graph on SpiceDB on Postgres with the decision cache (internal/cache) in
+// front of it, verifying every answer; opts.MirrorMax 0 is the default bound, negative no mirror
+// (misses read SpiceDB at a barrier).
+func mustOpenCached(t *testing.T, opts cache.Options) (*Graph, *cache.Cache) {
 	t.Helper()
 	model := mustManifests(t)
-	g, err := Open(context.Background(), Config{Schema: model.Schema(), Timeout: 5 * time.Second, DecisionCache: true,
-		CacheVerifyRate: 1, CacheMirrorMax: mirrorMax, Embedded: EmbeddedConfig{Datastore: "postgres", DatabaseURL: pgtest.MustCreate(t)}},
-		slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	logger := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	g, err := Open(context.Background(), Config{Schema: model.Schema(), Timeout: 5 * time.Second,
+		Embedded: EmbeddedConfig{Datastore: "postgres", DatabaseURL: pgtest.MustCreate(t)}}, logger)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() { _ = g.Close() })
-	mustCacheReady(t, g)
-	return g
+	return g, mustStartCache(t, g, opts)
+}
+
+// mustStartCache starts a decision cache in front of g, as the app wires one, and waits until it is ready.
+func mustStartCache(t *testing.T, g *Graph, opts cache.Options) *cache.Cache {
+	t.Helper()
+	opts.VerifyRate = 1
+	opts.Logger = slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c := cache.New(g, opts)
+	g.NotifyWrites(c.Wrote)
+	t.Cleanup(c.Close)
+	mustCacheReady(t, c)
+	return c
 }
 
 // testLog sends authzd's warnings to the test log.
@@ -44,10 +57,10 @@ type testLog struct{ t *testing.T }
 
 func (l testLog) Write(p []byte) (int, error) { l.t.Log(string(p)); return len(p), nil }
 
-func mustCacheReady(t *testing.T, g *Graph) {
+func mustCacheReady(t *testing.T, c *cache.Cache) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !g.CacheStats().Ready {
+	for !c.Stats().Ready {
 		if time.Now().After(deadline) {
 			t.Fatal("decision cache not ready after 20s (is track_commit_timestamp on?)")
 		}
@@ -56,12 +69,12 @@ func mustCacheReady(t *testing.T, g *Graph) {
 }
 
 // mustDelivered waits until the Watch stream has delivered the write of token.
-func mustDelivered(t *testing.T, g *Graph, token string) {
+func mustDelivered(t *testing.T, c *cache.Cache, token string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !g.cache.hasDelivered(token) {
+	for !c.Delivered(token) {
 		if time.Now().After(deadline) {
-			t.Fatalf("watch stream did not deliver write %s within 20s: %+v", token, g.CacheStats())
+			t.Fatalf("watch stream did not deliver write %s within 20s: %+v", token, c.Stats())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -220,14 +233,16 @@ func TestDecisionCacheDifferential(t *testing.T) {
 	t.Run("Mirror", func(t *testing.T) {
 		// Rebuild the mirror now and then, so that checks also read freshly rebuilt mirrors (not so
 		// often that a rebuild hides a mirror that applies the stream's updates wrongly).
-		defer func(n int64) { mirrorRebuildMin = n }(mirrorRebuildMin)
-		mirrorRebuildMin = 80
-		differential(t, mustOpenCached(t, 0), true)
+		g, c := mustOpenCached(t, cache.Options{MirrorRebuildMin: 80})
+		differential(t, g, c, true)
 	})
-	t.Run("Barriers", func(t *testing.T) { differential(t, mustOpenCached(t, -1), false) })
+	t.Run("Barriers", func(t *testing.T) {
+		g, c := mustOpenCached(t, cache.Options{MirrorMax: -1})
+		differential(t, g, c, false)
+	})
 }
 
-func differential(t *testing.T, g *Graph, mirror bool) {
+func differential(t *testing.T, g *Graph, c *cache.Cache, mirror bool) {
 	ctx := context.Background()
 	seed, rounds := cacheSeed(t)
 	rnd := rand.New(rand.NewPCG(seed, 1))
@@ -253,9 +268,9 @@ func differential(t *testing.T, g *Graph, mirror bool) {
 	mismatches := 0
 	for round := range rounds {
 		// Warm the cache first, so the round's writes must invalidate what it holds.
-		for _, c := range checks {
-			if _, err := g.Check(ctx, c); err != nil {
-				t.Fatalf("seed %d round %d: warm %v: %v", seed, round, c, err)
+		for _, q := range checks {
+			if _, err := c.Check(ctx, q); err != nil {
+				t.Fatalf("seed %d round %d: warm %v: %v", seed, round, q, err)
 			}
 		}
 		// The round's writes run concurrently (concurrent transactions are what make Postgres snapshot
@@ -280,7 +295,7 @@ func differential(t *testing.T, g *Graph, mirror bool) {
 			after := time.Duration(rnd.IntN(30)) * time.Millisecond
 			wg.Go(func() {
 				time.Sleep(after)
-				g.watcher.reset()
+				c.Reset()
 			})
 		}
 		checker := sync.WaitGroup{}
@@ -292,7 +307,7 @@ func differential(t *testing.T, g *Graph, mirror bool) {
 					return
 				default:
 				}
-				if _, err := g.Check(ctx, checks[r.IntN(len(checks))]); err != nil {
+				if _, err := c.Check(ctx, checks[r.IntN(len(checks))]); err != nil {
 					errs[n] = err
 					return
 				}
@@ -310,22 +325,22 @@ func differential(t *testing.T, g *Graph, mirror bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustDelivered(t, g, last)
-		for _, c := range checks {
-			got, err := g.Check(ctx, c)
+		mustDelivered(t, c, last)
+		for _, q := range checks {
+			got, err := c.Check(ctx, q)
 			if err != nil {
-				t.Fatalf("seed %d round %d: check %v: %v", seed, round, c, err)
+				t.Fatalf("seed %d round %d: check %v: %v", seed, round, q, err)
 			}
-			if want := truth(ctx, t, g, c); got.Allowed != want {
+			if want := truth(ctx, t, g, q); got.Allowed != want {
 				mismatches++
 				if mismatches <= 10 {
 					t.Errorf("seed %d round %d after %v: %s %s %s %v: cache-path answer %v (source %s), fully consistent %v",
-						seed, round, did, c.TenantID, c.Subject, c.Key, c.Resource, got.Allowed, got.Source, want)
+						seed, round, did, q.TenantID, q.Subject, q.Key, q.Resource, got.Allowed, got.Source, want)
 				}
 			}
 		}
 	}
-	st := g.CacheStats()
+	st := c.Stats()
 	t.Logf("%d checks x %d rounds, %d mismatches; cache: %d hits, %d misses (%d answered by the mirror, %d mirror rebuilds), %d invalidations, %d barriers, %d fills dropped, %d verified, %d verify mismatches, %d resumes, %d resyncs",
 		len(checks), rounds, mismatches, st.Hits, st.Misses, st.MirrorFills, st.MirrorRebuilds, st.Invalidations, st.Barriers, st.FillsDropped, st.Verified, st.Mismatches, st.Resumes, st.Resyncs)
 	if st.Hits == 0 || st.Invalidations == 0 || st.Resumes == 0 {
@@ -352,7 +367,7 @@ func differential(t *testing.T, g *Graph, mirror bool) {
 // stream has not delivered it yet, and while the stream is cut.
 func TestDecisionCacheTokens(t *testing.T) {
 	pgtest.Require(t)
-	g := mustOpenCached(t, 0)
+	g, c := mustOpenCached(t, cache.Options{})
 	ctx := context.Background()
 	k, err := authz.ParseKey("scaibunker:execute")
 	if err != nil {
@@ -370,7 +385,7 @@ func TestDecisionCacheTokens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k, ConsistencyToken: tok})
+			d, err := c.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k, ConsistencyToken: tok})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -382,10 +397,10 @@ func TestDecisionCacheTokens(t *testing.T) {
 			}
 			// Once delivered, the same token may be answered from the cache (the first check after
 			// the write's invalidation fills it), and still right.
-			if g.CacheStats().Ready {
-				mustDelivered(t, g, tok)
+			if c.Stats().Ready {
+				mustDelivered(t, c, tok)
 				for range 2 {
-					d, err = g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k, ConsistencyToken: tok})
+					d, err = c.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k, ConsistencyToken: tok})
 					if err != nil || d.Allowed != add {
 						t.Fatalf("write %d after delivery: allowed=%v err=%v", i, d.Allowed, err)
 					}
@@ -403,27 +418,26 @@ func TestDecisionCacheTokens(t *testing.T) {
 		}
 	})
 	t.Run("StreamCut", func(t *testing.T) {
-		g.watcher.close() // the stream ends and the cache empties
-		if g.CacheStats().Ready {
+		c.Close() // the stream ends and the cache empties
+		if c.Stats().Ready {
 			t.Fatal("cache still ready without its stream")
 		}
 		if n := run(t, 20); n != 0 {
 			t.Errorf("%d answers came from a cache whose stream is cut", n)
 		}
 		// A tokenless check still answers (from SpiceDB).
-		if d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k}); err != nil || d.Source != authz.SourceSpiceDB {
+		if d, err := c.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k}); err != nil || d.Source != authz.SourceSpiceDB {
 			t.Fatalf("tokenless check with the stream cut: %+v, %v", d, err)
 		}
-		// A new stream resyncs from an empty cache and answers again.
-		g.watcher = startWatcher(g, g.cache, g.mirrorMax, g.logger)
-		mustCacheReady(t, g)
+		// A new cache's stream resyncs from empty and answers again.
+		c = mustStartCache(t, g, cache.Options{})
 		tok, err := g.SetMember(ctx, "t", "ops", alice, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustDelivered(t, g, tok)
+		mustDelivered(t, c, tok)
 		for i := range 2 {
-			d, err := g.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k})
+			d, err := c.Check(ctx, authz.Check{TenantID: "t", Subject: alice, Key: k})
 			if err != nil || !d.Allowed {
 				t.Fatalf("after resync: %+v, %v", d, err)
 			}
@@ -431,8 +445,8 @@ func TestDecisionCacheTokens(t *testing.T) {
 				t.Errorf("after resync the second check came from %s, want the cache", d.Source)
 			}
 		}
-		if st := g.CacheStats(); st.Resyncs < 2 {
-			t.Errorf("resyncs = %d, want at least 2", st.Resyncs)
+		if st := c.Stats(); st.Resyncs < 1 {
+			t.Errorf("resyncs = %d, want at least 1", st.Resyncs)
 		}
 	})
 }
@@ -440,11 +454,11 @@ func TestDecisionCacheTokens(t *testing.T) {
 // A grant written straight to SpiceDB (out of band) that names another
 // tenant's role: removing the member from that role, a change to the other
 // tenant's objects only, must still change the cached answer of the first
-// tenant (decisionCache.dependents). Against real SpiceDB, tokenless checks
+// tenant (the cache's dependents). Against real SpiceDB, tokenless checks
 // through the cache after the stream has delivered each write.
 func TestDecisionCacheCrossTenantGrant(t *testing.T) {
 	ctx := context.Background()
-	g := mustOpenCached(t, 0)
+	g, c := mustOpenCached(t, cache.Options{})
 	key := newCacheWorld(t).keys[0]
 	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
 	mustWrite := func(tok string, err error) string {
@@ -452,7 +466,7 @@ func TestDecisionCacheCrossTenantGrant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustDelivered(t, g, tok)
+		mustDelivered(t, c, tok)
 		return tok
 	}
 	mustWrite(g.PutPartner(ctx, "p"))
@@ -471,11 +485,11 @@ func TestDecisionCacheCrossTenantGrant(t *testing.T) {
 	mustWrite(g.PutTenant(ctx, "vc", "p"))
 	check := authz.Check{TenantID: "ta", Subject: alice, Key: key}
 	waitFor(t, func() bool {
-		d, err := g.Check(ctx, check)
+		d, err := c.Check(ctx, check)
 		return err == nil && d.Allowed
 	})
 	// Asked twice: the second answer comes from the cache.
-	if d, err := g.Check(ctx, check); err != nil || !d.Allowed || d.Source != authz.SourceCache {
+	if d, err := c.Check(ctx, check); err != nil || !d.Allowed || d.Source != authz.SourceCache {
 		t.Fatalf("after the out-of-band grant (token %s): %+v, %v; want allowed from the cache", oob.GetWrittenAt().GetToken(), d, err)
 	}
 	// Alice leaves ub's role: a change to ub's objects only.
@@ -483,7 +497,7 @@ func TestDecisionCacheCrossTenantGrant(t *testing.T) {
 	if truth(ctx, t, g, check) {
 		t.Fatal("spicedb still allows alice after she left the role")
 	}
-	if d, err := g.Check(ctx, check); err != nil || d.Allowed {
+	if d, err := c.Check(ctx, check); err != nil || d.Allowed {
 		t.Fatalf("tenant ta's cached answer outlived the change to tenant ub's role: %+v, %v", d, err)
 	}
 }
@@ -500,7 +514,7 @@ func TestDecisionCacheCrossTenantGrantBeforeStart(t *testing.T) {
 
 func crossTenantGrantBeforeStart(t *testing.T, mirrorMax int) {
 	ctx := context.Background()
-	g := mustOpenCached(t, mirrorMax)
+	g, c := mustOpenCached(t, cache.Options{MirrorMax: mirrorMax})
 	key := newCacheWorld(t).keys[0]
 	alice := authz.Subject{Kind: authz.SubjectUser, ID: "alice"}
 	for _, w := range []func() (string, error){
@@ -518,26 +532,24 @@ func crossTenantGrantBeforeStart(t *testing.T, mirrorMax int) {
 		touch(rel(typeTenant, "ta", key.GrantRelation(), roleMembers("ub/r")))}}); err != nil {
 		t.Fatal(err)
 	}
-	g.watcher.close()
-	g.cache = newDecisionCache(0)
-	g.watcher = startWatcher(g, g.cache, g.mirrorMax, g.logger)
-	mustCacheReady(t, g)
+	c.Close()
+	c = mustStartCache(t, g, cache.Options{MirrorMax: mirrorMax})
 
 	check := authz.Check{TenantID: "ta", Subject: alice, Key: key}
 	for range 2 { // the second answer comes from the cache
-		if d, err := g.Check(ctx, check); err != nil || !d.Allowed {
+		if d, err := c.Check(ctx, check); err != nil || !d.Allowed {
 			t.Fatalf("a cache started after the out-of-band grant: %+v, %v; want allowed", d, err)
 		}
 	}
-	if st := g.CacheStats(); st.Hits == 0 {
+	if st := c.Stats(); st.Hits == 0 {
 		t.Fatalf("the answer was not cached: %+v", st)
 	}
 	tok, err := g.SetMember(ctx, "ub", "r", alice, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustDelivered(t, g, tok)
-	if d, err := g.Check(ctx, check); err != nil || d.Allowed {
+	mustDelivered(t, c, tok)
+	if d, err := c.Check(ctx, check); err != nil || d.Allowed {
 		t.Fatalf("tenant ta's cached answer outlived the change to tenant ub's role in a cache started after the edge: %+v, %v", d, err)
 	}
 }

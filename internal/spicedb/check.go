@@ -19,7 +19,7 @@ func consistency(token string) *v1.Consistency {
 	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: token}}}
 }
 
-// atBarrier reads exactly at a barrier revision (see decisionCache): not
+// atBarrier reads exactly at a barrier revision (see internal/cache): not
 // older, so the answer includes every change the barrier covers, and not
 // newer, so every fill between two barriers reads one revision and SpiceDB's
 // dispatch cache, keyed by revision, serves them all (at least as fresh
@@ -68,11 +68,6 @@ func (g *Graph) Check(ctx context.Context, c authz.Check) (authz.Decision, error
 		return authz.Decision{}, err
 	}
 	it := &v1.CheckBulkPermissionsRequestItem{Resource: obj, Permission: perm, Subject: subjectRef(c.Subject)}
-	if g.cache != nil {
-		if d, handled, err := g.cached(ctx, c.TenantID, it, c.ConsistencyToken); handled {
-			return d, err
-		}
-	}
 	if c.ConsistencyToken == "" && (g.checks != nil || g.memo != nil) {
 		return g.checkLatest(ctx, it)
 	}
@@ -137,25 +132,13 @@ func (g *Graph) checkWith(ctx context.Context, it *v1.CheckBulkPermissionsReques
 // All items share one consistency: the freshest token given wins because
 // SpiceDB takes one consistency per bulk request; with none, minimize_latency.
 func (g *Graph) CheckBulk(ctx context.Context, checks []authz.Check) ([]authz.Decision, error) {
-	items := make([]*v1.CheckBulkPermissionsRequestItem, len(checks))
-	token := ""
-	for i, c := range checks {
-		obj, perm, err := g.target(c)
-		if err != nil {
-			return nil, authz.Errorf(authz.EINVALID, "items[%d]: %s", i, authz.ErrorMessage(err))
-		}
-		items[i] = &v1.CheckBulkPermissionsRequestItem{Resource: obj, Permission: perm, Subject: subjectRef(c.Subject)}
-		if c.ConsistencyToken != "" {
-			if token != "" && token != c.ConsistencyToken {
-				return nil, authz.Errorf(authz.EINVALID, "items[%d]: all items of a bulk check must carry the same consistency_token", i)
-			}
-			token = c.ConsistencyToken
-		}
+	qs, token, err := g.Questions(checks)
+	if err != nil {
+		return nil, err
 	}
-	if g.cache != nil {
-		if ds, handled, err := g.cachedBulk(ctx, checks, items, token); handled {
-			return ds, err
-		}
+	items := make([]*v1.CheckBulkPermissionsRequestItem, len(qs))
+	for i, q := range qs {
+		items[i] = item(q)
 	}
 	ctx, cancel := g.call(ctx)
 	defer cancel()

@@ -115,7 +115,7 @@ func (g *Graph) facts(ctx context.Context, c authz.Check, checkedAt string) (aut
 		}
 	}
 
-	prefix := c.TenantID + "/"
+	prefix := authz.TenantPrefix(c.TenantID)
 	if rs, err = read(&v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceIdPrefix: prefix, OptionalRelation: relMember, OptionalSubjectFilter: subj}); err != nil {
 		return f, err
 	}

@@ -13,12 +13,12 @@ import (
 	"log/slog"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/authzed/grpcutil"
 	"github.com/cenkalti/backoff/v5"
-	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -32,10 +32,6 @@ const (
 	DefaultWriteTimeout = 15 * time.Second
 	DefaultStartTimeout = 30 * time.Second
 	DefaultCheckSlots   = 4
-	// DefaultCacheMirrorMax bounds the mirror at 250,000 relationships:
-	// BenchmarkMirror measured 2.4 KB of heap per relationship (datastore,
-	// index and revisions), so about 600 MB.
-	DefaultCacheMirrorMax = 250_000
 )
 
 // Config selects and configures the SpiceDB that authzd talks to.
@@ -68,20 +64,6 @@ type Config struct {
 	MemoWindow time.Duration
 	// MemoEntries bounds the answers the memo holds per revision (default 131072).
 	MemoEntries int
-	// DecisionCache turns on the Watch-fed decision cache (see decisionCache).
-	DecisionCache bool
-	// CacheEntries bounds the decision cache (default 1,048,576 answers).
-	CacheEntries int
-	// CacheMirrorMax bounds the relationships the decision cache's mirror
-	// holds (see mirror): 0 means DefaultCacheMirrorMax, a negative value
-	// turns the mirror off (misses then go to SpiceDB at a barrier).
-	CacheMirrorMax int
-	// CacheVerifyRate is the share of cache answers re-checked against SpiceDB
-	// in the background (0 to 1).
-	CacheVerifyRate float64
-	// ObserveWatchLag, when set, is told how long the Watch stream took to
-	// deliver each of authzd's own writes after SpiceDB answered it.
-	ObserveWatchLag func(time.Duration)
 	// Observe, when set, is told the duration and outcome of every SpiceDB call.
 	Observe func(method string, d time.Duration, err error)
 	// ObserveCheckBatch, when set, is told the size of every coalesced check call.
@@ -105,14 +87,9 @@ type Graph struct {
 	checks  *coalescer // nil when coalescing is off
 	memo    *memo      // nil when off
 
-	watch      v1.WatchServiceClient
-	cache      *decisionCache // nil when off
-	watcher    *watcher
-	fills      singleflight.Group
-	verify     chan verifyRequest
-	verifyRate float64
-	stopVerify context.CancelFunc
-	mirrorMax  int // the mirror's bound; 0 when it is off
+	watch v1.WatchServiceClient
+	// wrote is told of each write SpiceDB took (NotifyWrites).
+	wrote atomic.Pointer[func(id, token string)]
 }
 
 // Open connects to SpiceDB (starting it in-process when no endpoint is
@@ -149,9 +126,6 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Graph, err e
 	g.startHelpers(cfg)
 	if err := g.waitForSchema(ctx, cfg, logger); err != nil {
 		return nil, err
-	}
-	if cfg.DecisionCache {
-		g.startCache(cfg)
 	}
 	return g, nil
 }
@@ -226,32 +200,6 @@ func (g *Graph) waitForSchema(ctx context.Context, cfg Config, logger *slog.Logg
 	return err
 }
 
-// startCache starts the decision cache, its Watch stream and its verifier.
-func (g *Graph) startCache(cfg Config) {
-	g.cache = newDecisionCache(cfg.CacheEntries)
-	g.cache.observeLag = cfg.ObserveWatchLag
-	if cfg.CacheVerifyRate > 0 {
-		g.verify, g.verifyRate = make(chan verifyRequest, 64), cfg.CacheVerifyRate
-		ctx, cancel := context.WithCancel(context.Background())
-		g.stopVerify = cancel
-		go g.verifier(ctx)
-	}
-	g.mirrorMax = cfg.CacheMirrorMax
-	if g.mirrorMax == 0 {
-		g.mirrorMax = DefaultCacheMirrorMax
-	}
-	g.mirrorMax = max(g.mirrorMax, 0)
-	g.watcher = startWatcher(g, g.cache, g.mirrorMax, g.logger)
-}
-
-// CacheStats reports the decision cache's state (zero when it is off).
-func (g *Graph) CacheStats() CacheStats {
-	if g.cache == nil {
-		return CacheStats{}
-	}
-	return g.cache.stats()
-}
-
 // closeWait bounds Close, which has no caller's bound.
 const closeWait = 10 * time.Second
 
@@ -262,20 +210,13 @@ func (g *Graph) Close() error {
 	return g.Shutdown(ctx)
 }
 
-// Shutdown stops the Watch stream, the verifier and the check slots (each
-// answers its callers), then releases the connection and stops an embedded
+// Shutdown stops the check slots (each answers its callers), then releases the connection and stops an embedded
 // SpiceDB, all within ctx. When ctx ends first, the connection is closed
 // under whatever is still in flight, so those calls fail (closed, never a yes).
 func (g *Graph) Shutdown(ctx context.Context) error {
-	if g.stopVerify != nil {
-		g.stopVerify()
-	}
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		if g.watcher != nil {
-			g.watcher.close()
-		}
 		if g.checks != nil {
 			g.checks.close()
 		}

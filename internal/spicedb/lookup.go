@@ -30,7 +30,7 @@ func (g *Graph) KeysOn(resourceType string) []string {
 	}
 	out := make([]string, 0, len(perms))
 	for p := range perms {
-		if p == "super_admin" || p == "partner_admin" {
+		if authz.IsPlatformRole(p) {
 			continue // helpers of the tenant definition, not keys
 		}
 		out = append(out, p)
@@ -81,7 +81,7 @@ func (g *Graph) LookupResources(ctx context.Context, q authz.ResourceSearch) (au
 		if !perms[perm] {
 			return authz.SearchResult{}, authz.Errorf(authz.EINVALID, "permission %q does not apply to resource type %q", q.Key, q.ResourceType)
 		}
-		prefix = q.TenantID + "/"
+		prefix = authz.TenantPrefix(q.TenantID)
 	}
 	ctx, cancel := g.call(ctx)
 	defer cancel()

@@ -19,23 +19,23 @@ import (
 
 // Object types of the core schema that are not tenant resources.
 const (
-	typeUser           = "user"
-	typeServiceAccount = "service_account"
-	typePlatform       = "platform"
-	typePartner        = "partner"
-	typeTenant         = "tenant"
-	typeRole           = "role"
+	typeUser           = authz.TypeUser
+	typeServiceAccount = authz.TypeServiceAccount
+	typePlatform       = authz.TypePlatform
+	typePartner        = authz.TypePartner
+	typeTenant         = authz.TypeTenant
+	typeRole           = authz.TypeRole
 
 	// platformID is the single platform object.
 	platformID = authz.PlatformID
 
-	relPlatform   = "platform"
-	relPartner    = "partner"
-	relAdmin      = "admin"
-	relSuperAdmin = "super_admin"
-	relTenant     = "tenant"
-	relMember     = "member"
-	relOwner      = "owner"
+	relPlatform   = authz.RelPlatform
+	relPartner    = authz.RelPartner
+	relAdmin      = authz.RelAdmin
+	relSuperAdmin = authz.RoleSuperAdmin
+	relTenant     = authz.RelTenant
+	relMember     = authz.RelMember
+	relOwner      = authz.RelOwner
 )
 
 // model is what authzd reads off the compiled schema: the resource types and

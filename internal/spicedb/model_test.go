@@ -3,6 +3,8 @@ package spicedb
 import (
 	"slices"
 	"testing"
+
+	"github.com/scailabs/authzd/internal/authz"
 )
 
 // TestModelAgreesWithManifests: the resource types and the keys on each that
@@ -33,5 +35,38 @@ func TestModelAgreesWithManifests(t *testing.T) {
 	}
 	if got := m.resourceTypeNames(); !slices.Equal(got, types) {
 		t.Errorf("resource types: the schema has %v, the manifests %v", got, types)
+	}
+}
+
+// TestModelNames: the object types and relations authzd names in Go
+// (internal/authz) are those the core schema defines.
+func TestModelNames(t *testing.T) {
+	m, err := parseModel(mustManifests(t).Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined := map[string]map[string]bool{}
+	for _, def := range m.compiled.ObjectDefinitions {
+		defined[def.GetName()] = map[string]bool{}
+		for _, rel := range def.GetRelation() {
+			defined[def.GetName()][rel.GetName()] = true
+		}
+	}
+	for typ, rels := range map[string][]string{
+		authz.TypeUser: nil, authz.TypeServiceAccount: nil,
+		authz.TypePlatform: {authz.RoleSuperAdmin},
+		authz.TypePartner:  {authz.RelPlatform, authz.RelAdmin},
+		authz.TypeTenant:   append([]string{authz.RelPlatform, authz.RelPartner, authz.RoleSuperAdmin, authz.RolePartnerAdmin}, authz.TenantRoles...),
+		authz.TypeRole:     {authz.RelTenant, authz.RelMember},
+		"bunker":           {authz.RelTenant, authz.RelOwner},
+	} {
+		if defined[typ] == nil {
+			t.Errorf("the schema defines no %s", typ)
+		}
+		for _, rel := range rels {
+			if !defined[typ][rel] {
+				t.Errorf("the schema's %s has no relation %s", typ, rel)
+			}
+		}
 	}
 }

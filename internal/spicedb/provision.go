@@ -101,9 +101,9 @@ func (g *Graph) readModifyWrite(ctx context.Context, gone func(context.Context) 
 }
 
 // mustExist returns notFound when the object has no relationship of relation.
-func (g *Graph) mustExist(resType, resID, relation string, notFound error) func(context.Context) error {
-	return func(ctx context.Context) error {
-		rs, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: resType, OptionalResourceId: resID, OptionalRelation: relation})
+func mustExist(resType, resID, relation string, notFound error) func(context.Context, Reader) error {
+	return func(ctx context.Context, r Reader) error {
+		rs, err := r.Read(ctx, &v1.RelationshipFilter{ResourceType: resType, OptionalResourceId: resID, OptionalRelation: relation}, 0)
 		if err != nil {
 			return err
 		}
@@ -120,8 +120,8 @@ func (g *Graph) mustExist(resType, resID, relation string, notFound error) func(
 // surface as unavailability once SpiceDB's own retries run out.
 //
 // id is the write's id in its transaction metadata: once SpiceDB answers, the
-// decision cache learns the token it answered with, so that checks carrying
-// that token can be answered from the cache once the Watch stream delivers it.
+// hook NotifyWrites set learns the token it answered with (the decision
+// cache answers checks carrying that token once its stream delivers it).
 func (g *Graph) retryWrite(ctx context.Context, id string, call func(ctx context.Context) (string, error)) (string, error) {
 	if g.writeMu != nil {
 		g.writeMu.Lock()
@@ -143,8 +143,8 @@ func (g *Graph) retryWrite(ctx context.Context, id string, call func(ctx context
 	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
 		InitialInterval: 20 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second,
 	}), backoff.WithMaxElapsedTime(g.wtimeout))
-	if err == nil && g.cache != nil && token != "" {
-		g.cache.wrote(id, token)
+	if err == nil {
+		g.notifyWrote(id, token)
 	}
 	return token, err
 }
@@ -220,21 +220,41 @@ func tenantNotFound(id string) error {
 	return authz.Errorf(authz.ENOTFOUND, "tenant %q does not exist", id)
 }
 
+// Each provisioning write below is a plan (see Write): the Graph method runs
+// it against SpiceDB (run), the what-if on its copy (Apply), so that both
+// follow the one rule each write has.
+
 // PutPartner creates the partner (idempotent).
 func (g *Graph) PutPartner(ctx context.Context, partnerID string) (string, error) {
-	return g.write(ctx, []*v1.RelationshipUpdate{touch(rel(typePartner, partnerID, relPlatform, platformSubject()))}, nil, nil)
+	return g.run(ctx, g.Plans().PutPartner(partnerID))
+}
+
+// PutPartner creates the partner (idempotent).
+func (p Plans) PutPartner(partnerID string) Write {
+	return steps(Step{Updates: []*v1.RelationshipUpdate{touch(rel(typePartner, partnerID, relPlatform, platformSubject()))}})
 }
 
 // DeletePartner removes the partner and its admins; it refuses while tenants remain under it.
 func (g *Graph) DeletePartner(ctx context.Context, partnerID string) (string, error) {
+	return g.run(ctx, g.Plans().DeletePartner(partnerID))
+}
+
+// DeletePartner removes the partner and its admins; it refuses while tenants remain under it.
+func (p Plans) DeletePartner(partnerID string) Write {
 	noTenants := &v1.Precondition{
 		Operation: v1.Precondition_OPERATION_MUST_NOT_MATCH,
 		Filter: &v1.RelationshipFilter{ResourceType: typeTenant, OptionalRelation: relPartner,
 			OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: typePartner, OptionalSubjectId: partnerID}},
 	}
-	return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typePartner, OptionalResourceId: partnerID},
-		[]*v1.Precondition{noTenants},
-		authz.Errorf(authz.ECONFLICT, "partner %q still has tenants; offboard them first", partnerID))
+	return steps(Step{Delete: &v1.RelationshipFilter{ResourceType: typePartner, OptionalResourceId: partnerID},
+		Pre:    []*v1.Precondition{noTenants},
+		Failed: authz.Errorf(authz.ECONFLICT, "partner %q still has tenants; offboard them first", partnerID)})
+}
+
+// PutTenant creates the tenant under a partner, or moves it to another
+// partner (see Plans.PutTenant).
+func (g *Graph) PutTenant(ctx context.Context, tenantID, partnerID string) (string, error) {
+	return g.run(ctx, g.Plans().PutTenant(tenantID, partnerID))
 }
 
 // PutTenant creates the tenant under a partner, or moves it to another
@@ -247,31 +267,37 @@ func (g *Graph) DeletePartner(ctx context.Context, partnerID string) (string, er
 // same id never inherits a member, grant or owner of the old one. No write can
 // add anything under a tenant id while the tenant does not exist (every such
 // write requires it), so that purge cannot miss a late arrival.
-func (g *Graph) PutTenant(ctx context.Context, tenantID, partnerID string) (string, error) {
-	partnerMissing := g.mustExist(typePartner, partnerID, relPlatform, partnerNotFound(partnerID))
-	return g.readModifyWrite(ctx, partnerMissing, func(ctx context.Context) (string, error) {
-		current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID, OptionalRelation: relPartner})
-		if err != nil {
-			return "", err
-		}
-		pre := append(unchanged(typeTenant, tenantID, relPartner, current), exists(typePartner, partnerID, relPlatform))
-		if len(current) == 0 {
-			pre = append(pre, absent(typeTenant, tenantID, relPlatform))
-			if err := g.purgeTenantObjects(ctx, tenantID, true); err != nil {
-				return "", err
+func (p Plans) PutTenant(tenantID, partnerID string) Write {
+	return Write{Gone: mustExist(typePartner, partnerID, relPlatform, partnerNotFound(partnerID)),
+		Plan: func(ctx context.Context, r Reader) ([]Step, error) {
+			current, err := r.Read(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID, OptionalRelation: relPartner}, 0)
+			if err != nil {
+				return nil, err
 			}
-		}
-		updates := []*v1.RelationshipUpdate{
-			touch(rel(typeTenant, tenantID, relPlatform, platformSubject())),
-			touch(rel(typeTenant, tenantID, relPartner, &v1.SubjectReference{Object: object(typePartner, partnerID)})),
-		}
-		for _, r := range current {
-			if r.GetSubject().GetObject().GetObjectId() != partnerID {
-				updates = append(updates, del(r))
+			pre := append(unchanged(typeTenant, tenantID, relPartner, current), exists(typePartner, partnerID, relPlatform))
+			var out []Step
+			if len(current) == 0 {
+				pre = append(pre, absent(typeTenant, tenantID, relPlatform))
+				if out, err = p.purgeTenantObjects(ctx, r, tenantID, true); err != nil {
+					return nil, err
+				}
 			}
-		}
-		return g.write(ctx, updates, pre, errStale)
-	})
+			updates := []*v1.RelationshipUpdate{
+				touch(rel(typeTenant, tenantID, relPlatform, platformSubject())),
+				touch(rel(typeTenant, tenantID, relPartner, &v1.SubjectReference{Object: object(typePartner, partnerID)})),
+			}
+			for _, r := range current {
+				if r.GetSubject().GetObject().GetObjectId() != partnerID {
+					updates = append(updates, del(r))
+				}
+			}
+			return append(out, Step{Updates: updates, Pre: pre, Failed: errStale}), nil
+		}}
+}
+
+// DeleteTenant offboards the tenant (see Plans.DeleteTenant).
+func (g *Graph) DeleteTenant(ctx context.Context, tenantID string) (string, error) {
+	return g.run(ctx, g.Plans().DeleteTenant(tenantID))
 }
 
 // DeleteTenant offboards the tenant. Its own relationships go first, in one
@@ -280,47 +306,45 @@ func (g *Graph) PutTenant(ctx context.Context, tenantID, partnerID string) (stri
 // tenant id) follow. A tenant re-created meanwhile keeps its new objects: the
 // purge only runs while the tenant does not exist, and PutTenant repeats it
 // before re-creating, so nothing of the old tenant survives either way.
-func (g *Graph) DeleteTenant(ctx context.Context, tenantID string) (string, error) {
-	token, err := g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID}, nil, nil)
-	if err != nil {
-		return "", err
-	}
-	if err := g.purgeTenantObjects(ctx, tenantID, false); err != nil {
-		return "", err
-	}
-	return token, nil
+func (p Plans) DeleteTenant(tenantID string) Write {
+	return Write{Plan: func(ctx context.Context, r Reader) ([]Step, error) {
+		purge, err := p.purgeTenantObjects(ctx, r, tenantID, false)
+		if err != nil {
+			return nil, err
+		}
+		return append([]Step{{Delete: &v1.RelationshipFilter{ResourceType: typeTenant, OptionalResourceId: tenantID}}}, purge...), nil
+	}}
 }
 
-// purgeTenantObjects deletes the custom roles and resources under a tenant id,
-// each deletion conditioned on the tenant not existing (so that it never
-// touches a re-created tenant's objects).
+// purgeTenantObjects plans the deletion of the custom roles and resources
+// under a tenant id, each deletion conditioned on the tenant not existing (so
+// that it never touches a re-created tenant's objects).
 //
 // With onlyIfAny, a kind of object is first read (one relationship, fully
 // consistent) and deleted only if something is there: creating a tenant that
 // never existed then costs reads, not write transactions. Nothing can appear
 // under the id between that read and the creation, since every write into a
 // tenant requires it to exist.
-func (g *Graph) purgeTenantObjects(ctx context.Context, tenantID string, onlyIfAny bool) error {
+func (p Plans) purgeTenantObjects(ctx context.Context, r Reader, tenantID string, onlyIfAny bool) ([]Step, error) {
 	filters := []*v1.RelationshipFilter{{ResourceType: typeRole, OptionalResourceIdPrefix: tenantID + "/"}}
-	for _, t := range g.model.resourceTypeNames() {
+	for _, t := range p.m.resourceTypeNames() {
 		filters = append(filters, &v1.RelationshipFilter{ResourceType: t, OptionalResourceIdPrefix: tenantID + "/"})
 	}
 	pre := []*v1.Precondition{absent(typeTenant, tenantID, relPlatform)}
+	var out []Step
 	for _, f := range filters {
 		if onlyIfAny {
-			found, err := g.readLimit(ctx, f, 1)
+			found, err := r.Read(ctx, f, 1)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if len(found) == 0 {
 				continue
 			}
 		}
-		if _, err := g.deleteWhere(ctx, f, pre, errSkipped); err != nil && !errors.Is(err, errSkipped) {
-			return err
-		}
+		out = append(out, Step{Delete: f, Pre: pre, Failed: errSkipped, Optional: true})
 	}
-	return nil
+	return out, nil
 }
 
 // errSkipped marks a conditional clean-up that did not run because its
@@ -329,23 +353,45 @@ var errSkipped = errors.New("skipped: condition no longer holds")
 
 // PutSuperAdmin makes the subject a platform super admin.
 func (g *Graph) PutSuperAdmin(ctx context.Context, s authz.Subject) (string, error) {
-	return g.write(ctx, []*v1.RelationshipUpdate{touch(rel(typePlatform, platformID, relSuperAdmin, subjectRef(s)))}, nil, nil)
+	return g.run(ctx, g.Plans().SetSuperAdmin(s, true))
 }
 
 // DeleteSuperAdmin revokes platform super admin.
 func (g *Graph) DeleteSuperAdmin(ctx context.Context, s authz.Subject) (string, error) {
-	return g.write(ctx, []*v1.RelationshipUpdate{del(rel(typePlatform, platformID, relSuperAdmin, subjectRef(s)))}, nil, nil)
+	return g.run(ctx, g.Plans().SetSuperAdmin(s, false))
+}
+
+// SetSuperAdmin makes the subject a platform super admin (add) or revokes it.
+func (p Plans) SetSuperAdmin(s authz.Subject, add bool) Write {
+	return steps(Step{Updates: []*v1.RelationshipUpdate{opOf(add)(rel(typePlatform, platformID, relSuperAdmin, subjectRef(s)))}})
 }
 
 // PutPartnerAdmin makes the subject an admin of the partner.
 func (g *Graph) PutPartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error) {
-	return g.write(ctx, []*v1.RelationshipUpdate{touch(rel(typePartner, partnerID, relAdmin, subjectRef(s)))},
-		[]*v1.Precondition{exists(typePartner, partnerID, relPlatform)}, partnerNotFound(partnerID))
+	return g.run(ctx, g.Plans().SetPartnerAdmin(partnerID, s, true))
 }
 
 // DeletePartnerAdmin revokes partner admin.
 func (g *Graph) DeletePartnerAdmin(ctx context.Context, partnerID string, s authz.Subject) (string, error) {
-	return g.write(ctx, []*v1.RelationshipUpdate{del(rel(typePartner, partnerID, relAdmin, subjectRef(s)))}, nil, nil)
+	return g.run(ctx, g.Plans().SetPartnerAdmin(partnerID, s, false))
+}
+
+// SetPartnerAdmin makes the subject an admin of the partner (add; the
+// partner must exist) or revokes it.
+func (p Plans) SetPartnerAdmin(partnerID string, s authz.Subject, add bool) Write {
+	if !add {
+		return steps(Step{Updates: []*v1.RelationshipUpdate{del(rel(typePartner, partnerID, relAdmin, subjectRef(s)))}})
+	}
+	return steps(Step{Updates: []*v1.RelationshipUpdate{touch(rel(typePartner, partnerID, relAdmin, subjectRef(s)))},
+		Pre: []*v1.Precondition{exists(typePartner, partnerID, relPlatform)}, Failed: partnerNotFound(partnerID)})
+}
+
+// opOf is touch for an addition, del for a removal.
+func opOf(add bool) func(*v1.Relationship) *v1.RelationshipUpdate {
+	if add {
+		return touch
+	}
+	return del
 }
 
 func roleMembers(roleObjectID string) *v1.SubjectReference {
@@ -366,33 +412,41 @@ func (g *Graph) grants(ctx context.Context, tenantID, roleObjectID string) ([]*v
 	})
 }
 
+// PutRole creates or replaces a custom role so that it holds exactly keys
+// (see Plans.PutRole).
+func (g *Graph) PutRole(ctx context.Context, tenantID, roleID string, keys []authz.Key) (string, error) {
+	return g.run(ctx, g.Plans().PutRole(tenantID, roleID, keys))
+}
+
 // PutRole creates or replaces a custom role so that it holds exactly keys.
 // It is one write that needs no read: it adds the wanted grants and deletes
 // every other grant the schema's catalogue knows, so concurrent replacements
 // end with exactly one caller's key set, never a union.
-func (g *Graph) PutRole(ctx context.Context, tenantID, roleID string, keys []authz.Key) (string, error) {
-	oid, err := authz.ScopedID("role_id", tenantID, roleID)
-	if err != nil {
-		return "", err
-	}
-	want := map[string]bool{}
-	for _, k := range keys {
-		want[k.GrantRelation()] = true
-	}
-	updates := make([]*v1.RelationshipUpdate, 0, 1+len(g.model.grants))
-	updates = append(updates, touch(rel(typeRole, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})))
-	for _, r := range g.model.grants {
-		op := del
-		if want[r] {
-			op = touch
-			delete(want, r)
+func (p Plans) PutRole(tenantID, roleID string, keys []authz.Key) Write {
+	return Write{Plan: func(context.Context, Reader) ([]Step, error) {
+		oid, err := authz.ScopedID("role_id", tenantID, roleID)
+		if err != nil {
+			return nil, err
 		}
-		updates = append(updates, op(rel(typeTenant, tenantID, r, roleMembers(oid))))
-	}
-	if len(want) > 0 {
-		return "", authz.Errorf(authz.EINTERNAL, "role grants %v are not in the schema", want)
-	}
-	return g.write(ctx, updates, []*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, tenantNotFound(tenantID))
+		want := map[string]bool{}
+		for _, k := range keys {
+			want[k.GrantRelation()] = true
+		}
+		updates := make([]*v1.RelationshipUpdate, 0, 1+len(p.m.grants))
+		updates = append(updates, touch(rel(typeRole, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})))
+		for _, r := range p.m.grants {
+			op := del
+			if want[r] {
+				op = touch
+				delete(want, r)
+			}
+			updates = append(updates, op(rel(typeTenant, tenantID, r, roleMembers(oid))))
+		}
+		if len(want) > 0 {
+			return nil, authz.Errorf(authz.EINTERNAL, "role grants %v are not in the schema", want)
+		}
+		return []Step{{Updates: updates, Pre: []*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, Failed: tenantNotFound(tenantID)}}, nil
+	}}
 }
 
 // GetRole returns the keys a custom role holds.
@@ -425,92 +479,112 @@ func (g *Graph) GetRole(ctx context.Context, tenantID, roleID string) ([]authz.K
 	return keys, nil
 }
 
+// DeleteRole removes a custom role (see Plans.DeleteRole).
+func (g *Graph) DeleteRole(ctx context.Context, tenantID, roleID string) (string, error) {
+	return g.run(ctx, g.Plans().DeleteRole(tenantID, roleID))
+}
+
 // DeleteRole removes a custom role. The role with its members goes first, in
 // one call, so access through it ends at once and no member can be added
 // after it; its grants follow unless the role was re-created meanwhile (then
 // they are the new role's). Grants left by an interrupted delete grant nobody
 // anything (the role has no members) and PutRole replaces them.
-func (g *Graph) DeleteRole(ctx context.Context, tenantID, roleID string) (string, error) {
-	oid, err := authz.ScopedID("role_id", tenantID, roleID)
-	if err != nil {
-		return "", err
-	}
-	token, err := g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: oid},
-		[]*v1.Precondition{exists(typeRole, oid, relTenant)}, roleNotFound(tenantID, roleID))
-	if err != nil {
-		return "", err
-	}
-	if _, err := g.deleteWhere(ctx, &v1.RelationshipFilter{
-		ResourceType: typeTenant, OptionalResourceId: tenantID,
-		OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: typeRole, OptionalSubjectId: oid,
-			OptionalRelation: &v1.SubjectFilter_RelationFilter{Relation: relMember}},
-	}, []*v1.Precondition{absent(typeRole, oid, relTenant)}, errSkipped); err != nil && !errors.Is(err, errSkipped) {
-		return "", err
-	}
-	return token, nil
+func (p Plans) DeleteRole(tenantID, roleID string) Write {
+	return Write{Plan: func(context.Context, Reader) ([]Step, error) {
+		oid, err := authz.ScopedID("role_id", tenantID, roleID)
+		if err != nil {
+			return nil, err
+		}
+		return []Step{
+			{Delete: &v1.RelationshipFilter{ResourceType: typeRole, OptionalResourceId: oid},
+				Pre: []*v1.Precondition{exists(typeRole, oid, relTenant)}, Failed: roleNotFound(tenantID, roleID)},
+			{Delete: &v1.RelationshipFilter{
+				ResourceType: typeTenant, OptionalResourceId: tenantID,
+				OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: typeRole, OptionalSubjectId: oid,
+					OptionalRelation: &v1.SubjectFilter_RelationFilter{Relation: relMember}},
+			}, Pre: []*v1.Precondition{absent(typeRole, oid, relTenant)}, Failed: errSkipped, Optional: true},
+		}, nil
+	}}
 }
 
 // SetMember adds (add=true) or removes a member of a built-in or custom role.
 func (g *Graph) SetMember(ctx context.Context, tenantID, roleID string, s authz.Subject, add bool) (string, error) {
-	op := del
-	if add {
-		op = touch
-	}
+	return g.run(ctx, g.Plans().SetMember(tenantID, roleID, s, add))
+}
+
+// SetMember adds (add=true) or removes a member of a built-in or custom role.
+func (p Plans) SetMember(tenantID, roleID string, s authz.Subject, add bool) Write {
+	op := opOf(add)
 	if authz.IsTenantRole(roleID) {
-		return g.write(ctx, []*v1.RelationshipUpdate{op(rel(typeTenant, tenantID, roleID, subjectRef(s)))},
-			[]*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, tenantNotFound(tenantID))
+		return steps(Step{Updates: []*v1.RelationshipUpdate{op(rel(typeTenant, tenantID, roleID, subjectRef(s)))},
+			Pre: []*v1.Precondition{exists(typeTenant, tenantID, relPlatform)}, Failed: tenantNotFound(tenantID)})
 	}
-	oid, err := authz.ScopedID("role_id", tenantID, roleID)
-	if err != nil {
-		return "", err
-	}
-	// The tenant must exist too: during offboarding its roles outlive it for a
-	// moment, and a member added then would outlive the offboarding.
-	return g.write(ctx, []*v1.RelationshipUpdate{op(rel(typeRole, oid, relMember, subjectRef(s)))},
-		[]*v1.Precondition{exists(typeTenant, tenantID, relPlatform), exists(typeRole, oid, relTenant)}, roleNotFound(tenantID, roleID))
+	return Write{Plan: func(context.Context, Reader) ([]Step, error) {
+		oid, err := authz.ScopedID("role_id", tenantID, roleID)
+		if err != nil {
+			return nil, err
+		}
+		// The tenant must exist too: during offboarding its roles outlive it for a
+		// moment, and a member added then would outlive the offboarding.
+		return []Step{{Updates: []*v1.RelationshipUpdate{op(rel(typeRole, oid, relMember, subjectRef(s)))},
+			Pre:    []*v1.Precondition{exists(typeTenant, tenantID, relPlatform), exists(typeRole, oid, relTenant)},
+			Failed: roleNotFound(tenantID, roleID)}}, nil
+	}}
+}
+
+// PutResource records a tenant resource and its owner, replacing a previous
+// owner (see Plans.PutResource).
+func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error) {
+	return g.run(ctx, g.Plans().PutResource(tenantID, r, owner))
 }
 
 // PutResource records a tenant resource and its owner, replacing a previous
 // owner. A resource has exactly one owner, so the write is conditioned on the
 // owner it read (see unchanged); concurrent writes end with exactly one owner.
-func (g *Graph) PutResource(ctx context.Context, tenantID string, r authz.Resource, owner authz.Subject) (string, error) {
-	if _, ok := g.model.resources[r.Type]; !ok {
-		return "", authz.UnknownResourceType(r.Type, g.model.resourceTypeNames())
-	}
-	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
-	if err != nil {
-		return "", err
-	}
-	ownerRef := subjectRef(owner)
-	tenantMissing := g.mustExist(typeTenant, tenantID, relPlatform, tenantNotFound(tenantID))
-	return g.readModifyWrite(ctx, tenantMissing, func(ctx context.Context) (string, error) {
-		current, err := g.read(ctx, &v1.RelationshipFilter{ResourceType: r.Type, OptionalResourceId: oid, OptionalRelation: relOwner})
-		if err != nil {
-			return "", err
-		}
-		updates := []*v1.RelationshipUpdate{
-			touch(rel(r.Type, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})),
-			touch(rel(r.Type, oid, relOwner, ownerRef)),
-		}
-		for _, c := range current {
-			o := c.GetSubject().GetObject()
-			if o.GetObjectType() != owner.Kind || o.GetObjectId() != owner.ID {
-				updates = append(updates, del(c))
+func (p Plans) PutResource(tenantID string, res authz.Resource, owner authz.Subject) Write {
+	return Write{Gone: mustExist(typeTenant, tenantID, relPlatform, tenantNotFound(tenantID)),
+		Plan: func(ctx context.Context, r Reader) ([]Step, error) {
+			if _, ok := p.m.resources[res.Type]; !ok {
+				return nil, authz.UnknownResourceType(res.Type, p.m.resourceTypeNames())
 			}
-		}
-		pre := append(unchanged(r.Type, oid, relOwner, current), exists(typeTenant, tenantID, relPlatform))
-		return g.write(ctx, updates, pre, errStale)
-	})
+			oid, err := authz.ScopedID("resource_id", tenantID, res.ID)
+			if err != nil {
+				return nil, err
+			}
+			current, err := r.Read(ctx, &v1.RelationshipFilter{ResourceType: res.Type, OptionalResourceId: oid, OptionalRelation: relOwner}, 0)
+			if err != nil {
+				return nil, err
+			}
+			updates := []*v1.RelationshipUpdate{
+				touch(rel(res.Type, oid, relTenant, &v1.SubjectReference{Object: object(typeTenant, tenantID)})),
+				touch(rel(res.Type, oid, relOwner, subjectRef(owner))),
+			}
+			for _, c := range current {
+				o := c.GetSubject().GetObject()
+				if o.GetObjectType() != owner.Kind || o.GetObjectId() != owner.ID {
+					updates = append(updates, del(c))
+				}
+			}
+			pre := append(unchanged(res.Type, oid, relOwner, current), exists(typeTenant, tenantID, relPlatform))
+			return []Step{{Updates: updates, Pre: pre, Failed: errStale}}, nil
+		}}
 }
 
 // DeleteResource removes a tenant resource.
 func (g *Graph) DeleteResource(ctx context.Context, tenantID string, r authz.Resource) (string, error) {
-	if _, ok := g.model.resources[r.Type]; !ok {
-		return "", authz.UnknownResourceType(r.Type, g.model.resourceTypeNames())
-	}
-	oid, err := authz.ScopedID("resource_id", tenantID, r.ID)
-	if err != nil {
-		return "", err
-	}
-	return g.deleteWhere(ctx, &v1.RelationshipFilter{ResourceType: r.Type, OptionalResourceId: oid}, nil, nil)
+	return g.run(ctx, g.Plans().DeleteResource(tenantID, r))
+}
+
+// DeleteResource removes a tenant resource.
+func (p Plans) DeleteResource(tenantID string, res authz.Resource) Write {
+	return Write{Plan: func(context.Context, Reader) ([]Step, error) {
+		if _, ok := p.m.resources[res.Type]; !ok {
+			return nil, authz.UnknownResourceType(res.Type, p.m.resourceTypeNames())
+		}
+		oid, err := authz.ScopedID("resource_id", tenantID, res.ID)
+		if err != nil {
+			return nil, err
+		}
+		return []Step{{Delete: &v1.RelationshipFilter{ResourceType: res.Type, OptionalResourceId: oid}}}, nil
+	}}
 }

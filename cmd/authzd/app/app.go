@@ -18,11 +18,13 @@ import (
 
 	"github.com/scailabs/authzd/api"
 	"github.com/scailabs/authzd/internal/auditchain"
+	"github.com/scailabs/authzd/internal/cache"
 	authzhttp "github.com/scailabs/authzd/internal/http"
 	"github.com/scailabs/authzd/internal/metrics"
 	"github.com/scailabs/authzd/internal/outofband"
 	"github.com/scailabs/authzd/internal/postgres"
 	"github.com/scailabs/authzd/internal/spicedb"
+	"github.com/scailabs/authzd/internal/whatif"
 	"github.com/scailabs/authzd/schema"
 )
 
@@ -39,6 +41,7 @@ type Main struct {
 	background  context.CancelFunc
 	bgDone      sync.WaitGroup
 	graph       *spicedb.Graph
+	cache       *cache.Cache // nil when AUTHZ_DECISION_CACHE is off
 	server      *http.Server
 	// recorder records out-of-band changes; stopRecorder ends it and waits.
 	recorder     *outofband.Recorder
@@ -118,14 +121,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	met.CheckMemo(m.graph.MemoStats)
-	if sc.DecisionCache {
-		met.DecisionCache(func() metrics.CacheState {
-			s := m.graph.CacheStats()
-			return metrics.CacheState{Ready: s.Ready, Entries: s.Entries, FrontierAge: s.FrontierAge, Hits: s.Hits,
-				Misses: s.Misses, Invalidations: s.Invalidations, Resyncs: s.Resyncs, Resumes: s.Resumes, FillsDropped: s.FillsDropped,
-				Verified: s.Verified, Mismatches: s.Mismatches, Barriers: s.Barriers, MirrorFills: s.MirrorFills, MirrorErrors: s.MirrorErrors,
-				MirrorRelationships: s.MirrorRelationships}
-		})
+	if m.cfg.DecisionCache == "on" {
+		m.cache = cache.New(m.graph, cache.Options{Entries: m.cfg.DecisionCacheEntries, MirrorMax: m.mirrorMax(),
+			VerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag, Logger: m.logger})
+		m.graph.NotifyWrites(m.cache.Wrote)
+		met.DecisionCache(m.cache.Stats)
 	}
 
 	m.audit = postgres.NewAuditLog(m.db, postgres.AuditOptions{
@@ -275,8 +275,6 @@ func (m *Main) spiceDBConfig(model *schema.Model, met *metrics.Metrics) spicedb.
 		Timeout: m.cfg.SpiceDBTimeout, StartTimeout: m.cfg.SpiceDBStartTimeout,
 		WriteTimeout: m.cfg.SpiceDBWriteTimeout, Schema: model.Schema(), Observe: met.SpiceDB,
 		CheckSlots: m.cfg.SpiceDBCheckSlots, ObserveCheckBatch: met.CheckBatch, MemoWindow: m.cfg.CheckMemoWindow,
-		DecisionCache: m.cfg.DecisionCache == "on", CacheEntries: m.cfg.DecisionCacheEntries,
-		CacheVerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag, CacheMirrorMax: m.mirrorMax(),
 		Embedded: spicedb.EmbeddedConfig{Datastore: m.cfg.SpiceDBDatastore},
 	}
 }
@@ -296,7 +294,7 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		keys[i] = authzhttp.KeyInfo{Key: k.Key, Description: k.Description, Roles: k.Roles}
 	}
 	return authzhttp.NewServer(authzhttp.Options{
-		Checker: m.graph, Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
+		Checker: m.checker(), Explainer: m.graph, Searcher: m.graph, Provisioner: m.graph, Model: m.graph,
 		Readiness: m.graph, TokenVerifier: m.db, Tokens: m.db, AuditReader: m.db, RoleNamer: m.db, Database: m.db,
 		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
@@ -304,7 +302,25 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		Transfer: m.graph, Import: authzhttp.ImportOptions{MaxBytes: int64(m.cfg.ImportMaxBytes), Timeout: m.cfg.ImportTimeout,
 			SpoolDir: m.cfg.ImportSpoolDir, Batch: m.cfg.ImportBatch, Writers: m.cfg.ImportWriters},
 		Shadow: m.db, ImportStatus: m.db,
+		WhatIf: m.whatIf(met),
 	})
+}
+
+// checker answers checks: the decision cache in front of SpiceDB, or SpiceDB
+// alone when AUTHZ_DECISION_CACHE is off.
+func (m *Main) checker() authzhttp.Checker {
+	if m.cache != nil {
+		return m.cache
+	}
+	return m.graph
+}
+
+// whatIf is POST /v1/whatif's engine over the graph and the audit log.
+func (m *Main) whatIf(met *metrics.Metrics) *authzhttp.WhatIf {
+	e := whatif.New(m.graph, m.cfg.WhatIfWorkers)
+	e.Incomplete = met.WhatIfIncomplete()
+	return &authzhttp.WhatIf{Engine: e, Decisions: m.db, MaxQuestions: m.cfg.WhatIfMaxQuestions,
+		MaxChanges: m.cfg.WhatIfMaxChanges, Timeout: m.cfg.WhatIfTimeout}
 }
 
 func spiceDBMode(c Config) string {
@@ -378,6 +394,11 @@ func (m *Main) close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("final audit checkpoint: %w", err))
 		}
 	}
+	if m.cache != nil {
+		if err := m.cache.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("decision cache: %w", err))
+		}
+	}
 	if m.graph != nil {
 		if err := m.graph.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("spicedb: %w", err))
@@ -419,6 +440,8 @@ func OpenStore(ctx context.Context, cfg Config) (*postgres.DB, error) {
 // the Postgres adapter every role of the store.
 var (
 	_ authzhttp.Checker       = (*spicedb.Graph)(nil)
+	_ authzhttp.Checker       = (*cache.Cache)(nil)
+	_ cache.Upstream          = (*spicedb.Graph)(nil)
 	_ authzhttp.Explainer     = (*spicedb.Graph)(nil)
 	_ authzhttp.Searcher      = (*spicedb.Graph)(nil)
 	_ authzhttp.Provisioner   = (*spicedb.Graph)(nil)

@@ -116,6 +116,15 @@ type Config struct {
 	ImportBatch int `env:"AUTHZ_IMPORT_BATCH" envDefault:"1000"`
 	// ImportWriters bounds the import batches written at once.
 	ImportWriters int `env:"AUTHZ_IMPORT_WRITERS" envDefault:"4"`
+	// WhatIfMaxQuestions bounds the distinct questions in a what-if's window.
+	WhatIfMaxQuestions int `env:"AUTHZ_WHATIF_MAX_QUESTIONS" envDefault:"50000"`
+	// WhatIfMaxChanges bounds the changes of one what-if.
+	WhatIfMaxChanges int `env:"AUTHZ_WHATIF_MAX_CHANGES" envDefault:"1000"`
+	// WhatIfWorkers bounds the goroutines answering what-if questions, across
+	// every what-if of the process.
+	WhatIfWorkers int `env:"AUTHZ_WHATIF_WORKERS" envDefault:"2"`
+	// WhatIfTimeout bounds one what-if call (then 503).
+	WhatIfTimeout time.Duration `env:"AUTHZ_WHATIF_TIMEOUT" envDefault:"60s"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -169,6 +178,15 @@ func (c Config) Validate() error {
 	case "on", "off":
 	default:
 		return fmt.Errorf("AUTHZ_AUDIT_EXTERNAL_CHANGES must be on or off, not %q", c.ExternalChanges)
+	}
+	for name, v := range map[string]int{"AUTHZ_WHATIF_MAX_QUESTIONS": c.WhatIfMaxQuestions, "AUTHZ_WHATIF_MAX_CHANGES": c.WhatIfMaxChanges,
+		"AUTHZ_WHATIF_WORKERS": c.WhatIfWorkers} {
+		if v < 1 {
+			return fmt.Errorf("%s must be positive, not %d", name, v)
+		}
+	}
+	if c.WhatIfTimeout <= 0 {
+		return fmt.Errorf("AUTHZ_WHATIF_TIMEOUT must be positive, not %s", c.WhatIfTimeout)
 	}
 	if c.ExternalChangesGrace <= 0 {
 		return fmt.Errorf("AUTHZ_AUDIT_EXTERNAL_GRACE must be positive, not %s", c.ExternalChangesGrace)

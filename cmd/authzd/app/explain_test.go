@@ -41,6 +41,8 @@ func TestExplain(t *testing.T) {
 				"gina did not bind binding x1, so the binder exclusion does not apply."}},
 		{"PartnerAdmin", checkBody("t1", "pat", "scaibunker:admin:platform", "TOK"), true,
 			[]string{"pat is an admin of partner p1, which tenant t1 belongs to; partner admins hold scaibunker:admin:platform."}},
+		{"PartnerAdminOfAnotherTenant", checkBody("t2", "pat", "scaiskills:grant", "TOK"), true,
+			[]string{"pat is an admin of partner p1, which tenant t2 belongs to; partner admins hold scaiskills:grant."}},
 		{"SuperAdmin", checkBody("t2", "root", "scaiskills:manage", "TOK"), true,
 			[]string{"root is a platform super admin; super admins hold every key in every tenant."}},
 		{"BuiltinRole", checkBody("t1", "tara", "scaibunker:admin", "TOK"), true,
@@ -95,6 +97,41 @@ func TestExplain(t *testing.T) {
 		})
 	}
 	w.t = t
+
+	// A partner admin's reasons name the partner and the tenant's membership in
+	// it, and are the same whether SpiceDB's dispatch cache answered part of the
+	// trace or not. Without a token the explanation reads a new revision (a
+	// barrier), where nothing is cached; with the write's token it reads the
+	// revision the earlier cases read, where PartnerAdminOfAnotherTenant left
+	// the tenant's partner_admin step in SpiceDB's cache.
+	t.Run("PartnerAdminCacheWarmAndCold", func(t *testing.T) {
+		w.t = t
+		want := []string{"pat is an admin of partner p1, which tenant t2 belongs to; partner admins hold scaiskills:view."}
+		warm, cold := false, false
+		for run := 0; run < 10 && !(warm && cold); run++ {
+			token := "TOK"
+			if run == 0 {
+				token = ""
+			}
+			r, _ := w.post("/v1/permissions/explain", checkBody("t2", "pat", "scaiskills:view", token))
+			var x struct {
+				Allowed bool            `json:"allowed"`
+				Reasons []string        `json:"reasons"`
+				Trace   json.RawMessage `json:"trace"`
+			}
+			if err := json.Unmarshal([]byte(r.raw), &x); err != nil || r.status != 200 || !x.Allowed {
+				t.Fatalf("run %d: %d %s", run, r.status, r.raw)
+			}
+			cached := strings.Contains(string(x.Trace), `"cached":true`)
+			warm, cold = warm || cached, cold || !cached
+			if strings.Join(x.Reasons, "\n") != strings.Join(want, "\n") {
+				t.Errorf("run %d (SpiceDB's cache warm: %v): reasons %q, want %q; trace %s", run, cached, x.Reasons, want, x.Trace)
+			}
+		}
+		if !warm || !cold {
+			t.Errorf("in 10 asks SpiceDB's cache was warm: %v, cold: %v; the case needs both", warm, cold)
+		}
+	})
 
 	t.Run("BadInput", func(t *testing.T) {
 		w.t = t

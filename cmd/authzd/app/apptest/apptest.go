@@ -19,6 +19,9 @@ type Authzd struct {
 	URL         string // base URL of the HTTP API
 	AdminToken  string // the bootstrap token
 	DatabaseURL string // the audit database
+	// SpiceDBDatabaseURL is the embedded SpiceDB's datastore on the postgres
+	// datastore (empty on memory), for a test's own SpiceDB on the same data.
+	SpiceDBDatabaseURL string
 }
 
 // MustStart starts authzd with its embedded SpiceDB on datastore ("memory"
@@ -41,6 +44,7 @@ func mustStart(tb testing.TB, datastore string, configure func(*app.Config)) Aut
 	cfg.ShutdownTimeout, cfg.AuditCheckpointInterval = 10*time.Second, time.Second
 	if datastore == "postgres" {
 		cfg.SpiceDBDatabaseURL = pgtest.MustCreate(tb)
+		a.SpiceDBDatabaseURL = cfg.SpiceDBDatabaseURL
 	}
 	if configure != nil {
 		configure(&cfg)

@@ -1,4 +1,4 @@
-package spicedb
+package cache
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/scailabs/authzd/internal/authz"
 )
 
 // mirrorFeed applies the stream's updates to the mirror in a goroutine of
@@ -34,7 +34,7 @@ type mirrorFeed struct {
 // checkpoint, the revision it is at and the number of the cache's last
 // change when the cache applied it.
 type feedItem struct {
-	updates    []*v1.RelationshipUpdate
+	updates    []authz.RelationshipChange
 	checkpoint bool
 	through    string
 	seq        uint64
@@ -108,7 +108,7 @@ func (f *mirrorFeed) apply(ctx context.Context, it feedItem) error {
 	if err := m.checkpoint(it.through); err != nil {
 		return err
 	}
-	f.w.cache.mirrored(m, it.seq)
+	f.w.state.mirrored(m, it.seq)
 	if !m.worn() {
 		return nil
 	}
@@ -117,7 +117,7 @@ func (f *mirrorFeed) apply(ctx context.Context, it feedItem) error {
 	if err != nil {
 		return err
 	}
-	f.w.cache.swapMirror(m, n)
+	f.w.state.swapMirror(m, n)
 	f.mu.Lock()
 	f.m = n
 	f.mu.Unlock()

@@ -1,4 +1,4 @@
-package spicedb
+package cache
 
 import (
 	"context"

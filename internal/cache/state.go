@@ -1,8 +1,8 @@
-package spicedb
+package cache
 
 import (
+	"github.com/scailabs/authzd/internal/authz"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,19 +132,6 @@ func newDecisionCache(maxEntries int) *decisionCache {
 		safeMoved: make(chan struct{}), barrierWanted: make(chan struct{}, 1)}
 }
 
-// barrier is a revision that includes every change numbered up to seq.
-type barrier struct {
-	seq   uint64
-	token string
-	at    time.Time // when it was taken: one older than barrierMaxAge covers nothing
-}
-
-// barrierMaxAge is how long a barrier serves fills. Fills read exactly at
-// it, so it must stay well inside SpiceDB's garbage-collection window
-// (--datastore-gc-window, 24 h by default); a new barrier also starts
-// SpiceDB's dispatch cache over, so it should not be short either.
-const barrierMaxAge = 5 * time.Minute
-
 type pendingWrite struct {
 	token string
 	at    time.Time
@@ -152,20 +139,8 @@ type pendingWrite struct {
 
 // decisionKey names one question within a tenant. Ids cannot contain NUL
 // (authz.ValidateID), so the key is unambiguous.
-func decisionKey(objType, objID, perm, subjType, subjID string) string {
-	return objType + "\x00" + objID + "\x00" + perm + "\x00" + subjType + "\x00" + subjID
-}
-
-// tenantOf returns the tenant whose entries a relationship on (objType, objID)
-// can affect, or "" when it can affect any tenant (partner, platform).
-func tenantOf(objType, objID string) string {
-	if objType == typeTenant {
-		return objID
-	}
-	if i := strings.IndexByte(objID, '/'); i > 0 {
-		return objID[:i]
-	}
-	return ""
+func decisionKey(q authz.Question) string {
+	return q.ObjectType + "\x00" + q.ObjectID + "\x00" + q.Permission + "\x00" + q.SubjectType + "\x00" + q.SubjectID
 }
 
 // lookup answers from the cache. token, when set, is the caller's consistency
@@ -184,13 +159,6 @@ func (c *decisionCache) lookup(tenant, key, token string) (allowed bool, rev str
 		c.misses.Add(1)
 	}
 	return e.allowed, e.rev, ok
-}
-
-// hasDelivered reports whether the stream has delivered the write of token.
-func (c *decisionCache) hasDelivered(token string) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.ready && c.delivered[token]
 }
 
 // fill is a miss in progress: what the cache looked like when it began.
@@ -217,25 +185,6 @@ func (c *decisionCache) begin(tenant string) (f fill, ok bool) {
 		return fill{}, false
 	}
 	return fill{tenant: tenant, epoch: c.epoch, gen: c.gens[tenant], need: max(c.gens[tenant], c.global)}, true
-}
-
-// barrierFor returns a barrier revision covering need, or, when the newest
-// barrier is older, a channel closed when it moves (a new barrier has been
-// asked for). ok is false when the cache is not ready.
-func (c *decisionCache) barrierFor(need uint64) (token string, moved <-chan struct{}, ok bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if !c.ready {
-		return "", nil, false
-	}
-	if c.safe.token != "" && c.safe.seq >= need && time.Since(c.safe.at) < barrierMaxAge {
-		return c.safe.token, nil, true
-	}
-	select {
-	case c.barrierWanted <- struct{}{}:
-	default: // already asked
-	}
-	return "", c.safeMoved, true
 }
 
 // mirrorFor returns the mirror when its state covers need: every change up
@@ -270,39 +219,6 @@ func (c *decisionCache) swapMirror(old, n *mirror) {
 	}
 }
 
-// lastSeq is the number of the last change applied: a barrier sent after
-// this call covers it.
-func (c *decisionCache) lastSeq() uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.seq
-}
-
-// setBarrier records token as covering every change numbered up to seq.
-func (c *decisionCache) setBarrier(seq uint64, token string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if token == "" || (c.safe.token != "" && seq < c.safe.seq) {
-		return
-	}
-	c.safe = barrier{seq: seq, token: token, at: time.Now()}
-	c.barriers.Add(1)
-	c.wakeLocked()
-}
-
-// wakeLocked wakes every fill waiting for a barrier.
-func (c *decisionCache) wakeLocked() {
-	close(c.safeMoved)
-	c.safeMoved = make(chan struct{})
-}
-
-// gen is the tenant's change counter (for verification).
-func (c *decisionCache) gen(tenant string) (uint64, uint64) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.epoch, c.gens[tenant]
-}
-
 // store keeps answers SpiceDB gave at revision rev (at least a barrier
 // covering f.need),
 // unless anything that could change them was applied since f began.
@@ -335,17 +251,6 @@ func (c *decisionCache) store(f fill, rev string, answers map[string]bool) bool 
 		}
 	}
 	return true
-}
-
-// pendingIDs lists the writes still waiting for the stream.
-func (c *decisionCache) pendingIDs() []string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	ids := make([]string, 0, len(c.pending))
-	for id := range c.pending {
-		ids = append(ids, id)
-	}
-	return ids
 }
 
 // start makes the cache ready, empty, following a stream that began after
@@ -482,122 +387,4 @@ func (c *decisionCache) apply(ch change) uint64 {
 	}
 	c.uncovered = c.uncovered[:0]
 	return c.seq
-}
-
-// link records edges between tenants found outside the stream ({from, to}:
-// to depends on from).
-func (c *decisionCache) link(edges [][2]string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range edges {
-		c.linkLocked(e[0], e[1])
-	}
-}
-
-// linkLocked records that tenant to depends on tenant from. An empty to is
-// an object outside every tenant (which every tenant may depend on): from's
-// changes then reach every tenant.
-func (c *decisionCache) linkLocked(from, to string) {
-	if c.allDepend || c.dependents[from][to] {
-		return
-	}
-	if to == "" || c.nDepend >= maxDependents {
-		c.allDepend = true
-		return
-	}
-	if c.dependents[from] == nil {
-		c.dependents[from] = map[string]bool{}
-	}
-	c.dependents[from][to] = true
-	c.nDepend++
-}
-
-// withDependentsLocked returns tenants and every tenant that depends on one
-// of them, directly or through others.
-func (c *decisionCache) withDependentsLocked(tenants []string) []string {
-	if len(c.dependents) == 0 {
-		return tenants
-	}
-	seen := make(map[string]bool, len(tenants))
-	out := make([]string, 0, len(tenants))
-	queue := append([]string(nil), tenants...)
-	for len(queue) > 0 {
-		t := queue[0]
-		queue = queue[1:]
-		if seen[t] {
-			continue
-		}
-		seen[t] = true
-		out = append(out, t)
-		for d := range c.dependents[t] {
-			queue = append(queue, d)
-		}
-	}
-	return out
-}
-
-func (c *decisionCache) deliveredLocked(token string) {
-	if len(c.delivered) >= maxTrackedWrites {
-		clear(c.delivered)
-	}
-	c.delivered[token] = true
-}
-
-// wrote records the zed token of one of authzd's writes, tagged with id in its
-// transaction metadata, so that the stream's delivery of id marks the token.
-func (c *decisionCache) wrote(id, token string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.early[id] {
-		delete(c.early, id)
-		c.deliveredLocked(token)
-		if c.observeLag != nil {
-			c.observeLag(0)
-		}
-		return
-	}
-	if len(c.pending) >= maxTrackedWrites {
-		clear(c.pending)
-	}
-	c.pending[id] = pendingWrite{token: token, at: time.Now()}
-}
-
-// dropTenant forgets a tenant's entries (after a verification mismatch).
-func (c *decisionCache) dropTenant(tenant string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	c.gens[tenant] = c.seq
-	c.entries -= len(c.tenants[tenant])
-	delete(c.tenants, tenant)
-}
-
-// CacheStats is the decision cache's state for metrics.
-type CacheStats struct {
-	Enabled, Ready                                     bool
-	Entries                                            int
-	FrontierAge                                        time.Duration // since the stream last delivered anything
-	Hits, Misses, Invalidations, Resyncs, FillsDropped uint64
-	Resumes                                            uint64 // streams resumed after a break without emptying the cache
-	Verified, Mismatches, Barriers                     uint64
-	MirrorFills                                        uint64 // misses the mirror answered
-	MirrorErrors                                       uint64 // misses the mirror failed to answer (each went to SpiceDB)
-	MirrorRebuilds                                     uint64 // mirrors copied afresh (mirror.rebuilt)
-	MirrorRelationships                                int64  // held by the mirror (0 when off or not loaded)
-}
-
-func (c *decisionCache) stats() CacheStats {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	s := CacheStats{Enabled: true, Ready: c.ready, Entries: c.entries, Hits: c.hits.Load(), Misses: c.misses.Load(),
-		Invalidations: c.invalidations.Load(), Resyncs: c.resyncs.Load(), Resumes: c.resumes.Load(), FillsDropped: c.fillsDropped.Load(),
-		Verified: c.verified.Load(), Mismatches: c.mismatches.Load(), Barriers: c.barriers.Load(),
-		MirrorFills: c.mirrorFills.Load(), MirrorErrors: c.mirrorErrors.Load(), MirrorRebuilds: c.mirrorRebuilds.Load()}
-	if c.ready {
-		s.FrontierAge = time.Since(c.lastApply)
-	}
-	if c.mirror != nil {
-		s.MirrorRelationships = c.mirror.rels.Load()
-	}
-	return s
 }

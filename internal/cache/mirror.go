@@ -1,22 +1,24 @@
-package spicedb
+package cache
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	caveattypes "github.com/authzed/spicedb/pkg/caveats/types"
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
 	"github.com/authzed/spicedb/pkg/datalayer"
 	spembedded "github.com/authzed/spicedb/pkg/embedded"
+	core "github.com/authzed/spicedb/pkg/proto/core/v1"
+	"github.com/authzed/spicedb/pkg/schemadsl/compiler"
+	"github.com/authzed/spicedb/pkg/schemadsl/input"
 	"github.com/authzed/spicedb/pkg/tuple"
 	"github.com/authzed/spicedb/pkg/validationfile"
+	"google.golang.org/protobuf/types/known/structpb"
 	"gopkg.in/yaml.v3"
 
 	"github.com/scailabs/authzd/internal/authz"
@@ -71,15 +73,16 @@ type mirror struct {
 	schema string   // the schema text it was loaded with
 	types  []string // the schema's object definitions
 
-	max  int64        // relationships bound
-	rels atomic.Int64 // relationships held: exact at a load, then counting every touch as new (over, never under)
+	max        int64        // relationships bound
+	rebuildMin int64        // the fewest applied updates that make it worn
+	rels       atomic.Int64 // relationships held: exact at a load, then counting every touch as new (over, never under)
 	// applied counts the updates applied since the mirror was loaded.
 	applied int64
 
 	// pending are the updates delivered since the last checkpoint, the last
 	// update of each relationship winning (the order within a revision and
 	// between revisions is the stream's).
-	pending map[string]*v1.RelationshipUpdate
+	pending map[string]authz.RelationshipChange
 	order   []string
 }
 
@@ -101,20 +104,20 @@ const mirrorLoadTimeout = 5 * time.Minute
 // revision at (a barrier) into a new mirror. edges are the relationships that
 // link two tenants (edgeOf), which the copy reads anyway. It fails with
 // errMirrorFull when SpiceDB holds more than max relationships.
-func (g *Graph) loadMirror(ctx context.Context, at string, max int) (_ *mirror, edges [][2]string, err error) {
+func loadMirror(ctx context.Context, up Following, at string, max int, rebuildMin int64) (_ *mirror, edges [][2]string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, mirrorLoadTimeout)
 	defer cancel()
-	sresp, err := g.schema.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	schema, err := up.Schema(ctx)
 	if err != nil {
-		return nil, nil, mapError(err, "read schema for the mirror")
+		return nil, nil, err
 	}
-	mr, err := newMirror(ctx, sresp.GetSchemaText(), int64(max))
+	mr, err := newMirror(ctx, schema, int64(max), rebuildMin)
 	if err != nil {
 		return nil, nil, err
 	}
 	mr.setThrough(at)
-	err = mr.copyFrom(ctx, g.perms, atBarrier(at), func(rel *v1.Relationship) {
-		if e, ok := edgeOf(rel); ok {
+	err = mr.copyFrom(ctx, up, at, func(t authz.Tuple) {
+		if e, ok := edgeOf(t); ok {
 			edges = append(edges, e)
 		}
 	})
@@ -128,8 +131,8 @@ func (g *Graph) loadMirror(ctx context.Context, at string, max int) (_ *mirror, 
 // newMirror starts an empty mirror with the schema text. The schema is
 // written the way SpiceDB loads its bootstrap files (validated and
 // annotated as its WriteSchema does).
-func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, err error) {
-	m, err := parseModel(schemaText)
+func newMirror(ctx context.Context, schemaText string, max, rebuildMin int64) (_ *mirror, err error) {
+	compiled, err := compiler.Compile(compiler.InputSchema{Source: input.Source("schema"), SchemaString: schemaText}, compiler.AllowUnprefixedObjectType())
 	if err != nil {
 		return nil, fmt.Errorf("parse spicedb's schema for the mirror: %w", err)
 	}
@@ -142,8 +145,9 @@ func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, er
 	}
 	idx := newRelIndex()
 	ds := &indexedStore{Datastore: mem, idx: idx}
-	mr := &mirror{ds: ds, dl: datalayer.NewDataLayer(ds), idx: idx, schema: schemaText, max: max, pending: map[string]*v1.RelationshipUpdate{}}
-	for _, def := range m.compiled.ObjectDefinitions {
+	mr := &mirror{ds: ds, dl: datalayer.NewDataLayer(ds), idx: idx, schema: schemaText, max: max, rebuildMin: rebuildMin,
+		pending: map[string]authz.RelationshipChange{}}
+	for _, def := range compiled.ObjectDefinitions {
 		mr.types = append(mr.types, def.GetName())
 	}
 	defer func() {
@@ -173,42 +177,56 @@ func newMirror(ctx context.Context, schemaText string, max int64) (_ *mirror, er
 // has yet).
 func (m *mirror) write(u tuple.RelationshipUpdate) { m.idx.apply(u) }
 
-// mutation is the mirror's form of one of the stream's updates (a create is a touch).
-func mutation(u *v1.RelationshipUpdate) tuple.RelationshipUpdate {
+// mutation is the mirror's form of one of the stream's changes (a create is a touch).
+func mutation(u authz.RelationshipChange) tuple.RelationshipUpdate {
 	op := tuple.UpdateOperationTouch
-	if u.GetOperation() == v1.RelationshipUpdate_OPERATION_DELETE {
+	if u.Operation == opDelete {
 		op = tuple.UpdateOperationDelete
 	}
-	return tuple.RelationshipUpdate{Operation: op, Relationship: tuple.FromV1Relationship(u.GetRelationship())}
+	return tuple.RelationshipUpdate{Operation: op, Relationship: relationship(u.Tuple)}
 }
 
-// copyFrom writes into the mirror every relationship src holds at cons,
-// telling each to seen (when not nil). It fails with errMirrorFull past the
-// mirror's bound.
-func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, cons *v1.Consistency, seen func(*v1.Relationship)) error {
+// opDelete is a RelationshipChange's Operation for a delete.
+const opDelete = "delete"
+
+// relationship is the engine's form of t.
+func relationship(t authz.Tuple) tuple.Relationship {
+	subjectRel := t.SubjectRelation
+	if subjectRel == "" {
+		subjectRel = tuple.Ellipsis
+	}
+	r := tuple.Relationship{RelationshipReference: tuple.RelationshipReference{
+		Resource: tuple.ObjectAndRelation{ObjectType: t.ResourceType, ObjectID: t.ResourceID, Relation: t.Relation},
+		Subject:  tuple.ObjectAndRelation{ObjectType: t.SubjectType, ObjectID: t.SubjectID, Relation: subjectRel},
+	}, OptionalExpiration: t.Expires}
+	if t.Caveat != "" {
+		r.OptionalCaveat = &core.ContextualizedCaveat{CaveatName: t.Caveat}
+		if t.CaveatContext != nil {
+			// A context SpiceDB sent as a Struct converts back without loss.
+			r.OptionalCaveat.Context, _ = structpb.NewStruct(t.CaveatContext)
+		}
+	}
+	return r
+}
+
+// copyFrom writes into the mirror every relationship up holds at exactly
+// the revision at, telling each to seen (when not nil). It fails with
+// errMirrorFull past the mirror's bound.
+func (m *mirror) copyFrom(ctx context.Context, up Following, at string, seen func(authz.Tuple)) error {
 	m.rels.Store(0)
 	for _, typ := range m.types {
-		stream, err := src.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: cons,
-			RelationshipFilter: &v1.RelationshipFilter{ResourceType: typ}})
-		if err != nil {
-			return mapError(err, "read relationships for the mirror")
-		}
-		for {
-			resp, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return mapError(err, "read relationships for the mirror")
-			}
-			rel := resp.GetRelationship()
+		err := up.Relationships(ctx, at, typ, "", func(t authz.Tuple) error {
 			if seen != nil {
-				seen(rel)
+				seen(t)
 			}
 			if m.rels.Add(1) > m.max {
 				return errMirrorFull
 			}
-			m.write(tuple.Touch(tuple.FromV1Relationship(rel)))
+			m.write(tuple.Touch(relationship(t)))
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -223,7 +241,7 @@ func (m *mirror) copyFrom(ctx context.Context, src v1.PermissionsServiceClient, 
 func (m *mirror) rebuilt(ctx context.Context) (*mirror, error) {
 	ctx, cancel := context.WithTimeout(ctx, mirrorLoadTimeout)
 	defer cancel()
-	n, err := newMirror(ctx, m.schema, m.max)
+	n, err := newMirror(ctx, m.schema, m.max, m.rebuildMin)
 	if err != nil {
 		return nil, err
 	}
@@ -243,27 +261,25 @@ func (m *mirror) rebuilt(ctx context.Context) (*mirror, error) {
 
 // worn reports whether the mirror has applied enough updates since it was
 // loaded that a rebuild (see rebuilt) frees more than it costs: half as many
-// as it holds relationships, and at least mirrorRebuildMin.
+// as it holds relationships, and at least rebuildMin (Options.MirrorRebuildMin).
 func (m *mirror) worn() bool {
-	return m.applied >= max(m.rels.Load()/2, mirrorRebuildMin)
+	return m.applied >= max(m.rels.Load()/2, m.rebuildMin)
 }
 
-// mirrorRebuildMin is the fewest applied updates that make a mirror worn (a
-// variable so that a test can make rebuilds frequent).
-var mirrorRebuildMin int64 = 20_000
+// mirrorRebuildMin is the default of Options.MirrorRebuildMin.
+const mirrorRebuildMin int64 = 20_000
 
 // relKey names a relationship (without its caveat or expiry, which a later
 // update replaces).
-func relKey(r *v1.Relationship) string {
-	o, s := r.GetResource(), r.GetSubject()
-	return o.GetObjectType() + "\x00" + o.GetObjectId() + "\x00" + r.GetRelation() + "\x00" +
-		s.GetObject().GetObjectType() + "\x00" + s.GetObject().GetObjectId() + "\x00" + s.GetOptionalRelation()
+func relKey(t authz.Tuple) string {
+	return t.ResourceType + "\x00" + t.ResourceID + "\x00" + t.Relation + "\x00" +
+		t.SubjectType + "\x00" + t.SubjectID + "\x00" + t.SubjectRelation
 }
 
-// add buffers a revision's updates until the next checkpoint.
-func (m *mirror) add(updates []*v1.RelationshipUpdate) {
+// add buffers a revision's changes until the next checkpoint.
+func (m *mirror) add(updates []authz.RelationshipChange) {
 	for _, u := range updates {
-		k := relKey(u.GetRelationship())
+		k := relKey(u.Tuple)
 		if _, ok := m.pending[k]; !ok {
 			m.order = append(m.order, k)
 		}
@@ -287,7 +303,7 @@ func (m *mirror) checkpoint(through string) error {
 	defer m.mu.Unlock()
 	for _, k := range m.order {
 		u := m.pending[k]
-		if u.GetOperation() == v1.RelationshipUpdate_OPERATION_DELETE {
+		if u.Operation == opDelete {
 			m.rels.Add(-1)
 		} else { // a touch may or may not create: counted as one (rebuilds count again exactly)
 			m.rels.Add(1)
@@ -306,28 +322,27 @@ func (m *mirror) checkpoint(through string) error {
 
 // check answers one question on the mirror; the decision's revision is
 // that of SpiceDB whose state the mirror holds.
-func (m *mirror) check(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
+func (m *mirror) check(ctx context.Context, q authz.Question) (authz.Decision, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
 		return authz.Decision{}, errMirrorClosed
 	}
-	return m.checkLocked(ctx, it)
+	return m.checkLocked(ctx, q)
 }
 
 // errMirrorClosed fails a check on a mirror that closed after the check got it.
 var errMirrorClosed = errors.New("the mirror closed")
 
-func (m *mirror) checkLocked(ctx context.Context, it *v1.CheckBulkPermissionsRequestItem) (authz.Decision, error) {
-	s := it.GetSubject()
+func (m *mirror) checkLocked(ctx context.Context, q authz.Question) (authz.Decision, error) {
 	var res spembedded.CheckResult
 	var err error
 	// The walk's CPU carries a profiler label (it and the goroutines the
 	// engine starts), so a profile of authzd tells it from the rest.
 	pprof.Do(ctx, pprof.Labels(ProfileLabel, ProfileLabelMirror), func(ctx context.Context) {
 		res, err = m.perms.Check(ctx, spembedded.CheckRequest{
-			ResourceType: it.GetResource().GetObjectType(), ResourceID: it.GetResource().GetObjectId(), Permission: it.GetPermission(),
-			SubjectType: s.GetObject().GetObjectType(), SubjectID: s.GetObject().GetObjectId(), SubjectRelation: s.GetOptionalRelation(),
+			ResourceType: q.ObjectType, ResourceID: q.ObjectID, Permission: q.Permission,
+			SubjectType: q.SubjectType, SubjectID: q.SubjectID, SubjectRelation: q.SubjectRelation,
 		})
 	})
 	if err != nil {
@@ -349,15 +364,15 @@ func (m *mirror) at() string {
 func (m *mirror) setThrough(rev string) { m.through.Store(&rev) }
 
 // checkBulk answers several questions on the mirror, in order, all on one state.
-func (m *mirror) checkBulk(ctx context.Context, items []*v1.CheckBulkPermissionsRequestItem) ([]authz.Decision, error) {
+func (m *mirror) checkBulk(ctx context.Context, qs []authz.Question) ([]authz.Decision, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
 		return nil, errMirrorClosed
 	}
-	out := make([]authz.Decision, len(items))
-	for i, it := range items {
-		d, err := m.checkLocked(ctx, it)
+	out := make([]authz.Decision, len(qs))
+	for i, q := range qs {
+		d, err := m.checkLocked(ctx, q)
 		if err != nil {
 			return nil, err
 		}

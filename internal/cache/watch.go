@@ -1,4 +1,4 @@
-package spicedb
+package cache
 
 import (
 	"context"
@@ -8,21 +8,10 @@ import (
 	"sync"
 	"time"
 
-	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/cenkalti/backoff/v5"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/scailabs/authzd/internal/authz"
 )
-
-// writeIDField names authzd's write id in a write's transaction metadata,
-// which SpiceDB hands back on the Watch stream: it is how authzd recognises its
-// own writes there exactly, without comparing opaque tokens.
-const writeIDField = "authzd_write_id"
-
-func writeMetadata(id string) *structpb.Struct {
-	return &structpb.Struct{Fields: map[string]*structpb.Value{writeIDField: structpb.NewStringValue(id)}}
-}
 
 // watcher follows SpiceDB's Watch stream and keeps the decision cache in step
 // with it. One stream per authzd process. When a stream breaks the cache
@@ -32,17 +21,18 @@ func writeMetadata(id string) *structpb.Struct {
 // cursor SpiceDB refuses), starts afresh at a barrier with an empty cache (a
 // resync).
 type watcher struct {
-	g      *Graph
-	cache  *decisionCache
+	up     Following
+	state  *decisionCache
 	logger *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu  sync.Mutex
 	cut context.CancelFunc // ends the current stream
-	// beforeResume, when set (by a test), runs before a resume writes its
-	// marker: it holds the break open.
+	// beforeResume, when set (Options.BeforeResume), runs before a resume
+	// writes its marker.
 	beforeResume func()
+	rebuildMin   int64 // Options.MirrorRebuildMin
 
 	scanned bool // the edges between tenants that predate the first stream are known (crossTenantEdges)
 
@@ -83,9 +73,10 @@ func (w *watcher) reset() {
 	}
 }
 
-func startWatcher(g *Graph, c *decisionCache, mirrorMax int, logger *slog.Logger) *watcher {
+func startWatcher(c *Cache, mirrorMax int, opts Options) *watcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watcher{g: g, cache: c, logger: logger, cancel: cancel, done: make(chan struct{}), mirrorMax: mirrorMax}
+	w := &watcher{up: c.up, state: c.state, logger: c.logger, cancel: cancel, done: make(chan struct{}), mirrorMax: mirrorMax,
+		beforeResume: opts.BeforeResume, rebuildMin: opts.MirrorRebuildMin}
 	go w.run(ctx)
 	return w
 }
@@ -105,24 +96,24 @@ func (w *watcher) run(ctx context.Context) {
 		resumed := w.cursor != ""
 		delivered, err := w.follow(ctx)
 		if ctx.Err() != nil {
-			w.cache.stop()
+			w.state.stop()
 			return
 		}
 		if w.resumable(err, resumed, delivered) {
-			w.cache.pause()
+			w.state.pause()
 		} else {
-			w.cache.stop()
+			w.state.stop()
 			w.forget()
 		}
 		if delivered {
 			wait.Reset()
 		}
-		if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled || errors.Is(err, errSchemaChanged) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, errSchemaChanged) {
 			// Ended on purpose (idle resync, probe or failed miss, which logged why).
 			w.logger.Debug("spicedb watch stream restarted", "err", err, "resume", w.cursor != "")
 		} else if !down || delivered {
 			msg := "spicedb watch stream ended; decision cache off until it resumes or resyncs"
-			if c := status.Code(err); c == codes.Unimplemented || c == codes.FailedPrecondition {
+			if errors.Is(err, authz.ErrNoWatch) {
 				msg = "spicedb watch unavailable (on Postgres it needs track_commit_timestamp=on); decision cache off, retrying"
 			}
 			w.logger.Warn(msg, "err", err)
@@ -130,7 +121,7 @@ func (w *watcher) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			w.cache.stop()
+			w.state.stop()
 			return
 		case <-time.After(wait.NextBackOff()):
 		}
@@ -186,24 +177,21 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	var answered []string
 	resume := w.cursor != ""
 	if resume {
-		w.mu.Lock()
-		hold := w.beforeResume
-		w.mu.Unlock()
-		if hold != nil {
-			hold()
+		if w.beforeResume != nil {
+			w.beforeResume()
 		}
-		id := resumeMarkPrefix + randomKey()[:16]
-		w.cache.resume(id) // before the write: the stream may deliver it before the call returns
-		if err := w.g.mark(ctx, id); err != nil {
+		id := authz.ResumeMarkPrefix + randomID()
+		w.state.resume(id) // before the write: the stream may deliver it before the call returns
+		if err := w.up.Mark(ctx, id); err != nil {
 			return false, fmt.Errorf("%w: %w", errMarkFailed, err)
 		}
 		start = w.cursor
 	} else {
-		answered = w.cache.pendingIDs() // writes SpiceDB answered before the barrier below was asked for
+		answered = w.state.pendingIDs() // writes SpiceDB answered before the barrier below was asked for
 		// The stream starts at a barrier, not at a head read: a barrier includes
 		// every write answered before it was asked for (see decisionCache), so
 		// the writes in answered are in it and need not come on the stream.
-		if start, err = w.g.barrier(ctx); err != nil {
+		if start, err = w.up.Barrier(ctx); err != nil {
 			return false, err
 		}
 		if w.mr, err = w.loadMirror(ctx, start); err != nil {
@@ -212,7 +200,7 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 		if !w.scanned {
 			// Edges between tenants written before this process started: the
 			// stream, which starts at the same barrier, brings every later one.
-			edges, err := w.g.crossTenantEdges(ctx, start)
+			edges, err := crossTenantEdges(ctx, w.up, start)
 			if err != nil {
 				return false, err
 			}
@@ -225,19 +213,12 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	w.cut = scancel
 	w.mu.Unlock()
 	go w.probe(sctx, scancel)
-	stream, err := w.g.watch.Watch(sctx, &v1.WatchRequest{
-		OptionalStartCursor: &v1.ZedToken{Token: start},
-		OptionalUpdateKinds: []v1.WatchKind{
-			v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES,
-			v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES,
-			v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS,
-		},
-	})
+	next, err := w.up.Changes(sctx, start)
 	if err != nil {
 		return false, err
 	}
 	if !resume {
-		w.cache.start(start, answered, w.mr)
+		w.state.start(start, answered, w.mr)
 		if w.mr != nil {
 			w.feed = startMirrorFeed(w, w.mr)
 			w.mr = nil
@@ -245,21 +226,20 @@ func (w *watcher) follow(ctx context.Context) (delivered bool, err error) {
 	}
 	go w.barriers(sctx, scancel)
 	for {
-		resp, err := stream.Recv()
+		b, err := next()
 		if err != nil {
 			return delivered, err
 		}
 		delivered = true
-		if resp.GetSchemaUpdated() && w.feed != nil {
+		if b.SchemaChanged && w.feed != nil {
 			return delivered, errSchemaChanged // the mirror holds the old schema
 		}
-		seq := w.cache.apply(changeOf(resp))
-		if w.feed != nil && (len(resp.GetUpdates()) > 0 || resp.GetIsCheckpoint()) {
-			w.feed.push(feedItem{updates: resp.GetUpdates(), checkpoint: resp.GetIsCheckpoint(),
-				through: resp.GetChangesThrough().GetToken(), seq: seq})
+		seq := w.state.apply(changeOf(b))
+		if w.feed != nil && (len(b.Changes) > 0 || b.Checkpoint) {
+			w.feed.push(feedItem{updates: b.Changes, checkpoint: b.Checkpoint, through: b.Revision, seq: seq})
 		}
-		if resp.GetIsCheckpoint() && resp.GetChangesThrough().GetToken() != "" {
-			w.cursor = resp.GetChangesThrough().GetToken()
+		if b.Checkpoint && b.Revision != "" {
+			w.cursor = b.Revision
 		}
 	}
 }
@@ -272,7 +252,7 @@ func (w *watcher) loadMirror(ctx context.Context, start string) (*mirror, error)
 		return nil, nil
 	}
 	began := time.Now()
-	mr, edges, err := w.g.loadMirror(ctx, start, w.mirrorMax)
+	mr, edges, err := loadMirror(ctx, w.up, start, w.mirrorMax, w.rebuildMin)
 	if errors.Is(err, errMirrorFull) {
 		w.mirrorFull()
 		return nil, nil
@@ -298,7 +278,7 @@ func (w *watcher) linkEdges(edges [][2]string) {
 	if len(edges) > 0 {
 		w.logger.Warn("relationships in spicedb link tenants (not written by authzd); the decision cache drops a tenant on changes to the tenants it depends on", "edges", len(edges))
 	}
-	w.cache.link(edges)
+	w.state.link(edges)
 	w.scanned = true
 }
 
@@ -311,10 +291,10 @@ func (w *watcher) barriers(ctx context.Context, cut context.CancelFunc) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-w.cache.barrierWanted:
+		case <-w.state.barrierWanted:
 		}
-		seq := w.cache.lastSeq() // read before the write is sent: it covers every change up to seq
-		token, err := w.g.barrier(ctx)
+		seq := w.state.lastSeq() // read before the write is sent: it covers every change up to seq
+		token, err := w.up.Barrier(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.logger.Warn("spicedb did not take the decision cache's barrier write; decision cache off until it resyncs", "err", err)
@@ -322,7 +302,7 @@ func (w *watcher) barriers(ctx context.Context, cut context.CancelFunc) {
 			}
 			return
 		}
-		w.cache.setBarrier(seq, token)
+		w.state.setBarrier(seq, token)
 	}
 }
 
@@ -340,7 +320,7 @@ func (w *watcher) probe(ctx context.Context, cut context.CancelFunc) {
 		case <-t.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		_, err := w.g.schema.ReadSchema(pctx, &v1.ReadSchemaRequest{})
+		_, err := w.up.Schema(pctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			w.logger.Warn("spicedb did not answer the watcher's probe; decision cache off until it resyncs", "err", err)
@@ -348,34 +328,4 @@ func (w *watcher) probe(ctx context.Context, cut context.CancelFunc) {
 			return
 		}
 	}
-}
-
-// changeOf reads what a Watch response means for the cache.
-func changeOf(resp *v1.WatchResponse) change {
-	ch := change{global: resp.GetSchemaUpdated(), checkpoint: resp.GetIsCheckpoint()}
-	seen := map[string]bool{}
-	for _, u := range resp.GetUpdates() {
-		o := u.GetRelationship().GetResource()
-		t := tenantOf(o.GetObjectType(), o.GetObjectId())
-		if e, ok := edgeOf(u.GetRelationship()); ok && u.GetOperation() != v1.RelationshipUpdate_OPERATION_DELETE {
-			ch.links = append(ch.links, e) // a delete keeps the edge known (see decisionCache.dependents)
-		}
-		if t == "" {
-			ch.global = true
-			continue
-		}
-		if !seen[t] {
-			seen[t] = true
-			ch.tenants = append(ch.tenants, t)
-		}
-	}
-	if id := resp.GetOptionalTransactionMetadata().GetFields()[writeIDField].GetStringValue(); id != "" {
-		ch.writeIDs = append(ch.writeIDs, id)
-	}
-	for _, md := range resp.GetFullRevisionMetadata() {
-		if id := md.GetFields()[writeIDField].GetStringValue(); id != "" && (len(ch.writeIDs) == 0 || ch.writeIDs[0] != id) {
-			ch.writeIDs = append(ch.writeIDs, id)
-		}
-	}
-	return ch
 }
