@@ -291,7 +291,11 @@ func (w *world) add(r *v1.Relationship) {
 			break
 		}
 		t := w.tenant(tid)
-		t.rels = append(t.rels, relationshipOf(r))
+		if !t.exists {
+			// Tenants are read first, so only a tenant that does not
+			// exist keeps its objects' relationships (for its purge).
+			t.rels = append(t.rels, relationshipOf(r))
+		}
 		if res.GetObjectType() == typeRole {
 			role := t.role(local)
 			switch {

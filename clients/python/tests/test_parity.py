@@ -31,6 +31,10 @@ EXCEPTIONS = {
     "listAuditCheckpoints": "the audit chain (as above)",
     "listAuditKeys": "the audit chain (as above)",
     "openapi": "the contract document itself",
+    "importRecords": "migrations import record documents with `authzctl import` (docs/migration.md)",
+    "importStatus": "`authzctl import` follows its import (as above)",
+    "exportRecords": "`authzctl export` writes record documents (as above)",
+    "shadowReport": "`authzctl shadow-report` reads it (as above)",
 }
 
 

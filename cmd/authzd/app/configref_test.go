@@ -128,6 +128,10 @@ func TestConstructorDefaults(t *testing.T) {
 		{"AUTHZ_MAX_BODY_BYTES", d.MaxBodyBytes, int64(authzhttp.DefaultMaxBodyBytes)},
 		{"AUTHZ_TOKEN_CACHE_TTL", d.TokenCacheTTL, authzhttp.DefaultTokenCacheTTL},
 		{"AUTHZ_SHUTDOWN_TIMEOUT", d.ShutdownTimeout, defaultShutdownTimeout},
+		{"AUTHZ_IMPORT_MAX_BYTES", int64(d.ImportMaxBytes), int64(authzhttp.DefaultImportMaxBytes)},
+		{"AUTHZ_IMPORT_TIMEOUT", d.ImportTimeout, authzhttp.DefaultImportTimeout},
+		{"AUTHZ_IMPORT_BATCH", d.ImportBatch, authzhttp.DefaultImportBatch},
+		{"AUTHZ_IMPORT_WRITERS", d.ImportWriters, authzhttp.DefaultImportWriters},
 	} {
 		if c.env != c.code {
 			t.Errorf("%s defaults to %v; a zero setting means %v", c.name, c.env, c.code)
