@@ -19,17 +19,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/scailabs/authzd/cmd/authzd/app"
 	"github.com/scailabs/authzd/internal/authz"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "authzd:", err)
@@ -101,7 +99,11 @@ func serve(ctx context.Context, cfg app.Config, stderr io.Writer) error {
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	return errors.Join(untilStopped(ctx, m.Served(), logger), m.Close(context.Background()))
+	err := untilStopped(ctx, m.Served(), logger)
+	if err == nil {
+		drain(ctx, m, cfg.ShutdownDrainDelay, logger)
+	}
+	return errors.Join(err, m.Close(context.Background()))
 }
 
 // gcPercent is the garbage collector target serve sets: AUTHZ_GC_PERCENT,
