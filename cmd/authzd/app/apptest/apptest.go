@@ -26,6 +26,14 @@ type Authzd struct {
 // It skips (or fails under AUTHZ_REQUIRE_INTEGRATION=1) without Postgres.
 func MustStart(tb testing.TB, datastore string) Authzd {
 	tb.Helper()
+	a, _ := MustStartWith(tb, datastore, nil)
+	return a
+}
+
+// MustStartWith is MustStart with configure applied to the configuration
+// before authzd opens; it also returns the running Main.
+func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) (Authzd, *app.Main) {
+	tb.Helper()
 	a := Authzd{AdminToken: "admin-" + rand.Text(), DatabaseURL: pgtest.MustCreate(tb)}
 	// The defaults a deployment gets (the decision cache and its mirror on),
 	// with this test's addresses and tighter bounds.
@@ -37,6 +45,9 @@ func MustStart(tb testing.TB, datastore string) Authzd {
 	if datastore == "postgres" {
 		cfg.SpiceDBDatabaseURL = pgtest.MustCreate(tb)
 	}
+	if configure != nil {
+		configure(&cfg)
+	}
 	m := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Open(context.Background()); err != nil {
 		tb.Fatalf("open authzd: %v", err)
@@ -47,5 +58,5 @@ func MustStart(tb testing.TB, datastore string) Authzd {
 		}
 	})
 	a.URL = m.URL()
-	return a
+	return a, m
 }
