@@ -3,6 +3,7 @@
 //
 //	authzd                      serve (configured from AUTHZ_* variables)
 //	authzd migrate              apply the audit database migrations
+//	authzd migrate --status     print applied vs. known migrations (exit 1 when pending)
 //	authzd token create --name NAME --scope check [--scope provision ...]
 //	authzd token list
 //	authzd token revoke ID
@@ -38,6 +39,7 @@ func main() {
 const usage = `usage:
   authzd                    serve the HTTP API (configuration: AUTHZ_* environment variables, see README)
   authzd migrate            apply the audit database migrations and exit
+  authzd migrate --status   print the migrations applied and known; exit 1 when some are pending
   authzd token create --name NAME --scope SCOPE [--scope SCOPE ...]
                             create a service token (scopes: check, provision, audit:read, admin); prints it once
   authzd token list         list tokens (never their secrets)
@@ -63,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "migrate":
+		if len(args) > 1 && (args[1] == "--status" || args[1] == "-status") {
+			return migrateStatus(ctx, cfg, stdout)
+		}
 		if err := app.Migrate(ctx, cfg); err != nil {
 			return err
 		}

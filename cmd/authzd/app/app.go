@@ -101,7 +101,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for _, n := range m.db.Notices {
 		m.logger.Warn(n)
 	}
-	if err := postgres.Migrate(ctx, m.cfg.DatabaseURL); err != nil {
+	if err := m.migrate(ctx); err != nil {
 		return err
 	}
 	if m.signer, err = auditSigner(m.cfg, m.logger); err != nil {
