@@ -6,6 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -88,6 +90,13 @@ func (b *balancer) pick() *api {
 // check load without retries: not one call fails, and every answered
 // decision has its audit row.
 func TestRollingRestartDrain(t *testing.T) {
+	t.Run("Current", func(t *testing.T) { testRollingRestartDrain(t, false) })
+	// The replacements start on an audit database a newer release migrated
+	// further (a rollback, or the previous release restarting mid-roll).
+	t.Run("DatabaseAhead", func(t *testing.T) { testRollingRestartDrain(t, true) })
+}
+
+func testRollingRestartDrain(t *testing.T, ahead bool) {
 	w := mustWorld(t)
 	adminToken := "it-admin-" + randomHex(16)
 	env, auditURL := sharedReplicaEnv(t, w, adminToken)
@@ -109,6 +118,17 @@ func TestRollingRestartDrain(t *testing.T) {
 	mustSettleSchema(t, first, checks[1].req)
 	mustSettleSchema(t, &second, checks[1].req)
 
+	db, err := pgxpool.New(context.Background(), auditURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if ahead {
+		if _, err := db.Exec(context.Background(), "UPDATE authzd_schema_version SET version = version + 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b := newBalancer(ctx, first, &second)
@@ -129,6 +149,9 @@ func TestRollingRestartDrain(t *testing.T) {
 				return
 			}
 			np := startAuthzdProcess(t, env)
+			if log, err := os.ReadFile(np.logPath); ahead && (err != nil || !strings.Contains(string(log), "serving without migrating")) {
+				t.Errorf("replacement %d on a database ahead did not log it (%v)", i, err)
+			}
 			na := *b.slots[i].Load()
 			na.base = np.URL
 			b.slots[i].Store(&na)
@@ -175,11 +198,6 @@ func TestRollingRestartDrain(t *testing.T) {
 	if answered == 0 {
 		t.Fatal("no call was answered")
 	}
-	db, err := pgxpool.New(context.Background(), auditURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	mustReconcileReceived(t, db, first.calls.snapshot())
 }
 
