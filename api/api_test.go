@@ -81,6 +81,7 @@ func TestRoutes(t *testing.T) {
 		"GET /v1/audit/checkpoints",
 		"GET /v1/audit/events",
 		"GET /v1/audit/keys",
+		"GET /v1/audit/rotations",
 		"GET /v1/openapi.yaml",
 		"GET /v1/permissions/keys",
 		"GET /v1/tenants/{tenant_id}/roles/{role_id}",

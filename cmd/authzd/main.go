@@ -9,6 +9,7 @@
 //	authzd token revoke ID
 //	authzd audit verify [--since TIME] [--public-key FILE ...]
 //	authzd audit keygen --out FILE
+//	authzd audit rotate-key --new-key FILE
 package main
 
 import (
@@ -49,6 +50,9 @@ const usage = `usage:
                             and name the first broken row (exit 1 when broken)
   authzd audit keygen --out FILE
                             make an Ed25519 key for AUTHZ_AUDIT_SIGNING_KEY; prints its public key
+  authzd audit rotate-key --new-key FILE
+                            hand checkpoint signing over from AUTHZ_AUDIT_SIGNING_KEY to the new key: both
+                            sign the chain head into audit_key_rotations; the old key is retired
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -107,9 +107,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.signer, err = auditSigner(m.cfg, m.logger); err != nil {
 		return err
 	}
+	if err := m.refuseRetiredKey(ctx); err != nil {
+		return err
+	}
 	if m.checkpoints, err = postgres.NewCheckpointer(ctx, m.db, m.signer, m.logger); err != nil {
 		return err
 	}
+	met.SigningKeyRetired(m.checkpoints.Retired)
 	maintainer := postgres.NewMaintainer(m.db, m.signer, time.Duration(m.cfg.AuditRetention), m.logger)
 	if _, err := maintainer.Maintain(ctx, time.Now()); err != nil {
 		// Not fatal: the writer creates a missing partition on demand.
