@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -78,8 +79,13 @@ func TestRotateKey(t *testing.T) {
 	stopLoad()
 	wg.Wait()
 	for i, a := range replicas {
-		if m := get(t, a, "/metrics"); !strings.Contains(m, "authzd_audit_signing_key_retired 1") {
+		m := get(t, a, "/metrics")
+		if !strings.Contains(m, "authzd_audit_signing_key_retired 1") {
 			t.Errorf("replica %d does not report its key retired", i)
+		}
+		// Its last checkpoint came before the rotation, 2.5 s ago or more.
+		if age := metricValue(t, m, "authzd_audit_checkpoint_age_seconds"); age < 2 {
+			t.Errorf("replica %d: checkpoint age %v s; want it growing since the rotation", i, age)
 		}
 	}
 
@@ -207,4 +213,20 @@ func get(t *testing.T, a apptest.Authzd, path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// metricValue reads an unlabelled sample from a Prometheus text exposition.
+func metricValue(t *testing.T, exposition, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in the metrics", name)
+	return 0
 }

@@ -78,6 +78,8 @@ type Checkpointer struct {
 	last   int64 // the last sequence checkpointed by this process
 	// retired is set once a rotation retired the key: this process then signs nothing more.
 	retired atomic.Bool
+	// covered is when (Unix nanoseconds) the head was last known signed by this process.
+	covered atomic.Int64
 }
 
 // NewCheckpointer registers the signer's public key and returns a checkpointer.
@@ -85,7 +87,9 @@ func NewCheckpointer(ctx context.Context, db *DB, signer *auditchain.Signer, log
 	if err := db.RegisterKey(ctx, signer.Public()); err != nil {
 		return nil, err
 	}
-	return &Checkpointer{db: db, signer: signer, logger: logger, last: -1}, nil
+	c := &Checkpointer{db: db, signer: signer, logger: logger, last: -1}
+	c.covered.Store(time.Now().UnixNano())
+	return c, nil
 }
 
 // Checkpoint signs and stores the current head, unless this process already
@@ -101,12 +105,20 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (cp auditchain.Checkpoint
 			"restart it with the new AUTHZ_AUDIT_SIGNING_KEY", "key_id", c.signer.KeyID())
 		return cp, false, nil
 	}
-	if err != nil || !signed {
+	if err != nil {
 		return cp, false, err
+	}
+	c.covered.Store(time.Now().UnixNano())
+	if !signed {
+		return cp, false, nil
 	}
 	c.last = cp.Seq
 	return cp, true, nil
 }
+
+// Age is how long ago this checkpointer last knew the head to be signed
+// (since it was made, when never).
+func (c *Checkpointer) Age() time.Duration { return time.Since(time.Unix(0, c.covered.Load())) }
 
 // Retired reports whether a rotation retired this checkpointer's key.
 func (c *Checkpointer) Retired() bool { return c.retired.Load() }

@@ -114,6 +114,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	met.SigningKeyRetired(m.checkpoints.Retired)
+	met.CheckpointAge(m.checkpoints.Age)
 	maintainer := postgres.NewMaintainer(m.db, m.signer, time.Duration(m.cfg.AuditRetention), m.logger)
 	if _, err := maintainer.Maintain(ctx, time.Now()); err != nil {
 		// Not fatal: the writer creates a missing partition on demand.
@@ -136,6 +137,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	met.CheckMemo(m.graph.MemoStats)
+	met.DependencyUp(map[string]func(context.Context) error{"postgres": m.db.Ping, "spicedb": m.graph.Ready})
 	if sc.DecisionCache {
 		met.DecisionCache(func() metrics.CacheState {
 			s := m.graph.CacheStats()
