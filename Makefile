@@ -16,10 +16,11 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
-setup: ## Install (Debian packages) and start the local PostgreSQL the other targets use, the Docker-side tools and python3 (the audit verifier's test); idempotent.
+setup: ## Install (Debian packages) and start the local PostgreSQL the other targets use, the Docker-side tools, python3 (the audit verifier's test) and wrk (TestLoadFaults); idempotent.
 	./scripts/setup-postgres.sh
 	./scripts/setup-docker.sh
 	./scripts/setup-python.sh
+	./scripts/setup-wrk.sh
 
 .PHONY: run
 run: ## Run authzd on :8080 against local Postgres with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
