@@ -84,7 +84,11 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 	if err != nil {
 		return Report{}, nil, err
 	}
-	learned, p, err := followSource(ctx, src, cps, trusted)
+	signed := cps
+	if cp != nil {
+		signed = append([]Checkpoint{*cp}, cps...) // the anchor's signature is held to the same rule
+	}
+	learned, p, err := followSource(ctx, src, signed, trusted)
 	if err != nil {
 		return Report{}, nil, err
 	}
