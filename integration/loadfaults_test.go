@@ -271,7 +271,6 @@ func mustReadResponses(t *testing.T, dir string) []wrkResponse {
 	return out
 }
 
-
 // countOutside counts the responses outside [from, to).
 func countOutside(rs []wrkResponse, from, to int64) int {
 	n := 0
