@@ -297,3 +297,33 @@ func TestTLSStartRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSClientCAReload: a new client CA swapped into the Secret is required
+// from then on: a client of the new CA is accepted within 5 s and one of the
+// old CA refused.
+func TestTLSClientCAReload(t *testing.T) {
+	w := mustTLSWorld(t)
+	newCA := tlsfilestest.MustCA(t, "new client CA")
+	p := newCA.MustIssue(t, tlsfilestest.Leaf{Client: true})
+	files := tlsfiles.Files{CertFile: tlsfilestest.MustWrite(t, w.dir, "new-client.crt", p.Cert), KeyFile: tlsfilestest.MustWrite(t, w.dir, "new-client.key", p.Key)}
+	oldClient := tlsfiles.Files{CertFile: w.clientCert, KeyFile: w.clientKey}
+	if _, _, err := check(w.httpClient(t, files), w.a.URL, w.a.AdminToken); err == nil {
+		t.Fatal("a client of a CA not yet named was accepted")
+	}
+	srv := w.ca.MustIssue(t, tlsfilestest.Leaf{})
+	w.secret.MustUpdate(t, map[string][]byte{"tls.crt": srv.Cert, "tls.key": srv.Key, "ca.crt": newCA.PEM})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, _, err := check(w.httpClient(t, files), w.a.URL, w.a.AdminToken)
+		if err == nil && status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a client of the new CA is still refused 5 s after the swap: %d %v", status, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, _, err := check(w.httpClient(t, oldClient), w.a.URL, w.a.AdminToken); err == nil {
+		t.Fatal("a client of the old CA is still accepted after the swap")
+	}
+}
