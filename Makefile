@@ -64,6 +64,11 @@ images: ## Build the authzd, SpiceDB and Postgres images the Docker world and co
 compose-test: images ## Run docker-compose.yml for real: up (healthy), provision, check, audit, restart authzd, down -v.
 	AUTHZ_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -run '^TestCompose$$' -v ./integration/
 
+.PHONY: faults
+faults: ## Drive authzd with wrk through a 20 s SpiceDB outage and a 20 s audit-database outage (TestLoadFaults, about a minute of load) and print each fault's figures.
+	@set -o pipefail; AUTHZ_TEST_FAULT_CUT=20s $(GO) test -count=1 -run '^TestLoadFaults$$' -v ./integration/ 2>&1 | \
+		grep -E 'wrk:|cut off|audit rows|--- (PASS|FAIL|SKIP)|^(ok|FAIL)'
+
 .PHONY: bench
 bench: ## Run the benchmark suite and print the results table.
 	$(GO) run ./cmd/authzbench $(BENCHFLAGS)

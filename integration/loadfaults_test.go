@@ -45,6 +45,9 @@ function response(status, headers, body)
 end
 `
 
+// envFaultCut is how long TestLoadFaults cuts each dependency off.
+const envFaultCut = "AUTHZ_TEST_FAULT_CUT"
+
 // wrkSummary is what wrk prints at the end of a run.
 type wrkSummary struct {
 	requests, non2xx, socketErrors int
@@ -112,10 +115,10 @@ func TestLoadFaults(t *testing.T) {
 	}
 	const (
 		before = 3 * time.Second
-		cutFor = 10 * time.Second
 		gap    = 6 * time.Second
 		grace  = 3 * time.Second // the dependency's timeout, set above
 	)
+	cutFor := envDurationOr(envFaultCut, 10*time.Second) // `make faults` sets 20 s
 	type window struct {
 		name          string
 		proxy         *tcpProxy
