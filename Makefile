@@ -20,11 +20,12 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
-setup: ## Install (Debian packages) and start the local PostgreSQL, the Docker-side tools and python3 packages and Chromium (the browser test); idempotent, silent when all is in place. make run and make test do it themselves.
+setup: ## Install (Debian packages) and start the local PostgreSQL, the Docker-side tools and python3 packages, Chromium (the browser test) and wrk (the load-fault test); idempotent, silent when all is in place. make run and make test do it themselves.
 	@./scripts/setup-postgres.sh
 	@./scripts/setup-docker.sh
 	@./scripts/setup-python.sh
 	@./scripts/setup-chromium.sh
+	@./scripts/setup-wrk.sh
 	@echo "make setup: ready"
 
 # make run and make test set up what they need first (silent when it is in place), unless pointed at a
@@ -36,6 +37,7 @@ test-tools:
 	@if [ "$${AUTHZ_TEST_DOCKER:-}" != 0 ]; then ./scripts/setup-docker.sh; fi
 	@./scripts/setup-python.sh
 	@./scripts/setup-chromium.sh
+	@./scripts/setup-wrk.sh
 
 .PHONY: run
 run: $(if $(filter $(LOCAL_DATABASE_URL),$(AUTHZ_DATABASE_URL)),local-postgres) ## Run authzd on :8080 against the local Postgres (set up first if needed) with embedded SpiceDB (admin token: $AUTHZ_ADMIN_TOKEN).
@@ -82,6 +84,11 @@ images: ## Build the authzd, SpiceDB and Postgres images the Docker world and co
 .PHONY: compose-test
 compose-test: images ## Run docker-compose.yml for real: up (healthy), provision, check, audit, restart authzd, down -v.
 	AUTHZ_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -run '^TestCompose$$' -v ./integration/
+
+.PHONY: faults
+faults: ## Drive authzd with wrk through a 20 s SpiceDB outage and a 20 s audit-database outage (TestLoadFaults, about a minute of load) and print each fault's figures.
+	@set -o pipefail; AUTHZ_TEST_FAULT_CUT=20s $(GO) test -count=1 -run '^TestLoadFaults$$' -v ./integration/ 2>&1 | \
+		grep -E 'wrk:|cut off|audit rows|--- (PASS|FAIL|SKIP)|^(ok|FAIL)'
 
 .PHONY: bench
 bench: local-postgres ## Run the benchmark suite and print the results table (sets up the local Postgres first, like run and test).

@@ -81,6 +81,7 @@ func TestRoutes(t *testing.T) {
 		"GET /v1/audit/checkpoints",
 		"GET /v1/audit/events",
 		"GET /v1/audit/keys",
+		"GET /v1/audit/rotations",
 		"GET /v1/export",
 		"GET /v1/import/status",
 		"GET /v1/openapi.yaml",

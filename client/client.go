@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/scailabs/authzd/client/tlsfiles"
 )
 
 // Defaults of a Client made by New.
@@ -37,6 +39,9 @@ type Client struct {
 	timeout time.Duration
 	retry   retryPolicy
 	actor   string
+	// tls holds the files of WithTLSFiles; tlsErr why they did not load.
+	tls    *tlsfiles.Store
+	tlsErr error
 }
 
 // Option configures a Client in New.
@@ -46,6 +51,17 @@ type Option func(*Client)
 // *http.Client with a tuned Transport. Per-call timeouts still come from WithTimeout.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.hc = hc }
+}
+
+// WithTLSFiles makes the client verify authzd's certificate against the CA
+// certificates in caFile (the system's roots when empty) and, when certFile and
+// keyFile are given, present that certificate (mutual TLS). The files are
+// read again when they change, so a renewed certificate is used without a new
+// Client. New fails when they do not load. WithHTTPClient overrides it.
+func WithTLSFiles(caFile, certFile, keyFile string) Option {
+	return func(c *Client) {
+		c.tls, c.tlsErr = tlsfiles.Load(tlsfiles.Files{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}, tlsfiles.Options{})
+	}
 }
 
 // WithTimeout bounds every call, retries included. Zero or less leaves only the caller's
@@ -93,8 +109,11 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(c)
 	}
+	if c.tlsErr != nil {
+		return nil, fmt.Errorf("authzd client: %w", c.tlsErr)
+	}
 	if c.hc == nil {
-		c.hc = newHTTPClient()
+		c.hc = newHTTPClient(c.tls)
 	}
 	if c.retry.maxAttempts < 1 {
 		return nil, fmt.Errorf("authzd client: max attempts is %d; it must be at least 1", c.retry.maxAttempts)
@@ -116,8 +135,12 @@ func (c *Client) WithActor(userID string) *Client {
 // newHTTPClient returns an http.Client whose Transport keeps enough idle connections
 // per host for a busy module talking to one authzd. It has no Timeout of its own: each
 // call's context carries the deadline.
-func newHTTPClient() *http.Client {
+func newHTTPClient(files *tlsfiles.Store) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	if files != nil {
+		// A TLS configuration made per connection uses the files as they are now.
+		t.DialTLSContext = files.DialTLSContext("")
+	}
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
 	t.IdleConnTimeout = 90 * time.Second
@@ -222,6 +245,9 @@ func (c *Client) once(ctx context.Context, cl call, u string, body []byte, out a
 		}
 		// A request that never left cannot have been applied, so even a call that is not
 		// idempotent may be sent again.
+		if _, refused := tlsfiles.Refused(err); refused {
+			return result{err: err} // the same certificates would be refused again
+		}
 		return result{err: err, retry: cl.idempotent || isDialError(err)}
 	}
 	defer resp.Body.Close()

@@ -113,6 +113,7 @@ func TestRoutes(t *testing.T) {
 		func() error { _, err := c.AuditChain(ctx, -1, 10, time.Time{}); return err },
 		func() error { _, err := c.AuditCheckpoints(ctx, -1, 10); return err },
 		func() error { _, err := c.AuditKeys(ctx); return err },
+		func() error { _, err := c.AuditKeyRotations(ctx, -1, 10); return err },
 		func() error { _, err := c.CreateToken(ctx, "n", client.ScopeCheck); return err },
 		func() error { _, err := c.ListTokens(ctx); return err },
 		func() error { return c.RevokeToken(ctx, "tok1") },

@@ -1,3 +1,5 @@
+-- offline: rewrites audit_events into a partitioned table; stop every replica of the release before it, run
+-- `authzd migrate`, then start this release (docs/operations.md, "Upgrades").
 -- The audit log becomes a hash chain (docs/audit.md) in a table partitioned
 -- by month. Rows written before this migration keep their ids and have no
 -- sequence or hash: the chain starts after them (anchor 0, 32 zero bytes),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scailabs/authzd/client"
+	"github.com/scailabs/authzd/client/tlsfiles"
 )
 
 // Exit statuses.
@@ -41,10 +42,12 @@ type env struct {
 	actor          string
 	timeout        time.Duration
 	json           bool
+	// TLS files: the CA that signs authzd's certificate and the client certificate of mutual TLS.
+	caFile, clientCert, clientKey string
 }
 
 // globalFlags are accepted before the command and by every command.
-var globalFlags = []string{"url", "token", "as", "timeout", "json"}
+var globalFlags = []string{"url", "token", "as", "timeout", "json", "ca-file", "client-cert", "client-key"}
 
 func (e *env) addGlobalFlags(fs *flag.FlagSet) {
 	// The current values are the defaults, so that flags given before the command
@@ -54,6 +57,9 @@ func (e *env) addGlobalFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.actor, "as", e.actor, "user id recorded as the actor of provisioning writes; overrides $AUTHZ_ACTOR")
 	fs.DurationVar(&e.timeout, "timeout", e.timeout, "bound on each request to authzd, retries included")
 	fs.BoolVar(&e.json, "json", e.json, "print JSON instead of text")
+	fs.StringVar(&e.caFile, "ca-file", e.caFile, "PEM file of the CA that signs authzd's certificate (default: the system's); overrides $AUTHZ_CA_FILE")
+	fs.StringVar(&e.clientCert, "client-cert", e.clientCert, "PEM client certificate for mutual TLS; overrides $AUTHZ_CLIENT_CERT_FILE")
+	fs.StringVar(&e.clientKey, "client-key", e.clientKey, "PEM key of --client-cert; overrides $AUTHZ_CLIENT_KEY_FILE")
 }
 
 func (e *env) client() (*client.Client, error) {
@@ -66,6 +72,12 @@ func (e *env) client() (*client.Client, error) {
 	opts := []client.Option{client.WithTimeout(e.timeout)}
 	if e.actor != "" {
 		opts = append(opts, client.WithActor(e.actor))
+	}
+	if e.caFile != "" || e.clientCert != "" || e.clientKey != "" {
+		if _, err := tlsfiles.Load(e.tlsFiles(), tlsfiles.Options{}); err != nil {
+			return nil, usagef("%s: %v", tlsFlag(err), err)
+		}
+		opts = append(opts, client.WithTLSFiles(e.caFile, e.clientCert, e.clientKey))
 	}
 	c, err := client.New(e.url, e.token, opts...)
 	if err != nil {
@@ -92,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	e := &env{
 		stdout: stdout, stderr: stderr,
 		url: getenv("AUTHZ_URL"), token: getenv("AUTHZ_TOKEN"), actor: getenv("AUTHZ_ACTOR"),
+		caFile: getenv("AUTHZ_CA_FILE"), clientCert: getenv("AUTHZ_CLIENT_CERT_FILE"), clientKey: getenv("AUTHZ_CLIENT_KEY_FILE"),
 		timeout: 30 * time.Second,
 	}
 	return root().execute(ctx, e, nil, args)
@@ -161,6 +174,9 @@ func (cmd *command) execute(ctx context.Context, e *env, parents []string, args 
 		fmt.Fprintf(e.stderr, "%s: %v\n", strings.Join(path, " "), err)
 		return exitUsage
 	default:
+		if role, ok := tlsfiles.Refused(err); ok {
+			fmt.Fprintf(e.stderr, "authzctl: %s\n", refusal(role))
+		}
 		fmt.Fprintf(e.stderr, "authzctl: %v\n", err)
 		return exitError
 	}
@@ -248,7 +264,9 @@ func printFlags(w io.Writer, title string, flags []*flag.Flag) {
 
 // sensitive flags never show their current value in help; the others that come from
 // the environment would only repeat it.
-func sensitive(name string) bool { return name == "token" || name == "url" || name == "as" }
+func sensitive(name string) bool {
+	return name == "token" || name == "url" || name == "as" || name == "ca-file" || name == "client-cert" || name == "client-key"
+}
 
 // stringList is a flag that may be repeated and takes comma-separated values.
 type stringList []string

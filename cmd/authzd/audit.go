@@ -26,7 +26,7 @@ func (f *files) Set(v string) error { *f = append(*f, v); return nil }
 
 func audit(ctx context.Context, cfg app.Config, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("audit: want verify or keygen\n%s", usage)
+		return fmt.Errorf("audit: want verify, keygen or rotate-key\n%s", usage)
 	}
 	switch args[0] {
 	case "keygen":
@@ -50,6 +50,22 @@ func audit(ctx context.Context, cfg app.Config, args []string, stdout, stderr io
 			return err
 		}
 		fmt.Fprintf(stdout, "# key_id %s; give this public key to whoever verifies the audit chain\n%s", auditchain.KeyID(pub), auditchain.MarshalPublicKey(pub))
+		return nil
+	case "rotate-key":
+		fs := flag.NewFlagSet("audit rotate-key", flag.ContinueOnError)
+		newKey := fs.String("new-key", "", "PEM PKCS #8 Ed25519 key (authzd audit keygen) that signs checkpoints from the rotation on")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *newKey == "" {
+			return fmt.Errorf("audit rotate-key: --new-key is required")
+		}
+		rot, err := app.RotateAuditKey(ctx, cfg, *newKey)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rotated at sequence %d: key %s is retired, key %s signs from now on\n", rot.Seq, rot.OldKeyID, rot.NewKeyID)
+		fmt.Fprintln(stdout, "restart every replica with AUTHZ_AUDIT_SIGNING_KEY set to the new key; until then they sign no checkpoints")
 		return nil
 	case "verify":
 		fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)

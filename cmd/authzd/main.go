@@ -3,11 +3,13 @@
 //
 //	authzd                      serve (configured from AUTHZ_* variables)
 //	authzd migrate              apply the audit database migrations
+//	authzd migrate --status     print applied vs. known migrations (exit 1 when pending)
 //	authzd token create --name NAME --scope check [--scope provision ...] [--tenant T ...]
 //	authzd token list
 //	authzd token revoke ID
 //	authzd audit verify [--since TIME] [--public-key FILE ...]
 //	authzd audit keygen --out FILE
+//	authzd audit rotate-key --new-key FILE
 package main
 
 import (
@@ -19,17 +21,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/scailabs/authzd/cmd/authzd/app"
 	"github.com/scailabs/authzd/internal/authz"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "authzd:", err)
@@ -40,6 +40,7 @@ func main() {
 const usage = `usage:
   authzd                    serve the HTTP API (configuration: AUTHZ_* environment variables, see docs/configuration.md)
   authzd migrate            apply the audit database migrations and exit
+  authzd migrate --status   print the migrations applied and known; exit 1 when some are pending
   authzd token create --name NAME --scope SCOPE [--scope SCOPE ...] [--tenant T ...]
                             create a service token (scopes: check, provision, audit:read, admin), reaching
                             only the --tenant tenants when given; prints it once
@@ -50,6 +51,9 @@ const usage = `usage:
                             and name the first broken row (exit 1 when broken)
   authzd audit keygen --out FILE
                             make an Ed25519 key for AUTHZ_AUDIT_SIGNING_KEY; prints its public key
+  authzd audit rotate-key --new-key FILE
+                            hand checkpoint signing over from AUTHZ_AUDIT_SIGNING_KEY to the new key: both
+                            sign the chain head into audit_key_rotations; the old key is retired
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -66,6 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "migrate":
+		if len(args) > 1 && (args[1] == "--status" || args[1] == "-status") {
+			return migrateStatus(ctx, cfg, stdout)
+		}
 		if err := app.Migrate(ctx, cfg); err != nil {
 			return err
 		}
@@ -102,7 +109,11 @@ func serve(ctx context.Context, cfg app.Config, stderr io.Writer) error {
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	return errors.Join(untilStopped(ctx, m.Served(), logger), m.Close(context.Background()))
+	err := untilStopped(ctx, m.Served(), logger)
+	if err == nil {
+		drain(ctx, m, cfg.ShutdownDrainDelay, logger)
+	}
+	return errors.Join(err, m.Close(context.Background()))
 }
 
 // gcPercent is the garbage collector target serve sets: AUTHZ_GC_PERCENT,

@@ -42,6 +42,8 @@ type Report struct {
 	Rows        int64 // rows verified
 	Checkpoints int   // checkpoints whose signature verified with a trusted key and whose row matched
 	Untrusted   int   // checkpoints signed by a key not trusted (not checked against rows)
+	// Learned are the keys trusted because a rotation from a trusted key handed over to them.
+	Learned []string
 }
 
 // Verifier walks a chain in sequence order. Feed it pages of rows, then

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,12 @@ type Source interface {
 	Checkpoints(ctx context.Context, after int64, limit int) ([]Checkpoint, error)
 	// Unchained finds a row without a sequence whose id is above legacyMaxID (0 when none).
 	Unchained(ctx context.Context, legacyMaxID int64) (int64, error)
+}
+
+// RotationSource is a Source that also serves the key rotation records.
+type RotationSource interface {
+	// Rotations lists up to limit rotations with a sequence above after, in sequence order.
+	Rotations(ctx context.Context, after int64, limit int) ([]Rotation, error)
 }
 
 // PageSize is how many rows a walk reads at a time.
@@ -77,10 +84,22 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 	if err != nil {
 		return Report{}, nil, err
 	}
+	signed := cps
+	if cp != nil {
+		signed = append([]Checkpoint{*cp}, cps...) // the anchor's signature is held to the same rule
+	}
+	learned, p, err := followSource(ctx, src, signed, trusted)
+	if err != nil {
+		return Report{}, nil, err
+	}
+	if p != nil {
+		return Report{Start: start, Learned: learned}, p, nil
+	}
 	v, p := NewVerifier(start, cp, cps, trusted)
 	if p != nil {
-		return Report{Start: start}, p, nil
+		return Report{Start: start, Learned: learned}, p, nil
 	}
+	v.report.Learned = learned
 	for after := start.Seq; after < head.Seq; {
 		rows, err := src.Rows(ctx, after, PageSize)
 		if err != nil {
@@ -124,6 +143,33 @@ func Walk(ctx context.Context, src Source, since time.Time, trusted map[string]e
 	return r, nil, nil
 }
 
+// followSource reads src's key rotations, when it serves them, learns the
+// keys they hand over from trusted ones (trusted is extended) and finds
+// checkpoints of retired keys.
+func followSource(ctx context.Context, src Source, cps []Checkpoint, trusted map[string]ed25519.PublicKey) ([]string, *Problem, error) {
+	rs, ok := src.(RotationSource)
+	if !ok {
+		return nil, nil, nil
+	}
+	var rots []Rotation
+	for after := int64(-1); ; {
+		page, err := rs.Rotations(ctx, after, PageSize)
+		if err != nil {
+			return nil, nil, err
+		}
+		rots = append(rots, page...)
+		if len(page) < PageSize {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	learned, retired, p := FollowRotations(rots, trusted)
+	if p == nil {
+		p = retiredCheckpoint(cps, retired, trusted)
+	}
+	return learned, p, nil
+}
+
 // wholeGroups is how many items of a full page to keep so that the items
 // sharing the last sequence number are read again with the next page (which
 // starts after a sequence number), never skipped; all of them when the page
@@ -141,6 +187,10 @@ func wholeGroups[T any](page []T, seq func(T) int64) int {
 
 // String sums the report up in one line.
 func (r Report) String() string {
-	return fmt.Sprintf("%d rows verified from sequence %d to %d; %d checkpoints verified, %d signed by keys not trusted",
+	s := fmt.Sprintf("%d rows verified from sequence %d to %d; %d checkpoints verified, %d signed by keys not trusted",
 		r.Rows, r.Start.Seq+1, r.End.Seq, r.Checkpoints, r.Untrusted)
+	if len(r.Learned) > 0 {
+		s += fmt.Sprintf("; keys learned from rotation records: %s", strings.Join(r.Learned, ", "))
+	}
+	return s
 }

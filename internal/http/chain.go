@@ -14,6 +14,7 @@ import (
 // Chain is what the server needs to serve the audit hash chain.
 type Chain interface {
 	auditchain.Source
+	auditchain.RotationSource
 	SigningKeys(ctx context.Context) ([]auditchain.PublicKey, error)
 }
 

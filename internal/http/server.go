@@ -228,6 +228,7 @@ func (s *Server) routes() chi.Router {
 			r.Get("/audit/chain", s.handleAuditChain)
 			r.Get("/audit/checkpoints", s.handleAuditCheckpoints)
 			r.Get("/audit/keys", s.handleAuditKeys)
+			r.Get("/audit/rotations", s.handleAuditRotations)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.require(authz.ScopeAdmin), s.actor)

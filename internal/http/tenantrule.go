@@ -80,6 +80,7 @@ var tenantRules = map[string]tenantRule{
 	"GET /v1/audit/chain":       tenantAll,
 	"GET /v1/audit/checkpoints": tenantNone,
 	"GET /v1/audit/keys":        tenantNone,
+	"GET /v1/audit/rotations":   tenantNone,
 
 	"POST /v1/tokens":              tenantFilter,
 	"GET /v1/tokens":               tenantFilter,

@@ -4,6 +4,7 @@ package metrics
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,8 @@ type Metrics struct {
 	watchLag    prometheus.Histogram
 	decide      *prometheus.HistogramVec
 	auditWait   prometheus.Histogram
+	tls         *TLS
+	tlsOnce     sync.Once
 }
 
 // latencyBuckets resolve the sub-millisecond to 10 ms range where checks live.

@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +76,10 @@ type Checkpointer struct {
 	signer *auditchain.Signer
 	logger *slog.Logger
 	last   int64 // the last sequence checkpointed by this process
+	// retired is set once a rotation retired the key: this process then signs nothing more.
+	retired atomic.Bool
+	// covered is when (Unix nanoseconds) the head was last known signed by this process.
+	covered atomic.Int64
 }
 
 // NewCheckpointer registers the signer's public key and returns a checkpointer.
@@ -81,26 +87,41 @@ func NewCheckpointer(ctx context.Context, db *DB, signer *auditchain.Signer, log
 	if err := db.RegisterKey(ctx, signer.Public()); err != nil {
 		return nil, err
 	}
-	return &Checkpointer{db: db, signer: signer, logger: logger, last: -1}, nil
+	c := &Checkpointer{db: db, signer: signer, logger: logger, last: -1}
+	c.covered.Store(time.Now().UnixNano())
+	return c, nil
 }
 
 // Checkpoint signs and stores the current head, unless this process already
-// signed it; signed says whether it did.
+// signed it or its key was retired by a rotation; signed says whether it did.
 func (c *Checkpointer) Checkpoint(ctx context.Context) (cp auditchain.Checkpoint, signed bool, err error) {
-	head, err := c.db.Head(ctx)
+	if c.retired.Load() {
+		return cp, false, nil
+	}
+	cp, signed, err = c.db.checkpointUnlessRetired(ctx, c.signer, c.last)
+	if errors.Is(err, ErrKeyRetired) {
+		c.retired.Store(true)
+		c.logger.Error("the audit signing key was retired by a key rotation: this replica signs no more checkpoints; "+
+			"restart it with the new AUTHZ_AUDIT_SIGNING_KEY", "key_id", c.signer.KeyID())
+		return cp, false, nil
+	}
 	if err != nil {
 		return cp, false, err
 	}
-	if head.Seq == c.last {
+	c.covered.Store(time.Now().UnixNano())
+	if !signed {
 		return cp, false, nil
 	}
-	cp = c.signer.Sign(head, time.Now())
-	if err := c.db.AddCheckpoint(ctx, cp); err != nil {
-		return cp, false, err
-	}
-	c.last = head.Seq
+	c.last = cp.Seq
 	return cp, true, nil
 }
+
+// Age is how long ago this checkpointer last knew the head to be signed
+// (since it was made, when never).
+func (c *Checkpointer) Age() time.Duration { return time.Since(time.Unix(0, c.covered.Load())) }
+
+// Retired reports whether a rotation retired this checkpointer's key.
+func (c *Checkpointer) Retired() bool { return c.retired.Load() }
 
 // Run checkpoints every interval until ctx ends.
 func (c *Checkpointer) Run(ctx context.Context, interval time.Duration) {

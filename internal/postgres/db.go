@@ -10,10 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/scailabs/authzd/internal/authz"
-	"github.com/scailabs/authzd/migrations"
 )
 
 // SQLSTATE codes authzd acts on.
@@ -135,22 +133,9 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	return nil
 }
 
-// Migrate applies every pending migration, each in its own transaction.
+// Migrate applies every pending migration, each in its own transaction; a
+// database a newer release migrated further is left as it is (MigrateUp).
 func Migrate(ctx context.Context, url string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("connect for migrations: %w", err)
-	}
-	defer conn.Close(ctx)
-	m, err := migrate.NewMigrator(ctx, conn, "authzd_schema_version")
-	if err != nil {
-		return fmt.Errorf("prepare migrations: %w", err)
-	}
-	if err := m.LoadMigrations(migrations.FS); err != nil {
-		return fmt.Errorf("load migrations: %w", err)
-	}
-	if err := m.Migrate(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
-	}
-	return nil
+	_, err := MigrateUp(ctx, url)
+	return err
 }

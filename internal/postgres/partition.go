@@ -102,6 +102,11 @@ func (m *Maintainer) Maintain(ctx context.Context, now time.Time) (Maintenance, 
 
 // dropOld drops, oldest first, the monthly partitions that end before cutoff.
 func (m *Maintainer) dropOld(ctx context.Context, tx pgx.Tx, cutoff time.Time, out *Maintenance) error {
+	// Dropping signs an anchor: a key a rotation retired signs nothing more,
+	// so retention waits for a replica with the new key.
+	if _, ok, err := retired(ctx, tx, m.signer.KeyID()); err != nil || ok {
+		return err
+	}
 	rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'audit_events'::regclass AND c.relname ~ '^audit_events_p[0-9]{6}$' ORDER BY c.relname`)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,6 +43,9 @@ type Config struct {
 	Token string
 	// Insecure dials the external SpiceDB without TLS.
 	Insecure bool
+	// TLS, when set, makes the TLS configuration of each connection to the
+	// external SpiceDB (its CA instead of the system's roots).
+	TLS func(serverName string) *tls.Config
 	// Embedded configures the in-process SpiceDB when Endpoint is empty.
 	Embedded EmbeddedConfig
 	// Timeout bounds each SpiceDB read and check.
@@ -150,6 +154,8 @@ func (g *Graph) connect(ctx context.Context, cfg *Config) error {
 	opts := append([]grpc.DialOption{}, interceptors...)
 	if cfg.Insecure {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(cfg.Token))
+	} else if cfg.TLS != nil {
+		opts = append(opts, grpc.WithTransportCredentials(reloadingTLS{cfg.TLS}), grpcutil.WithBearerToken(cfg.Token))
 	} else {
 		certs, err := grpcutil.WithSystemCerts(grpcutil.VerifyCA)
 		if err != nil {

@@ -35,6 +35,11 @@ EXCEPTIONS = {
     "importStatus": "`authzctl import` follows its import (as above)",
     "exportRecords": "`authzctl export` writes record documents (as above)",
     "shadowReport": "`authzctl shadow-report` reads it (as above)",
+    "listAuditKeyRotations": "the audit chain (as above)",
+    "listTenants": "not in the Python client yet: `authzctl tenant list` and the console read it",
+    "listRoles": "not in the Python client yet: `authzctl role list` and the console read it",
+    "listMembers": "not in the Python client yet: `authzctl member list` and the console read it",
+    "whatIf": "not in the Python client yet: `authzctl whatif` and `client.WhatIf` (Go) call it",
 }
 
 

@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/scailabs/authzd/api"
+	"github.com/scailabs/authzd/client/tlsfiles"
 	"github.com/scailabs/authzd/internal/auditchain"
 	"github.com/scailabs/authzd/internal/cache"
 	"github.com/scailabs/authzd/internal/console"
@@ -58,6 +60,12 @@ type Main struct {
 	// stopConsole ends the console's chain verifier and waits for it.
 	stopConsole func()
 	consoleDone sync.WaitGroup
+	// tls holds the server's certificate files when AUTHZ_TLS_CERT_FILE is set.
+	tls *tlsfiles.Store
+	// drainer turns /readyz to draining on SIGTERM; probe serves the probe routes on AUTHZ_PROBE_ADDR.
+	drainer       *authzhttp.Drainer
+	probe         *http.Server
+	probeListener net.Listener
 }
 
 // New returns an unopened Main.
@@ -91,29 +99,40 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("load permission model: %w", err)
 	}
+	met := metrics.New()
+	if err := m.loadTLS(met); err != nil {
+		return err
+	}
 	if m.db, err = postgres.Open(ctx, m.cfg.DatabaseURL, m.cfg.DBMaxConns); err != nil {
 		return fmt.Errorf("%w\n%s", err, postgresHelp)
 	}
 	for _, n := range m.db.Notices {
 		m.logger.Warn(n)
 	}
-	if err := postgres.Migrate(ctx, m.cfg.DatabaseURL); err != nil {
+	if err := m.migrate(ctx); err != nil {
 		return err
 	}
 	if m.signer, err = auditSigner(m.cfg, m.logger); err != nil {
 		return err
 	}
+	if err := m.refuseRetiredKey(ctx); err != nil {
+		return err
+	}
 	if m.checkpoints, err = postgres.NewCheckpointer(ctx, m.db, m.signer, m.logger); err != nil {
 		return err
 	}
+	met.SigningKeyRetired(m.checkpoints.Retired)
+	met.CheckpointAge(m.checkpoints.Age)
 	maintainer := postgres.NewMaintainer(m.db, m.signer, time.Duration(m.cfg.AuditRetention), m.logger)
 	if _, err := maintainer.Maintain(ctx, time.Now()); err != nil {
 		// Not fatal: the writer creates a missing partition on demand.
 		m.logger.Error("audit partition maintenance failed at start", "err", err)
 	}
 
-	met := metrics.New()
 	sc := m.spiceDBConfig(model, met)
+	if sc.TLS, err = m.spiceDBTLS(met); err != nil {
+		return err
+	}
 	if sc.Endpoint == "" && m.cfg.SpiceDBDatastore == "postgres" {
 		if sc.Embedded.DatabaseURL, err = m.cfg.spiceDBDatabaseURL(); err != nil {
 			return err
@@ -126,6 +145,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	met.CheckMemo(m.graph.MemoStats)
+	met.DependencyUp(map[string]func(context.Context) error{"postgres": m.db.Ping, "spicedb": m.graph.Ready})
 	if m.cfg.DecisionCache == "on" {
 		m.cache = cache.New(m.graph, cache.Options{Entries: m.cfg.DecisionCacheEntries, MirrorMax: m.mirrorMax(),
 			VerifyRate: m.cfg.CacheVerifyRate, ObserveWatchLag: met.WatchLag, Logger: m.logger})
@@ -149,6 +169,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.bgDone.Add(2)
 	go func() { defer m.bgDone.Done(); m.checkpoints.Run(bg, m.cfg.AuditCheckpointInterval) }()
 	go func() { defer m.bgDone.Done(); maintainer.Run(bg, maintenanceInterval) }()
+	if m.tls != nil {
+		m.bgDone.Add(1)
+		go func() { defer m.bgDone.Done(); m.tls.Run(bg) }()
+	}
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
@@ -156,12 +180,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.drainer = authzhttp.NewDrainer(handler)
 
 	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.cfg.HTTPAddr, err)
 	}
+	if m.tls != nil {
+		m.listener = tls.NewListener(m.listener, m.tls.ServerConfig())
+	}
 	m.server = &http.Server{
-		Handler:           handler,
+		Handler:           m.drainer,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -173,7 +201,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.serveDebug(); err != nil {
 		return err
 	}
-	m.logger.Info("authzd serving", "addr", m.listener.Addr().String(), "spicedb", spiceDBMode(m.cfg),
+	if err := m.serveProbe(); err != nil {
+		return err
+	}
+	m.logger.Info("authzd serving", "addr", m.listener.Addr().String(), "tls", m.tlsMode(), "spicedb", spiceDBMode(m.cfg),
 		"modules", len(model.Modules), "keys", len(model.Keys))
 	return nil
 }
@@ -364,7 +395,11 @@ func (m *Main) URL() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	scheme := "http://"
+	if m.tls != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
 
 // Served is closed with the HTTP server's exit error when it stops serving.
@@ -396,6 +431,11 @@ func (m *Main) close(ctx context.Context) error {
 		if err := m.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
+	}
+	if m.probe != nil {
+		_ = m.probe.Shutdown(ctx)
+	} else if m.probeListener != nil {
+		_ = m.probeListener.Close()
 	}
 	if m.debug != nil {
 		_ = m.debug.Close() // a profile in progress is cut short

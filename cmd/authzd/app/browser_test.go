@@ -44,7 +44,7 @@ func chromium(t *testing.T) string {
 // t.ArtifactDir() (kept with go test -artifacts -outputdir DIR).
 func TestConsoleBrowser(t *testing.T) {
 	exe := chromium(t)
-	a := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.ConsoleVerifyInterval = time.Second })
+	a, _ := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.ConsoleVerifyInterval = time.Second })
 	h := &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
 	h.admin("PUT", "/v1/partners/p1", "", 200)
 	for _, tn := range []string{"acme", "globex"} {

@@ -77,6 +77,24 @@ type Config struct {
 	LogLevel        string        `env:"AUTHZ_LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"AUTHZ_LOG_FORMAT" envDefault:"json"`
 
+	// TLSCertFile and TLSKeyFile (PEM) make AUTHZ_HTTP_ADDR serve HTTPS only.
+	// Both files, and TLSClientCAFile, are read again when they change.
+	TLSCertFile string `env:"AUTHZ_TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"AUTHZ_TLS_KEY_FILE"`
+	// TLSClientCAFile (PEM) requires client certificates signed by one of its
+	// CAs (mutual TLS); tokens and scopes still apply.
+	TLSClientCAFile string `env:"AUTHZ_TLS_CLIENT_CA_FILE"`
+	// ProbeAddr, when set, serves /healthz, /readyz and /metrics in plain
+	// HTTP on a listener of its own, for probes and scrapes that hold no
+	// client certificate.
+	ProbeAddr string `env:"AUTHZ_PROBE_ADDR"`
+	// SpiceDBCAFile (PEM) is the CA that signs the external SpiceDB's
+	// certificate, instead of the system's roots.
+	SpiceDBCAFile string `env:"AUTHZ_SPICEDB_CA_FILE"`
+	// ShutdownDrainDelay is how long authzd keeps serving after SIGTERM, with
+	// /readyz answering 503 draining, before it shuts down (SIGINT skips it).
+	ShutdownDrainDelay time.Duration `env:"AUTHZ_SHUTDOWN_DRAIN_DELAY" envDefault:"5s"`
+
 	// ExternalChanges records relationship changes made straight in SpiceDB,
 	// not through authzd, as audit rows: on or off.
 	ExternalChanges string `env:"AUTHZ_AUDIT_EXTERNAL_CHANGES" envDefault:"on"`
@@ -240,6 +258,9 @@ func (c Config) Validate() error {
 	}
 	if c.GCPercent < 10 {
 		return fmt.Errorf("AUTHZ_GC_PERCENT must be 10 or more, not %d (set GOMEMLIMIT to bound memory instead)", c.GCPercent)
+	}
+	if err := c.validateOps(); err != nil {
+		return err
 	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {

@@ -42,6 +42,14 @@ func TestConfigValidate(t *testing.T) {
 		{"ErrGCPercent", "AUTHZ_GC_PERCENT", func(c *Config) { c.GCPercent = 0 }},
 		{"ErrDebugAddr", "AUTHZ_DEBUG_ADDR", func(c *Config) { c.DebugAddr = "6060" }},
 		{"ErrDebugAddrIsAPI", "AUTHZ_DEBUG_ADDR", func(c *Config) { c.DebugAddr = c.HTTPAddr }},
+		{"ErrClientCAWithoutPair", "AUTHZ_TLS_CLIENT_CA_FILE", func(c *Config) { c.TLSClientCAFile = "ca.pem" }},
+		{"ErrProbeAddr", "AUTHZ_PROBE_ADDR", func(c *Config) { c.ProbeAddr = "8081" }},
+		{"ErrProbeAddrIsAPI", "AUTHZ_PROBE_ADDR", func(c *Config) { c.ProbeAddr = c.HTTPAddr }},
+		{"ErrSpiceDBCAEmbedded", "AUTHZ_SPICEDB_CA_FILE", func(c *Config) { c.SpiceDBCAFile = "ca.pem" }},
+		{"ErrSpiceDBCAInsecure", "AUTHZ_SPICEDB_CA_FILE", func(c *Config) {
+			c.SpiceDBEndpoint, c.SpiceDBToken, c.SpiceDBInsecure, c.SpiceDBCAFile = "spicedb:50051", "k", true, "ca.pem"
+		}},
+		{"ErrDrainDelay", "AUTHZ_SHUTDOWN_DRAIN_DELAY", func(c *Config) { c.ShutdownDrainDelay = -time.Second }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base

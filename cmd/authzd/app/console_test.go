@@ -343,7 +343,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 
 // TestConsoleSecureCookie: with an https AUTHZ_PUBLIC_URL the session cookie is Secure.
 func TestConsoleSecureCookie(t *testing.T) {
-	a := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.PublicURL = "https://authzd.example" })
+	a, _ := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.PublicURL = "https://authzd.example" })
 	b := newBrowser(t, a.URL)
 	p := b.signIn(a.AdminToken, "")
 	found := false

@@ -111,7 +111,7 @@ func TestImportBench(t *testing.T) {
 	if writers <= 0 {
 		writers = app.DefaultConfig().ImportWriters
 	}
-	a := apptest.MustStartWith(t, "postgres", func(c *app.Config) {
+	a, _ := apptest.MustStartWith(t, "postgres", func(c *app.Config) {
 		c.ImportWriters = writers
 		if v := os.Getenv("AUTHZ_IMPORT_BENCH_CACHE"); v != "" {
 			c.DecisionCache = v // "off" leaves the mirror out of the heap figure

@@ -24,7 +24,7 @@ import (
 // updates.
 func mustStartImport(t *testing.T, datastore string, batch int) *harness {
 	t.Helper()
-	a := apptest.MustStartWith(t, datastore, func(c *app.Config) {
+	a, _ := apptest.MustStartWith(t, datastore, func(c *app.Config) {
 		c.ExternalChangesGrace, c.ImportBatch = time.Second, batch
 	})
 	return &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
@@ -311,7 +311,7 @@ func truncateRaw(s string) string {
 // TestImportByteCap: a document over AUTHZ_IMPORT_MAX_BYTES answers 413 and
 // writes nothing, though it is under no other limit.
 func TestImportByteCap(t *testing.T) {
-	a := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.ImportMaxBytes = 1 << 10 })
+	a, _ := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.ImportMaxBytes = 1 << 10 })
 	h := &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
 	var doc strings.Builder
 	for i := range 40 {
@@ -325,7 +325,7 @@ func TestImportByteCap(t *testing.T) {
 		t.Fatalf("an import over the cap wrote:\n%s", got)
 	}
 	// Well over AUTHZ_MAX_BODY_BYTES (64 KiB in tests) is fine under the import's cap.
-	b := apptest.MustStartWith(t, "memory", nil)
+	b, _ := apptest.MustStartWith(t, "memory", nil)
 	h = &harness{t: t, url: b.URL, dbURL: b.DatabaseURL, adminToken: b.AdminToken}
 	doc.Reset()
 	for i := range 3000 {

@@ -27,7 +27,7 @@ func TestShadow(t *testing.T) {
 			seed := rand.Uint64()
 			t.Logf("seed %d", seed)
 			rng := rand.New(rand.NewPCG(seed, 0))
-			a := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.DecisionCache = cache })
+			a, _ := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.DecisionCache = cache })
 			h := &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
 			checks, tok := worldByPuts(t, h, rng)
 

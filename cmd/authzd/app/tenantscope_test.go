@@ -170,8 +170,9 @@ var scopeCases = map[string]scopeCase{
 	"PUT /v1/tenants/{tenant_id}/resources/{type}/{resource_id}":       {req: inTenant("PUT", "/v1/tenants/{t}/resources/bunker/b9", `{"owner_id":"alice"}`), ok: 200, reach: true},
 	"DELETE /v1/tenants/{tenant_id}/resources/{type}/{resource_id}":    {req: inTenant("DELETE", "/v1/tenants/{t}/resources/bunker/b1", ""), ok: 200, reach: true},
 
-	"GET /v1/audit/events": {req: inTenant("GET", "/v1/audit/events?tenant_id={t}", ""), ok: 200, reach: true},
-	"GET /v1/audit/chain":  {req: fixed("GET", "/v1/audit/chain", ""), ok: 200, every: true},
+	"GET /v1/audit/events":    {req: inTenant("GET", "/v1/audit/events?tenant_id={t}", ""), ok: 200, reach: true},
+	"GET /v1/audit/rotations": {req: fixed("GET", "/v1/audit/rotations", ""), ok: 200},
+	"GET /v1/audit/chain":     {req: fixed("GET", "/v1/audit/chain", ""), ok: 200, every: true},
 
 	// The table sends JSON: an import document must be NDJSON, so the
 	// bootstrap token's import is the 400 that names the content type.

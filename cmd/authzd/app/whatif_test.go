@@ -309,7 +309,7 @@ func seed(t *testing.T) uint64 {
 }
 
 func startWhatIf(t *testing.T, configure func(*app.Config)) (*harness, string) {
-	a := apptest.MustStartWith(t, "postgres", configure)
+	a, _ := apptest.MustStartWith(t, "postgres", configure)
 	return &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}, a.SpiceDBDatabaseURL
 }
 
@@ -785,7 +785,7 @@ func TestWhatIfInterleaving(t *testing.T) {
 // running back to back. AUTHZ_WHATIF_WORKERS sets the what-if's workers.
 func BenchmarkWhatIf(b *testing.B) {
 	const users, bunkers, questions = 200, 50, 10_000
-	a := apptest.MustStartWith(b, "postgres", func(c *app.Config) {
+	a, _ := apptest.MustStartWith(b, "postgres", func(c *app.Config) {
 		if n, err := strconv.Atoi(os.Getenv("AUTHZ_WHATIF_WORKERS")); err == nil {
 			c.WhatIfWorkers = n
 		}
@@ -906,7 +906,7 @@ func BenchmarkWhatIf(b *testing.B) {
 // TestWhatIfTimeout: a what-if past AUTHZ_WHATIF_TIMEOUT answers 503 naming
 // the setting, records nothing, and the server goes on serving.
 func TestWhatIfTimeout(t *testing.T) {
-	a := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.WhatIfTimeout = time.Millisecond })
+	a, _ := apptest.MustStartWith(t, "memory", func(c *app.Config) { c.WhatIfTimeout = time.Millisecond })
 	h := &harness{t: t, url: a.URL, dbURL: a.DatabaseURL, adminToken: a.AdminToken}
 	h.admin("PUT", "/v1/partners/p", "", 200)
 	tok := token(h.admin("PUT", "/v1/tenants/t", `{"partner_id":"p"}`, 200))

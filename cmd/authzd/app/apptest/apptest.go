@@ -29,12 +29,13 @@ type Authzd struct {
 // It skips (or fails under AUTHZ_REQUIRE_INTEGRATION=1) without Postgres.
 func MustStart(tb testing.TB, datastore string) Authzd {
 	tb.Helper()
-	return MustStartWith(tb, datastore, nil)
+	a, _ := MustStartWith(tb, datastore, nil)
+	return a
 }
 
-// MustStartWith is MustStart with the configuration changed by configure
-// before authzd opens.
-func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) Authzd {
+// MustStartWith is MustStart with configure applied to the configuration
+// before authzd opens; it also returns the running Main.
+func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config)) (Authzd, *app.Main) {
 	tb.Helper()
 	a := Authzd{AdminToken: "admin-" + rand.Text(), DatabaseURL: pgtest.MustCreate(tb)}
 	// The defaults a deployment gets (the decision cache and its mirror on),
@@ -51,6 +52,9 @@ func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config))
 	if configure != nil {
 		configure(&cfg)
 	}
+	if configure != nil {
+		configure(&cfg)
+	}
 	m := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := m.Open(context.Background()); err != nil {
 		tb.Fatalf("open authzd: %v", err)
@@ -61,5 +65,5 @@ func MustStartWith(tb testing.TB, datastore string, configure func(*app.Config))
 		}
 	})
 	a.URL = m.URL()
-	return a
+	return a, m
 }
