@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/latency"
 	"github.com/scailabs/authzd/internal/metrics"
 )
 
@@ -52,6 +53,7 @@ type Server struct {
 	maxBody      int64
 	router       chi.Router
 	readyCheck   time.Duration
+	latency      *latency.Recorder
 }
 
 // What a zero Options field means. authzd's configuration (cmd/authzd/app)
@@ -102,6 +104,9 @@ type Options struct {
 	// asking Postgres again (default 10s). Revocation through this instance
 	// takes effect at once.
 	TokenCacheTTL time.Duration
+	// Latency, when set, keeps a trace of each decision's stages (decode,
+	// decide, audit queue, statement, commit, answer) for the benchmark.
+	Latency *latency.Recorder
 }
 
 // NewServer builds the router.
@@ -110,7 +115,7 @@ func NewServer(o Options) *Server {
 		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner,
 		model: o.Model, readiness: o.Readiness, audit: o.Audit, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
-		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
+		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL, latency: o.Latency,
 		store: storeRoles{TokenStore: o.Tokens, AuditReader: o.AuditReader, RoleNamer: o.RoleNamer, Pinger: o.Database},
 	}
 	if s.maxBody <= 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/scailabs/authzd/api"
 	"github.com/scailabs/authzd/internal/auditchain"
 	authzhttp "github.com/scailabs/authzd/internal/http"
+	"github.com/scailabs/authzd/internal/latency"
 	"github.com/scailabs/authzd/internal/metrics"
 	"github.com/scailabs/authzd/internal/outofband"
 	"github.com/scailabs/authzd/internal/postgres"
@@ -31,9 +32,11 @@ type Main struct {
 	cfg    Config
 	logger *slog.Logger
 
-	db     *postgres.DB
-	audit  *postgres.AuditLog
-	signer *auditchain.Signer
+	db    *postgres.DB
+	audit *postgres.AuditLog
+	// latency keeps decisions' stage traces when AUTHZ_DEBUG_ADDR is set.
+	latency *latency.Recorder
+	signer  *auditchain.Signer
 	// checkpoints signs the chain head; background runs it and the partition maintainer.
 	checkpoints *postgres.Checkpointer
 	background  context.CancelFunc
@@ -147,6 +150,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
+	if m.cfg.DebugAddr != "" {
+		// Decisions' stage traces, served beside the profiler (GET /debug/latency).
+		m.latency = latency.NewRecorder(1 << 16)
+	}
 	handler := m.handler(model, met)
 
 	if m.listener, err = net.Listen("tcp", m.cfg.HTTPAddr); err != nil {
@@ -187,6 +194,7 @@ func (m *Main) serveDebug() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/latency", m.latency)
 	// A CPU profile or trace runs for as long as it is asked to (?seconds=N).
 	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn)}
@@ -301,6 +309,7 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) http.Handler {
 		Audit: m.audit, Chain: m.db, SigningKeyID: m.signer.KeyID(), Keys: keys, AdminToken: m.cfg.AdminToken,
 		Logger: m.logger, Metrics: met, OpenAPI: api.OpenAPI, DisableAudit: m.cfg.DisableAudit,
 		MaxBodyBytes: m.cfg.MaxBodyBytes, TokenCacheTTL: m.cfg.TokenCacheTTL, PublicURL: m.cfg.PublicURL,
+		Latency: m.latency,
 	})
 }
 
