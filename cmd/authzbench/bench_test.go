@@ -72,7 +72,7 @@ func TestParseFlags(t *testing.T) {
 		if got, want := joinInts(c.Concurrency), "1,8,32"; got != want {
 			t.Errorf("concurrency = %s, want %s", got, want)
 		}
-		if c.Tenants != 1000 || c.Smoke || len(c.Phases) != 5 {
+		if c.Tenants != 1000 || c.Smoke || len(c.Phases) != 6 {
 			t.Errorf("defaults = %+v", c)
 		}
 	})
