@@ -47,6 +47,7 @@ type AuditLog struct {
 	head knownHead // where this process last left the chain: lets a batch skip the lock's round trip
 	// batches committed after the known head in one round trip, and under the head's lock
 	oneTrip, locked atomic.Int64
+	inflight        atomic.Int64 // batches sent and not yet answered, over all writers
 }
 
 // Batches counts the chained batches committed in one round trip (after the

@@ -202,6 +202,7 @@ func (w *writer) commit(batch []*pending, n int, start time.Time) {
 	}
 	w.head = to
 	w.inflight++
+	a.inflight.Add(1)
 	f := &flight{batch: batch, rows: rows, start: start, sent: sent, pipe: w.pipe}
 	w.mu.Unlock()
 	markSent(batch, sent)
@@ -217,6 +218,7 @@ func (w *writer) read() {
 		done := true
 		w.mu.Lock()
 		w.inflight--
+		a.inflight.Add(-1)
 		switch {
 		case err != nil:
 			// The connection failed or the batch ran out of time: its outcome is
