@@ -49,6 +49,10 @@ func TestSmoke(t *testing.T) {
 		"check on large data, Zipf users (s=1.1), facade, audit disabled, same fixed rate",
 		"audit query module+since, limit 100",
 		"| goal | target | measured | met |",
+		"## Where a decision's time goes (phase 7)",
+		"- **floor**: one-row INSERT + COMMIT through pgx",
+		"| c=8 |",
+		"Go client middleware at c=1",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
