@@ -27,6 +27,10 @@ import (
 // in one transaction it locks the chain head row, gives its rows the next
 // sequence numbers and hashes, inserts them and moves the head. The lock is
 // taken once per batch, so writers and replicas serialise per batch, not per row.
+// A writer that knows the head sends each batch as one statement that does
+// all of that, committed in the same round trip, and sends the next batch
+// while the previous one commits (see writer); one that does not know it
+// (at start, or after another replica moved it) locks the head first.
 type AuditLog struct {
 	db       *DB
 	queue    chan *pending
