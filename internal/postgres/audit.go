@@ -187,11 +187,9 @@ func (r *arrivalRate) expected(now time.Time, d time.Duration) float64 {
 	return r.decayed(now) * d.Seconds()
 }
 
-// gather takes what is queued behind first, up to maxBatch rows; with a
-// linger it waits up to that long for more once the queue is empty.
-func (a *AuditLog) gather(first *pending, linger time.Duration) ([]*pending, int) {
-	batch := []*pending{first}
-	n := len(first.events)
+// gather adds to batch (of n rows) what is queued, up to maxBatch rows; with
+// a linger it waits up to that long for more once the queue is empty.
+func (a *AuditLog) gather(batch []*pending, n int, linger time.Duration) ([]*pending, int) {
 	var deadline <-chan time.Time
 	for n < a.maxBatch {
 		var q *pending

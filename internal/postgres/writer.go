@@ -50,6 +50,8 @@ type writer struct {
 	retry    []*flight // flights that inserted nothing and are to be committed again, in order
 	// retryReady wakes the writer when the last flight in flight left retries behind.
 	retryReady chan struct{}
+	completed  chan struct{} // a flight completed (for gatherBehind)
+	lastRows   int           // rows of the last batch sent
 }
 
 // flight is a batch sent and not yet answered.
@@ -63,7 +65,8 @@ type flight struct {
 
 func (a *AuditLog) run() {
 	defer a.wg.Done()
-	w := &writer{a: a, flights: make(chan *flight, maxInFlight), retryReady: make(chan struct{}, 1)}
+	w := &writer{a: a, flights: make(chan *flight, maxInFlight), retryReady: make(chan struct{}, 1),
+		completed: make(chan struct{}, 1)}
 	w.cond = sync.NewCond(&w.mu)
 	readerDone := make(chan struct{})
 	go func() {
@@ -99,17 +102,18 @@ func (a *AuditLog) run() {
 		if !ok {
 			break
 		}
-		// While two batches are in flight the next one gathers here.
+		batch, n := w.gatherBehind(p)
 		w.mu.Lock()
 		for w.inflight >= maxInFlight {
 			w.cond.Wait()
 		}
+		idle := w.inflight == 0
 		w.mu.Unlock()
-		linger := time.Duration(0)
-		if a.linger > 0 && rate.expected(time.Now(), a.linger) >= 1 {
-			linger = a.linger
+		// With nothing in flight, the batch would commit at once: it lingers
+		// only when more records are expected within the linger.
+		if idle && a.linger > 0 && rate.expected(time.Now(), a.linger) >= 1 {
+			batch, n = a.gather(batch, n, a.linger)
 		}
-		batch, n := a.gather(p, linger)
 		start := time.Now()
 		rate.observe(start, n)
 		w.commit(batch, n, start)
@@ -131,6 +135,37 @@ func (a *AuditLog) run() {
 		w.pipe = nil
 	}
 	w.mu.Unlock()
+}
+
+// gatherBehind gathers a batch from first while batches are in flight. It
+// is sent behind them as soon as it holds as many rows as the last batch
+// sent, so that a commit carries about as many decisions as the one before
+// it, and otherwise when a batch in flight returns: the batch grows while the
+// one ahead commits, which it could not have overtaken, and no timer is
+// involved. With nothing in flight it returns what is queued at once.
+func (w *writer) gatherBehind(first *pending) ([]*pending, int) {
+	a := w.a
+	batch, n := a.gather([]*pending{first}, len(first.events), 0)
+	for {
+		w.mu.Lock()
+		inflight, last, broken := w.inflight, w.lastRows, w.broken
+		w.mu.Unlock()
+		if inflight == 0 || broken || (inflight < maxInFlight && (n >= last || n >= a.maxBatch)) {
+			return batch, n
+		}
+		queue := a.queue
+		if n >= a.maxBatch {
+			queue = nil // full: wait for a slot only
+		}
+		select {
+		case q, ok := <-queue:
+			if !ok {
+				return batch, n
+			}
+			batch, n = a.gather(append(batch, q), n+len(q.events), 0)
+		case <-w.completed:
+		}
+	}
 }
 
 // takeRetry returns the flights to commit again and clears the failure; mu held, nothing in flight.
@@ -201,6 +236,7 @@ func (w *writer) commit(batch []*pending, n int, start time.Time) {
 		return
 	}
 	w.head = to
+	w.lastRows = len(rows)
 	w.inflight++
 	a.inflight.Add(1)
 	f := &flight{batch: batch, rows: rows, start: start, sent: sent, pipe: w.pipe}
@@ -254,6 +290,10 @@ func (w *writer) read() {
 		default:
 			w.broken, w.owned = true, false
 			ferr = fmt.Errorf("audit chain: %d of %d rows inserted", res.rows, len(f.rows))
+		}
+		select {
+		case w.completed <- struct{}{}:
+		default:
 		}
 		if w.inflight == 0 && len(w.retry) > 0 {
 			select {
