@@ -58,6 +58,10 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
+	// authzd's stage traces reached the report: the c=1 row's time in authzd is not empty.
+	if m := regexp.MustCompile(`(?m)^\| c=1 \| \d+ \| [\d.]+ / [\d.]+ \| ([\d.]+) / `).FindStringSubmatch(report); m == nil || m[1] == "0.00" {
+		t.Errorf("phase 7's c=1 row lacks authzd's stage traces: %v", m)
+	}
 	if m := regexp.MustCompile(`\| audit completeness after every run \| rows = answers \| (\d+) of (\d+) runs \| yes \|`).FindStringSubmatch(report); m == nil || m[1] != m[2] {
 		t.Errorf("audit completeness line missing or failed: %v", m)
 	}
