@@ -76,9 +76,10 @@ func (a *AuditLog) run() {
 	// A shutdown out of time closes the connection: what is in flight fails at once.
 	stop := context.AfterFunc(a.stopped, func() {
 		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.pipe != nil {
-			w.pipe.close(true)
+		p := w.pipe
+		w.mu.Unlock()
+		if p != nil {
+			p.close(true)
 		}
 	})
 	defer stop()
@@ -251,6 +252,7 @@ func (w *writer) read() {
 	for f := range w.flights {
 		res, err := f.pipe.receive(f.sent.Add(a.timeout))
 		var ferr error
+		var dead *pipeConn // closed after the lock is released: its cancel request may take a while
 		done := true
 		w.mu.Lock()
 		w.inflight--
@@ -260,7 +262,7 @@ func (w *writer) read() {
 			// The connection failed or the batch ran out of time: its outcome is
 			// unknown, so its decisions are not given; the flights after it fail too.
 			if w.pipe == f.pipe {
-				w.pipe.close(errors.Is(err, os.ErrDeadlineExceeded))
+				dead = w.pipe
 				w.pipe = nil
 			}
 			w.broken, w.owned = true, false
@@ -303,6 +305,9 @@ func (w *writer) read() {
 		}
 		w.cond.Broadcast()
 		w.mu.Unlock()
+		if dead != nil {
+			dead.close(errors.Is(err, os.ErrDeadlineExceeded))
+		}
 		if done {
 			if res.committed.IsZero() {
 				res.committed = time.Now()
