@@ -123,6 +123,9 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 	if phaseErr == nil && cfg.Phases[5] {
 		phaseErr = b.phaseAuditQuery(ctx)
 	}
+	if phaseErr == nil && cfg.Phases[7] {
+		phaseErr = b.phaseBreakdown(ctx)
+	}
 	b.report.loadEnd = loadAvg()
 	b.report.steal = idle.use(whole, idle.sample()).stealShare(runtime.NumCPU())
 	b.report.finished = time.Now()
@@ -168,9 +171,11 @@ func (b *bench) openApps(ctx context.Context, dbs *databases) (closeAll func() e
 	if dir, err = os.MkdirTemp("", "authzbench-"); err != nil {
 		return closeAll, err
 	}
-	bin, err := authzdBinary(ctx, dir, b.log)
-	if err != nil {
-		return closeAll, err
+	bin := b.cfg.AuthzdBinary
+	if bin == "" {
+		if bin, err = authzdBinary(ctx, dir, b.log); err != nil {
+			return closeAll, err
+		}
 	}
 	adminToken := "bench-admin-" + randomHex(16)
 	maxConc := 256

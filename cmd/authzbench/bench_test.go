@@ -49,10 +49,18 @@ func TestSmoke(t *testing.T) {
 		"check on large data, Zipf users (s=1.1), facade, audit disabled, same fixed rate",
 		"audit query module+since, limit 100",
 		"| goal | target | measured | met |",
+		"## Where a decision's time goes (phase 7)",
+		"- **floor**: one-row INSERT + COMMIT through pgx",
+		"| c=8 |",
+		"Go client middleware at c=1",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+	// authzd's stage traces reached the report: the c=1 row's time in authzd is not empty.
+	if m := regexp.MustCompile(`(?m)^\| c=1 \| \d+ \| [\d.]+ / [\d.]+ \| ([\d.]+) / `).FindStringSubmatch(report); m == nil || m[1] == "0.00" {
+		t.Errorf("phase 7's c=1 row lacks authzd's stage traces: %v", m)
 	}
 	if m := regexp.MustCompile(`\| audit completeness after every run \| rows = answers \| (\d+) of (\d+) runs \| yes \|`).FindStringSubmatch(report); m == nil || m[1] != m[2] {
 		t.Errorf("audit completeness line missing or failed: %v", m)
@@ -72,7 +80,7 @@ func TestParseFlags(t *testing.T) {
 		if got, want := joinInts(c.Concurrency), "1,8,32"; got != want {
 			t.Errorf("concurrency = %s, want %s", got, want)
 		}
-		if c.Tenants != 1000 || c.Smoke || len(c.Phases) != 5 {
+		if c.Tenants != 1000 || c.Smoke || len(c.Phases) != 6 {
 			t.Errorf("defaults = %+v", c)
 		}
 	})

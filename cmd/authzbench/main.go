@@ -13,7 +13,9 @@
 //  3. effective permissions (all keys in one call) against single checks;
 //  4. provisioning a large data set through the API, then checks on it;
 //  5. audit queries over a seeded audit_events table;
-//  6. after every run: audit rows committed = decisions answered.
+//  6. after every run: audit rows committed = decisions answered;
+//  7. where one durable decision's time goes (stage traces from authzd) at
+//     c=1, 2 and 8, beside the floor of one INSERT + COMMIT on the same Postgres.
 //
 // Run it with `make bench` or `go run ./cmd/authzbench -h`. It needs Postgres
 // (-postgres; it creates and drops its own databases) and the go tool (to
@@ -55,6 +57,7 @@ type config struct {
 	SpiceDBArgs  []string // extra `spicedb serve` flags, to try SpiceDB settings
 	SpiceDBEnv   []string // extra NAME=value environment of the SpiceDB server
 	AuthzdEnv    []string // extra NAME=value environment of the authzd processes
+	AuthzdBinary string   // an authzd binary to run instead of building this tree's
 	DatastoreQS  string   // extra query parameters of SpiceDB's datastore URI
 	Phases       map[int]bool
 }
@@ -69,7 +72,7 @@ func defaultConfig() config {
 		FixedRun:     10 * time.Second,
 		FixedRepeat:  1,
 		Concurrency:  []int{1, 8, 32},
-		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true},
+		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 7: true},
 		AuditRows:    1_000_000,
 		ProvisionC:   32,
 		PostgresURL:  envOr("AUTHZ_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
@@ -154,7 +157,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.DatastoreQS, "spicedb-datastore-params", defaultDatastoreQS, "query parameters for SpiceDB's datastore URI; the default is what docker-compose.yml and the embedded SpiceDB use (pass \"\" for SpiceDB's own default, exec mode)")
 	slots := fs.String("check-slots", "", "authzd's AUTHZ_SPICEDB_CHECK_SLOTS for this run (-1: no coalescing)")
 	memoWindow := fs.String("memo-window", "", "authzd's AUTHZ_CHECK_MEMO_WINDOW for this run (e.g. 500ms; 0: off)")
-	phases := fs.String("phases", "1,2,3,4,5", "phases to run, to iterate on one of them; the report covers all five only when all run")
+	phases := fs.String("phases", "1,2,3,4,5,7", "phases to run, to iterate on one of them; the report covers them all only when all run (7: where a decision's time goes, beside the commit floor)")
+	fs.StringVar(&c.AuthzdBinary, "authzd-binary", "", "run this authzd binary instead of building this tree's cmd/authzd (to compare two builds on the same machine)")
 	smoke := fs.Bool("smoke", false, "seconds-long run on tiny data, to check that everything works; its numbers mean nothing")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -179,7 +183,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Phases = map[int]bool{}
 	for _, p := range ph {
-		if p > 5 {
+		if p > 7 || p == 6 {
 			return c, fmt.Errorf("-phases: there is no phase %d", p)
 		}
 		c.Phases[p] = true

@@ -80,6 +80,7 @@ type report struct {
 	totalAuditRows             int
 	audit, auditTenant         stats
 	splits                     []cpuSplit // profiled runs (-profile-dir): CPU of the load generator vs authzd
+	breakdown                  *breakdownResult
 	failure                    error
 }
 
@@ -138,6 +139,7 @@ func (r *report) write(w io.Writer, b *bench) {
 	r.writeSetup(p, b)
 	r.writeResults(p)
 	r.writeComparisons(p)
+	r.writeBreakdown(p)
 	ratio := r.writeGoals(p, b)
 	if r.failure != nil {
 		p("**The run stopped early: %s**", strings.ReplaceAll(r.failure.Error(), "\n", " "))

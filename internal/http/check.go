@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/latency"
 )
 
 // maxBulkItems bounds a bulk check.
@@ -175,6 +176,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
+	latency.From(r.Context()).Mark(latency.Decoded)
 	s.checkOne(w, r, c, func(d authz.Decision, e authz.Event) any {
 		return checkAnswer{Allowed: d.Allowed, CheckedAt: d.CheckedAt, DecisionID: e.DecisionID}
 	}, shadow(b.LegacyAllowed))
@@ -190,6 +192,7 @@ func (s *Server) checkOne(w http.ResponseWriter, r *http.Request, c authz.Check,
 		return
 	}
 	now := time.Now()
+	latency.From(r.Context()).MarkAt(latency.Decided, now)
 	if s.metrics != nil {
 		s.metrics.Decide(d.Source, now.Sub(began))
 	}

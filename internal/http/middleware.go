@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/latency"
 )
 
 type ctxKey int
@@ -110,7 +111,13 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		trace := s.latency.Start()
+		if trace != nil {
+			r = r.WithContext(latency.With(r.Context(), trace))
+		}
 		next.ServeHTTP(ww, r)
+		trace.Mark(latency.Written)
+		s.latency.Finish(trace)
 		d := time.Since(start)
 		route := "unmatched"
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {

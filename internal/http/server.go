@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/latency"
 	"github.com/scailabs/authzd/internal/metrics"
 )
 
@@ -58,6 +59,7 @@ type Server struct {
 	shadow       ShadowReporter
 	importStatus ImportStatuser
 	whatif       *WhatIf
+	latency      *latency.Recorder
 }
 
 // What a zero Options field means. authzd's configuration (cmd/authzd/app)
@@ -118,6 +120,9 @@ type Options struct {
 	ImportStatus ImportStatuser
 	// WhatIf serves POST /v1/whatif; nil answers it 503.
 	WhatIf *WhatIf
+	// Latency, when set, keeps a trace of each decision's stages (decode,
+	// decide, audit queue, statement, commit, answer) for the benchmark.
+	Latency *latency.Recorder
 }
 
 // NewServer builds the router.
@@ -126,7 +131,7 @@ func NewServer(o Options) *Server {
 		checker: o.Checker, explainer: o.Explainer, searcher: o.Searcher, provisioner: o.Provisioner, lister: o.Lister,
 		model: o.Model, readiness: o.Readiness, audit: o.Audit, chain: o.Chain, signingKeyID: o.SigningKeyID, keys: o.Keys, logger: o.Logger, metrics: o.Metrics,
 		openapi: o.OpenAPI, noAudit: o.DisableAudit, whatif: o.WhatIf, maxBody: o.MaxBodyBytes, readyCheck: 2 * time.Second,
-		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL,
+		known: map[string]authz.Key{}, keyRoles: map[string][]string{}, publicURL: o.PublicURL, latency: o.Latency,
 		store: storeRoles{TokenStore: o.Tokens, AuditReader: o.AuditReader, RoleNamer: o.RoleNamer, Pinger: o.Database},
 	}
 	if s.maxBody <= 0 {

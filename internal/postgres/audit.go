@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -13,10 +12,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/scailabs/authzd/internal/auditchain"
 	"github.com/scailabs/authzd/internal/authz"
+	"github.com/scailabs/authzd/internal/latency"
 )
 
 // AuditLog writes audit rows with group commit: rows from concurrent requests
@@ -28,6 +27,10 @@ import (
 // in one transaction it locks the chain head row, gives its rows the next
 // sequence numbers and hashes, inserts them and moves the head. The lock is
 // taken once per batch, so writers and replicas serialise per batch, not per row.
+// A writer that knows the head sends each batch as one statement that does
+// all of that, committed in the same round trip, and sends the next batch
+// while the previous one commits (see writer); one that does not know it
+// (at start, or after another replica moved it) locks the head first.
 type AuditLog struct {
 	db       *DB
 	queue    chan *pending
@@ -48,6 +51,7 @@ type AuditLog struct {
 	head knownHead // where this process last left the chain: lets a batch skip the lock's round trip
 	// batches committed after the known head in one round trip, and under the head's lock
 	oneTrip, locked atomic.Int64
+	inflight        atomic.Int64 // batches sent and not yet answered, over all writers
 }
 
 // Batches counts the chained batches committed in one round trip (after the
@@ -57,6 +61,7 @@ func (a *AuditLog) Batches() (oneTrip, locked int64) { return a.oneTrip.Load(), 
 type pending struct {
 	events []authz.Event
 	done   chan error
+	trace  *latency.Trace // the request's stage marks, nil unless traced
 }
 
 // AuditOptions tune the group commit.
@@ -101,7 +106,7 @@ func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 // Record commits the events and returns when they are durable. An error means
 // they may not be; the caller must then not hand out the decision.
 func (a *AuditLog) Record(ctx context.Context, events ...authz.Event) error {
-	p := &pending{events: events, done: make(chan error, 1)}
+	p := &pending{events: events, done: make(chan error, 1), trace: latency.From(ctx)}
 	a.mu.RLock()
 	if a.closed {
 		a.mu.RUnlock()
@@ -152,30 +157,6 @@ func (a *AuditLog) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (a *AuditLog) run() {
-	defer a.wg.Done()
-	var rate arrivalRate
-	for p := range a.queue {
-		linger := time.Duration(0)
-		if a.linger > 0 && rate.expected(time.Now(), a.linger) >= 1 {
-			linger = a.linger
-		}
-		batch, n := a.gather(p, linger)
-		start := time.Now()
-		rate.observe(start, n)
-		err := a.insert(batch, n)
-		if a.observe != nil {
-			a.observe(n, time.Since(start), err)
-		}
-		if err != nil {
-			err = authz.Wrap(authz.EUNAVAILABLE, err, "the audit database is unavailable; no decision is given without its audit row")
-		}
-		for _, p := range batch {
-			p.done <- err
-		}
-	}
-}
-
 // arrivalRate estimates one writer's incoming rows per second from its own
 // batches, as an exponentially decaying count (time constant arrivalWindow):
 // steady arrivals converge to their rate, and a pause brings it to about
@@ -206,11 +187,9 @@ func (r *arrivalRate) expected(now time.Time, d time.Duration) float64 {
 	return r.decayed(now) * d.Seconds()
 }
 
-// gather takes what is queued behind first, up to maxBatch rows; with a
-// linger it waits up to that long for more once the queue is empty.
-func (a *AuditLog) gather(first *pending, linger time.Duration) ([]*pending, int) {
-	batch := []*pending{first}
-	n := len(first.events)
+// gather adds to batch (of n rows) what is queued, up to maxBatch rows; with
+// a linger it waits up to that long for more once the queue is empty.
+func (a *AuditLog) gather(batch []*pending, n int, linger time.Duration) ([]*pending, int) {
 	var deadline <-chan time.Time
 	for n < a.maxBatch {
 		var q *pending
@@ -293,152 +272,6 @@ func sourceOnly(details map[string]any) ([]byte, bool) {
 	}
 	b, ok := sourceDetails[src]
 	return b, ok
-}
-
-// insert chains the batch after the head and writes it with one insert, in
-// one transaction with the head's lock and update. Any failure rolls back
-// the whole batch: its callers answer 503, never an unaudited decision.
-func (a *AuditLog) insert(batch []*pending, n int) error {
-	ctx, cancel := context.WithTimeout(a.stopped, a.timeout)
-	defer cancel()
-	rows := make([]auditchain.Row, 0, n)
-	for _, p := range batch {
-		for _, e := range p.events {
-			r, err := chainRow(e)
-			if err != nil {
-				return err
-			}
-			rows = append(rows, r)
-		}
-	}
-	err := a.write(ctx, rows)
-	if missingPartition(err) {
-		// Maintenance creates partitions months ahead; should a row still find
-		// none (a clock far off, maintenance failing for months), make it and retry.
-		months := map[time.Time]bool{}
-		for _, r := range rows {
-			months[monthOf(r.OccurredAt)] = true
-		}
-		for m := range months {
-			if err := a.db.EnsurePartitions(ctx, m, m); err != nil {
-				return err
-			}
-		}
-		err = a.write(ctx, rows)
-	}
-	return err
-}
-
-// missingPartition reports Postgres's "no partition of relation found for
-// row": a check violation that names no constraint.
-func missingPartition(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == ""
-}
-
-func (a *AuditLog) write(ctx context.Context, rows []auditchain.Row) error {
-	if a.noChain {
-		_, err := a.db.Pool.Exec(ctx, insertRows, rowArrays(rows)...)
-		return err
-	}
-	conn, err := a.db.Pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	committed := false
-	defer func() {
-		if !committed {
-			// Leave no transaction open on a pooled connection; one that cannot roll back is closed.
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
-				_ = conn.Conn().Close(ctx)
-			}
-		}
-	}()
-	// The head is one lock every replica shares, so a batch whose authzd
-	// vanished mid-transaction (a partition between it and Postgres: no
-	// FIN, no RST) must not hold it for as long as TCP takes to notice, or
-	// every replica's decisions fail meanwhile. Postgres itself ends such a
-	// transaction: no statement of it may run once it holds the lock, nor may it sit
-	// idle, longer than a quarter of the batch's bound. A vanished replica
-	// can leave one such transaction per writer queued on the lock, each
-	// taking it in turn until Postgres ends it; with two writers that is
-	// half the bound (with the default one, a quarter), so a replica waiting
-	// for the lock (bounded by its context only) still gets it within its
-	// own bound.
-	// TestCluster/PostgresCutFromOneReplica showed the need: without these
-	// bounds the other replica answered 503 for the whole 10 s cut; with half
-	// the bound, two queued orphans still outlasted its 3 s.
-	hold := max(a.timeout/4, 100*time.Millisecond).Milliseconds()
-	bounds := []string{
-		fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", hold),
-		fmt.Sprintf("SET LOCAL statement_timeout = %d", hold),
-	}
-
-	// One round trip when this process moved the head last (one replica, or
-	// the only busy one): the rows go in only if the head is still where it
-	// left it, checked under the head's row lock. Its one statement waits for
-	// the lock, so it carries only the idle bound: a statement bound would
-	// also bound the wait, and an orphan may hold the lock for up to that
-	// long (TestCluster/PostgresCutFromOneReplica caught the other replica's
-	// statement timing out behind one). Postgres has the whole pipeline, COMMIT
-	// included, before it runs it, so a writer that vanishes after sending
-	// leaves no transaction behind; one that vanishes mid-send leaves it idle.
-	if from, ok := a.head.take(); ok {
-		to := auditchain.Extend(from, rows)
-		moved := false
-		b := &pgx.Batch{}
-		b.Queue("BEGIN")
-		b.Queue(bounds[0])
-		b.Queue(insertRowsIfHead, append(rowArrays(rows), to.Seq, to.Hash, from.Seq, from.Hash)...).Exec(func(ct pgconn.CommandTag) error {
-			moved = ct.RowsAffected() == int64(len(rows))
-			if !moved && ct.RowsAffected() != 0 {
-				return fmt.Errorf("audit chain: %d of %d rows inserted", ct.RowsAffected(), len(rows))
-			}
-			return nil
-		})
-		b.Queue("COMMIT")
-		if err := conn.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("write the audit rows after the known chain head and commit: %w", err)
-		}
-		if moved {
-			committed = true
-			a.head.put(to)
-			a.oneTrip.Add(1)
-			return nil
-		}
-		// Another writer moved the head (an empty transaction committed): take the lock.
-		a.head.missed()
-	}
-
-	// Two round trips: the lock with BEGIN, then the rows, the head's move and
-	// COMMIT as one pipeline (an INSERT of arrays rather than a COPY, which
-	// costs two more round trips while every writer waits for the lock).
-	var head auditchain.Head
-	lock := &pgx.Batch{}
-	lock.Queue("BEGIN")
-	lock.Queue(bounds[0])
-	lock.Queue("SELECT seq, hash FROM audit_chain_head FOR UPDATE").QueryRow(func(row pgx.Row) error {
-		return row.Scan(&head.Seq, &head.Hash)
-	})
-	lock.Queue(bounds[1])
-	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
-		return fmt.Errorf("lock the audit chain head: %w", err)
-	}
-	head = auditchain.Extend(head, rows)
-	move := &pgx.Batch{}
-	move.Queue(insertRows, rowArrays(rows)...)
-	move.Queue("UPDATE audit_chain_head SET seq = $1, hash = $2", head.Seq, head.Hash)
-	move.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, move).Close(); err != nil {
-		return fmt.Errorf("write the audit rows, move the chain head and commit: %w", err)
-	}
-	committed = true
-	a.head.put(head)
-	a.locked.Add(1)
-	return nil
 }
 
 // knownHead is the chain head as this process last moved it. A writer takes

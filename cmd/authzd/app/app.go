@@ -24,6 +24,7 @@ import (
 	"github.com/scailabs/authzd/internal/cache"
 	"github.com/scailabs/authzd/internal/console"
 	authzhttp "github.com/scailabs/authzd/internal/http"
+	"github.com/scailabs/authzd/internal/latency"
 	"github.com/scailabs/authzd/internal/metrics"
 	"github.com/scailabs/authzd/internal/outofband"
 	"github.com/scailabs/authzd/internal/postgres"
@@ -37,9 +38,11 @@ type Main struct {
 	cfg    Config
 	logger *slog.Logger
 
-	db     *postgres.DB
-	audit  *postgres.AuditLog
-	signer *auditchain.Signer
+	db    *postgres.DB
+	audit *postgres.AuditLog
+	// latency keeps decisions' stage traces when AUTHZ_DEBUG_ADDR is set.
+	latency *latency.Recorder
+	signer  *auditchain.Signer
 	// checkpoints signs the chain head; background runs it and the partition maintainer.
 	checkpoints *postgres.Checkpointer
 	background  context.CancelFunc
@@ -176,6 +179,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.cfg.AdminToken == "" {
 		m.logger.Warn("AUTHZ_ADMIN_TOKEN is empty: only service tokens made with `authzd token create` can call the API")
 	}
+	if m.cfg.DebugAddr != "" {
+		// Decisions' stage traces, served beside the profiler (GET /debug/latency).
+		m.latency = latency.NewRecorder(1 << 16)
+	}
 	handler, err := m.handler(model, met)
 	if err != nil {
 		return err
@@ -226,6 +233,7 @@ func (m *Main) serveDebug() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/latency", m.latency)
 	// A CPU profile or trace runs for as long as it is asked to (?seconds=N).
 	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn)}
@@ -342,7 +350,8 @@ func (m *Main) handler(model *schema.Model, met *metrics.Metrics) (http.Handler,
 		Transfer: m.graph, Import: authzhttp.ImportOptions{MaxBytes: int64(m.cfg.ImportMaxBytes), Timeout: m.cfg.ImportTimeout,
 			SpoolDir: m.cfg.ImportSpoolDir, Batch: m.cfg.ImportBatch, Writers: m.cfg.ImportWriters},
 		Shadow: m.db, ImportStatus: m.db,
-		WhatIf: m.whatIf(met),
+		WhatIf:  m.whatIf(met),
+		Latency: m.latency,
 	})
 	if m.cfg.Console != "on" {
 		return api, nil

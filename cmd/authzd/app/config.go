@@ -61,8 +61,8 @@ type Config struct {
 	AuditMaxBatch int           `env:"AUTHZ_AUDIT_MAX_BATCH" envDefault:"1000"`
 	AuditTimeout  time.Duration `env:"AUTHZ_AUDIT_TIMEOUT" envDefault:"3s"`
 	// AuditLinger is how long the audit writer waits for more decisions
-	// before it commits a batch, when its arrival rate says one is due within
-	// it (0: commit what is queued at once).
+	// before it commits a batch, when no batch of its own is in flight and its
+	// arrival rate says one is due within it (0: commit what is queued at once).
 	AuditLinger time.Duration `env:"AUTHZ_AUDIT_LINGER" envDefault:"500us"`
 	// AuditSigningKey is the path of the Ed25519 key (PEM PKCS #8) that signs
 	// audit checkpoints; empty generates one per process (development).
