@@ -75,12 +75,17 @@ const (
 )
 
 // claim keeps the records of batch whose callers still wait, marked as
-// batched, and drops the others: a caller that has given up was answered
-// 503, so its record must not be written. It is called just before the rows
-// are chained and sent, so a record is dropped if its caller gives up at any
-// time before then, however long it waited in the queue or behind a failed
-// batch. Once claimed, a record's caller may still give up before the commit
-// returns; it is then answered 503 while its row may commit.
+// batched, and drops the others: a caller that has given up (its context is
+// done) is answered 503, so its record must never be written. Writers claim
+// just before the rows are chained and sent (on the lock path, once the
+// head's lock is held), so a record is dropped if its caller gives up at any
+// time before that, however long it waited in the queue, behind a failed
+// batch or for a connection. A batch that is known to have written nothing
+// is unclaimed and claimed again. The residual window: a caller that gives up
+// after its record was claimed and before the commit returns (or whose batch
+// fails after it was sent: timeout, lost connection) is answered 503, while
+// the row may still commit if Postgres got the batch; the log then holds a
+// decision that was not delivered, never a delivered one without its row.
 // The batch itself is left as it was: kept is a copy when any were dropped.
 func claim(batch []*pending) ([]*pending, int) {
 	kept, n := batch, 0
@@ -145,7 +150,9 @@ func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 }
 
 // Record commits the events and returns when they are durable. An error means
-// they may not be; the caller must then not hand out the decision.
+// they may not be; the caller must then not hand out the decision. When ctx
+// ends before a writer has put the events into a batch, they are dropped,
+// never written (see claim for the window after that).
 func (a *AuditLog) Record(ctx context.Context, events ...authz.Event) error {
 	p := &pending{ctx: ctx, events: events, done: make(chan error, 1), trace: latency.From(ctx)}
 	a.mu.RLock()
