@@ -88,7 +88,8 @@ type wrkResponse struct {
 // while SpiceDB and then the audit database are cut off for 10 s each. Inside
 // each outage, after a grace of the dependency's timeout, every answer is
 // 503 and no row says allowed; authzd recovers by itself; no acknowledged
-// decision lacks its row; the chain verifies.
+// decision lacks its row and no decision answered otherwise has one; the
+// chain verifies.
 func TestLoadFaults(t *testing.T) {
 	wrkBin, err := exec.LookPath("wrk")
 	if err != nil {
