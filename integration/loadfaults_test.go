@@ -13,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/scailabs/authzd/cmd/authzd/app"
 )
 
-// wrkScript sends checks alternately allowed and denied, and writes one line
-// per response, "<unix second> <status> <1 if allowed:true>", to a file per
-// wrk thread, flushed at once so that nothing is lost at exit.
+// wrkScript sends checks alternately allowed and denied, each with its own
+// X-Request-Id, and writes one line per response, "<unix second> <status>
+// <1 if allowed:true> <request id echoed>", to a file per wrk thread, flushed
+// at once so that nothing is lost at exit.
 const wrkScript = `
 local counter = 0
 function setup(thread)
@@ -35,12 +38,13 @@ end
 function request()
   n = n + 1
   return wrk.format("POST", "/v1/permissions/check",
-    { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }, bodies[(n % 2) + 1])
+    { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json", ["X-Request-Id"] = "wrk-" .. id .. "-" .. n },
+    bodies[(n % 2) + 1])
 end
 function response(status, headers, body)
   local allowed = 0
   if status == 200 and string.find(body, '"allowed":true', 1, true) then allowed = 1 end
-  out:write(os.time(), " ", status, " ", allowed, "\n")
+  out:write(os.time(), " ", status, " ", allowed, " ", headers["X-Request-Id"] or "-", "\n")
   out:flush()
 end
 `
@@ -74,16 +78,18 @@ func parseWrk(out string) (wrkSummary, error) {
 
 // response is one line of the script's output.
 type wrkResponse struct {
-	sec     int64
-	status  int
-	allowed bool
+	sec       int64
+	status    int
+	allowed   bool
+	requestID string
 }
 
 // TestLoadFaults drives authzd with wrk (a mix of allowed and denied checks)
 // while SpiceDB and then the audit database are cut off for 10 s each. Inside
 // each outage, after a grace of the dependency's timeout, every answer is
 // 503 and no row says allowed; authzd recovers by itself; no acknowledged
-// decision lacks its row; the chain verifies.
+// decision lacks its row and no decision answered otherwise has one; the
+// chain verifies.
 func TestLoadFaults(t *testing.T) {
 	wrkBin, err := exec.LookPath("wrk")
 	if err != nil {
@@ -119,6 +125,7 @@ func TestLoadFaults(t *testing.T) {
 		grace  = 3 * time.Second // the dependency's timeout, set above
 	)
 	cutFor := envDurationOr(envFaultCut, 10*time.Second) // `make faults` sets 20 s
+	const connections = 8 // wrk's
 	type window struct {
 		name          string
 		proxy         *tcpProxy
@@ -145,7 +152,7 @@ func TestLoadFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	duration := before + time.Duration(len(windows))*(cutFor+gap)
-	cmd := exec.Command(wrkBin, "-t2", "-c8", "-d"+strconv.Itoa(int(duration.Seconds()))+"s", "--timeout", "10s", "-s", script, a.URL)
+	cmd := exec.Command(wrkBin, "-t2", "-c"+strconv.Itoa(connections), "-d"+strconv.Itoa(int(duration.Seconds()))+"s", "--timeout", "10s", "-s", script, a.URL)
 	cmd.Env = append(os.Environ(), "AUTHZ_WRK_TOKEN="+a.AdminToken, "AUTHZ_WRK_ALLOWED="+body(allowed), "AUTHZ_WRK_DENIED="+body(denied),
 		"AUTHZ_WRK_OUT="+filepath.Join(dir, "responses"))
 	out, err := cmd.CombinedOutput()
@@ -167,6 +174,10 @@ func TestLoadFaults(t *testing.T) {
 	}
 	t.Logf("wrk: %d requests, %d non-2xx, %d socket errors; %d responses recorded, %d answered 200",
 		sum.requests, sum.non2xx, sum.socketErrors, len(responses), ok)
+	byRequest := make(map[string]wrkResponse, len(responses))
+	for _, r := range responses {
+		byRequest[r.requestID] = r
+	}
 	for _, win := range windows {
 		cut, restored := win.cut.Unix(), win.restored.Unix()
 		var inside, other, recovered int
@@ -202,21 +213,31 @@ func TestLoadFaults(t *testing.T) {
 		if recovered == 0 || firstOK > 15*time.Second {
 			t.Errorf("%s: no recovery within 15 s of the restore (first 200 after %v)", win.name, firstOK)
 		}
-		var allowedRows int
-		if err := a.Audit.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE seq > $1 AND decision = 'allowed'
-			AND occurred_at > $2 AND occurred_at < $3`, startSeq, win.cut.Add(time.Second), win.restored).Scan(&allowedRows); err != nil {
+		// No allowed decision was given inside the outage: a row dated in it says
+		// allowed only for a caller that waited across the restore and was answered
+		// 200 after it, once the row had committed. A caller answered 503 (or gone)
+		// before its row was batched has no row.
+		rs, err := a.Audit.Query(context.Background(), `SELECT request_id, occurred_at FROM audit_events WHERE seq > $1 AND decision = 'allowed'
+			AND occurred_at > $2 AND occurred_at < $3`, startSeq, win.cut.Add(time.Second), win.restored)
+		if err != nil {
 			t.Fatal(err)
 		}
-		switch {
-		case win.audit:
-			// Decisions made before the writer reached Postgres wait for their row up to the audit
-			// timeout and are answered 503; their rows stay queued and commit after the restore,
-			// dated inside the outage. The callers never got those decisions (fail closed), but the
-			// log holds rows of decisions no one received: counted here, see abandonedRows below.
-			t.Logf("%s: %d allowed rows dated inside the outage (decisions answered 503, committed after the restore)", win.name, allowedRows)
-		case allowedRows != 0:
-			t.Errorf("%s: %d allowed rows dated inside the outage", win.name, allowedRows)
+		var reqID string
+		var at time.Time
+		var acrossRestore int
+		if _, err := pgx.ForEachRow(rs, []any{&reqID, &at}, func() error {
+			r, answered := byRequest[reqID]
+			if answered && r.status == 200 && r.sec >= restored {
+				acrossRestore++
+				return nil
+			}
+			t.Errorf("%s: allowed row of %s dated %s, inside the outage (answered: %v, status %d at %s)", win.name, reqID,
+				at.Format("15:04:05.000"), answered, r.status, time.Unix(r.sec, 0).Format(time.TimeOnly))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
+		t.Logf("%s: %d allowed rows dated inside the outage, each of a caller answered 200 after the restore", win.name, acrossRestore)
 	}
 
 	var rows, wrong int
@@ -231,18 +252,38 @@ func TestLoadFaults(t *testing.T) {
 	if rows < ok {
 		t.Errorf("%d decisions answered 200 but only %d audit rows: acknowledged rows were lost", ok, rows)
 	}
-	// Rows beyond the 200s are decisions whose answer was lost (socket errors) or abandoned while the
-	// audit database was cut off (dated from the audit timeout before the cut to the restore).
-	var abandonedRows int
-	audit := windows[1]
-	if err := a.Audit.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE seq > $1 AND occurred_at >= $2 AND occurred_at <= $3`,
-		startSeq, audit.cut.Add(-grace), audit.restored).Scan(&abandonedRows); err != nil {
+	// Every row of the run is matched to wrk's answer by its request id. A
+	// decision answered anything but 200 has no row: one whose caller was answered
+	// 503 (or gave up) while its row waited to be batched is dropped, never written.
+	// Rows of requests wrk saw no answer to are those whose answer was lost
+	// (socket errors) or still on its way when wrk stopped at its duration: at most
+	// one per connection, neither answered nor counted as a socket error by wrk.
+	var unanswered, notOK int
+	rs, err := a.Audit.Query(context.Background(), `SELECT request_id, occurred_at, decision FROM audit_events WHERE seq > $1 AND request_id LIKE 'wrk-%'`, startSeq)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if excess := rows - ok; excess > sum.socketErrors+abandonedRows {
-		t.Errorf("%d audit rows beyond the 200s, more than wrk's %d socket errors and the %d rows dated in the audit outage", excess, sum.socketErrors, abandonedRows)
+	var reqID, decision string
+	var at time.Time
+	if _, err := pgx.ForEachRow(rs, []any{&reqID, &at, &decision}, func() error {
+		switch r, answered := byRequest[reqID]; {
+		case !answered:
+			unanswered++
+			t.Logf("row of %s (%s, dated %s) has no answer in wrk's output", reqID, decision, at.Format("15:04:05.000"))
+		case r.status != 200:
+			notOK++
+			t.Errorf("row of %s (%s, dated %s), which was answered %d", reqID, decision, at.Format("15:04:05.000"), r.status)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if excess := rows - ok; excess > sum.socketErrors+connections || unanswered > sum.socketErrors+connections {
+		t.Errorf("%d audit rows beyond the 200s, %d of requests without an answer: more than wrk's %d socket errors and %d connections in flight at its stop",
+			excess, unanswered, sum.socketErrors, connections)
 	} else {
-		t.Logf("%d audit rows beyond the 200s: within wrk's %d socket errors and the %d rows dated in the audit outage", excess, sum.socketErrors, abandonedRows)
+		t.Logf("%d audit rows beyond the 200s (%d of requests without an answer, %d of requests answered other than 200): within wrk's %d socket errors and %d connections in flight at its stop",
+			excess, unanswered, notOK, sum.socketErrors, connections)
 	}
 	mustVerifyChain(t, a.Audit)
 }
@@ -263,7 +304,7 @@ func mustReadResponses(t *testing.T, dir string) []wrkResponse {
 		for sc.Scan() {
 			var r wrkResponse
 			var allowed int
-			if _, err := fmt.Sscan(sc.Text(), &r.sec, &r.status, &allowed); err != nil {
+			if _, err := fmt.Sscan(sc.Text(), &r.sec, &r.status, &allowed, &r.requestID); err != nil {
 				t.Fatalf("%s: %q: %v", f, sc.Text(), err)
 			}
 			r.allowed = allowed == 1

@@ -59,9 +59,55 @@ type AuditLog struct {
 func (a *AuditLog) Batches() (oneTrip, locked int64) { return a.oneTrip.Load(), a.locked.Load() }
 
 type pending struct {
+	ctx    context.Context // the caller's: once it is done, the record is dropped unless already in a batch
 	events []authz.Event
 	done   chan error
 	trace  *latency.Trace // the request's stage marks, nil unless traced
+	// state is waiting until a writer puts the record into a batch (batched)
+	// or its caller gives up (abandoned), whichever comes first.
+	state atomic.Int32
+}
+
+const (
+	waiting int32 = iota
+	batched
+	abandoned
+)
+
+// claim keeps the records of batch whose callers still wait, marked as
+// batched, and drops the others: a caller that has given up (its context is
+// done) is answered 503, so its record must never be written. Writers claim
+// just before the rows are chained and sent (on the lock path, once the
+// head's lock is held), so a record is dropped if its caller gives up at any
+// time before that, however long it waited in the queue, behind a failed
+// batch or for a connection. A batch that is known to have written nothing
+// is unclaimed and claimed again. The residual window: a caller that gives up
+// after its record was claimed and before the commit returns (or whose batch
+// fails after it was sent: timeout, lost connection) is answered 503, while
+// the row may still commit if Postgres got the batch; the log then holds a
+// decision that was not delivered, never a delivered one without its row.
+// The batch itself is left as it was: kept is a copy when any were dropped.
+func claim(batch []*pending) ([]*pending, int) {
+	kept, n := batch, 0
+	for i, p := range batch {
+		if p.ctx.Err() == nil && p.state.CompareAndSwap(waiting, batched) {
+			if len(kept) < len(batch) {
+				kept = append(kept, p)
+			}
+			n += len(p.events)
+		} else if len(kept) == len(batch) {
+			kept = append(make([]*pending, 0, len(batch)-1), batch[:i]...)
+		}
+	}
+	return kept, n
+}
+
+// unclaim returns records to waiting after their batch is known to have
+// written nothing, so that the next attempt drops those whose callers gave up meanwhile.
+func unclaim(batch []*pending) {
+	for _, p := range batch {
+		p.state.Store(waiting)
+	}
 }
 
 // AuditOptions tune the group commit.
@@ -104,9 +150,11 @@ func NewAuditLog(db *DB, o AuditOptions) *AuditLog {
 }
 
 // Record commits the events and returns when they are durable. An error means
-// they may not be; the caller must then not hand out the decision.
+// they may not be; the caller must then not hand out the decision. When ctx
+// ends before a writer has put the events into a batch, they are dropped,
+// never written (see claim for the window after that).
 func (a *AuditLog) Record(ctx context.Context, events ...authz.Event) error {
-	p := &pending{events: events, done: make(chan error, 1), trace: latency.From(ctx)}
+	p := &pending{ctx: ctx, events: events, done: make(chan error, 1), trace: latency.From(ctx)}
 	a.mu.RLock()
 	if a.closed {
 		a.mu.RUnlock()
@@ -123,6 +171,10 @@ func (a *AuditLog) Record(ctx context.Context, events ...authz.Event) error {
 	case err := <-p.done:
 		return err
 	case <-ctx.Done():
+		if p.state.CompareAndSwap(waiting, abandoned) {
+			// No batch holds it: no writer will write it.
+			return authz.Wrap(authz.EUNAVAILABLE, ctx.Err(), "the audit log did not commit in time; the record was dropped")
+		}
 		return authz.Wrap(authz.EUNAVAILABLE, ctx.Err(), "the audit log did not commit in time")
 	}
 }

@@ -97,7 +97,7 @@ func (a *AuditLog) run() {
 			}
 			retry := w.takeRetry()
 			w.mu.Unlock()
-			w.commitLocked(retry, nil, 0, time.Now())
+			w.commitLocked(retry, nil, time.Now())
 			continue
 		}
 		if !ok {
@@ -117,7 +117,7 @@ func (a *AuditLog) run() {
 		}
 		start := time.Now()
 		rate.observe(start, n)
-		w.commit(batch, n, start)
+		w.commit(batch, start)
 	}
 	w.mu.Lock()
 	for w.inflight > 0 {
@@ -126,7 +126,7 @@ func (a *AuditLog) run() {
 	retry := w.takeRetry()
 	w.mu.Unlock()
 	if len(retry) > 0 {
-		w.commitLocked(retry, nil, 0, time.Now())
+		w.commitLocked(retry, nil, time.Now())
 	}
 	close(w.flights)
 	<-readerDone
@@ -177,19 +177,25 @@ func (w *writer) takeRetry() []*flight {
 }
 
 // commit chains the batch and sends it, or, when this writer does not know
-// the head, commits it under the head's lock.
-func (w *writer) commit(batch []*pending, n int, start time.Time) {
+// the head, commits it under the head's lock. The records are claimed only
+// once nothing is left to wait for (the flights ahead, the connection): those
+// whose callers gave up before are dropped.
+func (w *writer) commit(batch []*pending, start time.Time) {
 	a := w.a
-	rows, err := batchRows(batch, n)
-	if err != nil {
-		a.finish(batch, n, start, time.Now(), time.Now(), err)
-		return
-	}
 	if a.noChain {
+		batch, n := claim(batch)
+		if len(batch) == 0 {
+			return
+		}
+		rows, err := batchRows(batch, n)
+		if err != nil {
+			a.finish(batch, n, start, time.Now(), time.Now(), err)
+			return
+		}
 		ctx, cancel := context.WithTimeout(a.stopped, a.timeout)
 		defer cancel()
 		sent := time.Now()
-		_, err := a.db.Pool.Exec(ctx, insertRows, rowArrays(rows)...)
+		_, err = a.db.Pool.Exec(ctx, insertRows, rowArrays(rows)...)
 		markSent(batch, sent)
 		now := time.Now()
 		a.finish(batch, n, start, now, now, err)
@@ -207,11 +213,12 @@ func (w *writer) commit(batch []*pending, n int, start time.Time) {
 		if !w.owned || len(retry) > 0 {
 			w.owned = false
 			w.mu.Unlock()
-			w.commitLocked(retry, batch, n, start)
+			w.commitLocked(retry, batch, start)
 			return
 		}
 		if w.pipe == nil {
 			ctx, cancel := context.WithTimeout(a.stopped, a.timeout)
+			var err error
 			w.pipe, err = dialPipe(ctx, a.db)
 			cancel()
 			if err != nil {
@@ -219,10 +226,25 @@ func (w *writer) commit(batch []*pending, n int, start time.Time) {
 				a.head.put(w.head)
 				w.owned = false
 				w.mu.Unlock()
-				a.finish(batch, n, start, time.Now(), time.Now(), fmt.Errorf("connect the audit writer: %w", err))
+				a.finish(batch, countRows(batch), start, time.Now(), time.Now(), fmt.Errorf("connect the audit writer: %w", err))
 				return
 			}
 		}
+	}
+	batch, n := claim(batch)
+	if len(batch) == 0 {
+		if w.inflight == 0 {
+			a.head.put(w.head) // nothing sent: the head is free for this process's other writers
+			w.owned = false
+		}
+		w.mu.Unlock()
+		return
+	}
+	rows, err := batchRows(batch, n)
+	if err != nil {
+		w.mu.Unlock()
+		a.finish(batch, n, start, time.Now(), time.Now(), err)
+		return
 	}
 	from := w.head
 	to := auditchain.Extend(from, rows)
@@ -270,6 +292,7 @@ func (w *writer) read() {
 		case res.pgErr != nil:
 			w.broken, w.owned = true, false
 			if missingPartition(res.pgErr) {
+				unclaim(f.batch) // rolled back: claimed again, or dropped, by commitLocked
 				w.retry, done = append(w.retry, f), false // commitLocked makes the partition
 			} else {
 				ferr = fmt.Errorf("write the audit rows after the known chain head and commit: %w", res.pgErr)
@@ -288,6 +311,7 @@ func (w *writer) read() {
 				a.head.missed()
 			}
 			w.broken, w.owned = true, false
+			unclaim(f.batch) // nothing written: claimed again, or dropped, by commitLocked
 			w.retry, done = append(w.retry, f), false
 		default:
 			w.broken, w.owned = true, false
@@ -320,55 +344,55 @@ func (w *writer) read() {
 	}
 }
 
-// commitLocked commits the retried flights' rows and then batch's (either
+// commitLocked commits the retried flights' records and then batch's (either
 // may be empty) in one transaction under the head's lock, and completes them.
-func (w *writer) commitLocked(retry []*flight, batch []*pending, n int, start time.Time) {
+// The records are claimed once the lock is held: those whose callers gave up
+// while this writer waited for the lock, or before, are dropped.
+func (w *writer) commitLocked(retry []*flight, batch []*pending, start time.Time) {
 	a := w.a
 	var all []*pending
-	var rows []auditchain.Row
 	for _, f := range retry {
 		all = append(all, f.batch...)
-		rows = append(rows, f.rows...)
 		if f.start.Before(start) {
 			start = f.start
 		}
 	}
-	if len(batch) > 0 {
-		r, err := batchRows(batch, n)
-		if err != nil {
-			a.finish(batch, n, start, time.Now(), time.Now(), err)
-		} else {
-			all = append(all, batch...)
-			rows = append(rows, r...)
-		}
-	}
-	if len(rows) == 0 {
+	all = append(all, batch...)
+	if len(all) == 0 {
 		return
 	}
-	sent := time.Now()
-	markSent(all, sent)
 	ctx, cancel := context.WithTimeout(a.stopped, a.timeout)
 	defer cancel()
-	head, err := a.lockedWrite(ctx, rows)
+	head, kept, err := a.lockedWrite(ctx, all)
 	if missingPartition(err) {
 		// Maintenance creates partitions months ahead; should a row still find
 		// none (a clock far off, maintenance failing for months), make it and retry.
-		if err = a.ensurePartitions(ctx, rows); err == nil {
-			head, err = a.lockedWrite(ctx, rows)
+		unclaim(kept) // rolled back
+		if err = a.ensurePartitions(ctx, kept); err == nil {
+			head, kept, err = a.lockedWrite(ctx, kept)
 		}
 	}
-	if err == nil {
-		a.head.put(head)
-		a.locked.Add(1)
+	if err != nil {
+		// Every record still waiting fails; a dropped one's caller has gone.
+		now := time.Now()
+		a.finish(all, countRows(all), start, now, now, err)
+		return
 	}
+	a.head.put(head)
+	if len(kept) == 0 {
+		return
+	}
+	a.locked.Add(1)
 	now := time.Now()
-	a.finish(all, len(rows), start, now, now, err)
+	a.finish(kept, countRows(kept), start, now, now, nil)
 }
 
-func (a *AuditLog) ensurePartitions(ctx context.Context, rows []auditchain.Row) error {
+func (a *AuditLog) ensurePartitions(ctx context.Context, batch []*pending) error {
 	months := map[time.Time]bool{}
-	for _, r := range rows {
-		months[monthOf(r.OccurredAt)] = true
+	for _, p := range batch {
+		for _, e := range p.events {
+			months[monthOf(e.OccurredAt.UTC())] = true
+		}
 	}
 	for m := range months {
 		if err := a.db.EnsurePartitions(ctx, m, m); err != nil {
@@ -404,6 +428,15 @@ func markSent(batch []*pending, at time.Time) {
 	}
 }
 
+// countRows is how many rows the batch's records hold.
+func countRows(batch []*pending) int {
+	n := 0
+	for _, p := range batch {
+		n += len(p.events)
+	}
+	return n
+}
+
 // batchRows is the batch's events as chain rows, in order.
 func batchRows(batch []*pending, n int) ([]auditchain.Row, error) {
 	rows := make([]auditchain.Row, 0, n)
@@ -426,15 +459,17 @@ func missingPartition(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation && pgErr.ConstraintName == ""
 }
 
-// lockedWrite commits rows after the head it locks, in two round trips: the
+// lockedWrite commits the records of batch that claim keeps, after the head
+// it locks, and returns the head it left and the records it claimed (none
+// kept: it commits nothing and returns the head it found). Two round trips: the
 // lock with BEGIN, then the rows, the head's move and COMMIT as one pipeline
 // (an INSERT of arrays rather than a COPY, which costs two more round trips
 // while every writer waits for the lock). It is the path of a writer that
 // does not know the head: at start, and after another replica moved it.
-func (a *AuditLog) lockedWrite(ctx context.Context, rows []auditchain.Row) (auditchain.Head, error) {
+func (a *AuditLog) lockedWrite(ctx context.Context, batch []*pending) (auditchain.Head, []*pending, error) {
 	conn, err := a.db.Pool.Acquire(ctx)
 	if err != nil {
-		return auditchain.Head{}, err
+		return auditchain.Head{}, nil, err
 	}
 	defer conn.Release()
 	committed := false
@@ -475,7 +510,16 @@ func (a *AuditLog) lockedWrite(ctx context.Context, rows []auditchain.Row) (audi
 	})
 	lock.Queue(fmt.Sprintf("SET LOCAL statement_timeout = %d", hold))
 	if err := conn.SendBatch(ctx, lock).Close(); err != nil {
-		return head, fmt.Errorf("lock the audit chain head: %w", err)
+		return head, nil, fmt.Errorf("lock the audit chain head: %w", err)
+	}
+	kept, n := claim(batch)
+	if len(kept) == 0 {
+		return head, nil, nil // rolled back by the deferred ROLLBACK
+	}
+	markSent(kept, time.Now())
+	rows, err := batchRows(kept, n)
+	if err != nil {
+		return head, kept, err
 	}
 	head = auditchain.Extend(head, rows)
 	move := &pgx.Batch{}
@@ -483,8 +527,8 @@ func (a *AuditLog) lockedWrite(ctx context.Context, rows []auditchain.Row) (audi
 	move.Queue("UPDATE audit_chain_head SET seq = $1, hash = $2", head.Seq, head.Hash)
 	move.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, move).Close(); err != nil {
-		return head, fmt.Errorf("write the audit rows, move the chain head and commit: %w", err)
+		return head, kept, fmt.Errorf("write the audit rows, move the chain head and commit: %w", err)
 	}
 	committed = true
-	return head, nil
+	return head, kept, nil
 }
