@@ -126,6 +126,9 @@ func run(ctx context.Context, cfg config, out, log io.Writer) (err error) {
 	if phaseErr == nil && cfg.Phases[7] {
 		phaseErr = b.phaseBreakdown(ctx)
 	}
+	if phaseErr == nil && cfg.Phases[8] {
+		phaseErr = b.phaseCeiling(ctx)
+	}
 	b.report.loadEnd = loadAvg()
 	b.report.steal = idle.use(whole, idle.sample()).stealShare(runtime.NumCPU())
 	b.report.finished = time.Now()

@@ -53,6 +53,12 @@ func TestSmoke(t *testing.T) {
 		"- **floor**: one-row INSERT + COMMIT through pgx",
 		"| c=8 |",
 		"Go client middleware at c=1",
+		"## The audit chain's ceiling (phase 8)",
+		"| 4 × c=4 |",
+		"afterwards the chain verifies from genesis",
+		"**ceiling ",
+		// phase 1 ran, so the ceiling stands beside authzd's peak from the same run
+		"authzd's own peak in this run: ",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
@@ -80,7 +86,7 @@ func TestParseFlags(t *testing.T) {
 		if got, want := joinInts(c.Concurrency), "1,8,32"; got != want {
 			t.Errorf("concurrency = %s, want %s", got, want)
 		}
-		if c.Tenants != 1000 || c.Smoke || len(c.Phases) != 6 {
+		if c.Tenants != 1000 || c.Smoke || len(c.Phases) != 7 {
 			t.Errorf("defaults = %+v", c)
 		}
 	})

@@ -15,7 +15,10 @@
 //  5. audit queries over a seeded audit_events table;
 //  6. after every run: audit rows committed = decisions answered;
 //  7. where one durable decision's time goes (stage traces from authzd) at
-//     c=1, 2 and 8, beside the floor of one INSERT + COMMIT on the same Postgres.
+//     c=1, 2 and 8, beside the floor of one INSERT + COMMIT on the same Postgres;
+//  8. the audit chain's ceiling: the most decisions per second authzd's audit
+//     writer commits to the one hash chain, with 1, 2 and 4 writer instances
+//     (replicas) contending on its head.
 //
 // Run it with `make bench` or `go run ./cmd/authzbench -h`. It needs Postgres
 // (-postgres; it creates and drops its own databases) and the go tool (to
@@ -51,6 +54,7 @@ type config struct {
 	Concurrency  []int
 	AuditRows    int // rows seeded for phase 5
 	ProvisionC   int // concurrent tenants while provisioning
+	ChainCallers int // concurrent Record calls per writer instance (phase 8)
 	Smoke        bool
 	PostgresURL  string   // a database on the server where the benchmark creates its own
 	ProfileDir   string   // where to write CPU profiles; empty: none
@@ -72,9 +76,10 @@ func defaultConfig() config {
 		FixedRun:     10 * time.Second,
 		FixedRepeat:  1,
 		Concurrency:  []int{1, 8, 32},
-		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 7: true},
+		Phases:       map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 7: true, 8: true},
 		AuditRows:    1_000_000,
 		ProvisionC:   32,
+		ChainCallers: 64,
 		PostgresURL:  envOr("AUTHZ_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 	}
 }
@@ -88,6 +93,7 @@ func smokeConfig(c config) config {
 	c.Concurrency = []int{1, 4}
 	c.AuditRows = 5000
 	c.ProvisionC = 4
+	c.ChainCallers = 4
 	return c
 }
 
@@ -122,6 +128,9 @@ func applySmoke(c *config, fs *flag.FlagSet, conc *string) {
 	if !set["provision-concurrency"] {
 		c.ProvisionC = s.ProvisionC
 	}
+	if !set["chain-callers"] {
+		c.ChainCallers = s.ChainCallers
+	}
 	if !set["fixed-duration"] {
 		c.FixedRun = 0
 	}
@@ -149,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.FixedRepeat, "fixed-repeat", c.FixedRepeat, "how many times phase 4 runs its half-peak pair (durable audit, then audit disabled, at the same fixed rate); the p99 goal is judged on the median of the durable runs, since one run's tail depends on a few WAL flush stalls")
 	fs.IntVar(&c.AuditRows, "audit-rows", c.AuditRows, "audit rows to seed for the audit query run (the goal is stated for 5000000)")
 	fs.IntVar(&c.ProvisionC, "provision-concurrency", c.ProvisionC, "tenants provisioned concurrently")
+	fs.IntVar(&c.ChainCallers, "chain-callers", c.ChainCallers, "concurrent audit Record calls per writer instance in phase 8 (the audit chain's ceiling)")
 	fs.StringVar(&c.PostgresURL, "postgres", c.PostgresURL, "URL of a database on the Postgres server to use; the benchmark creates and drops its own databases there (env AUTHZ_BENCH_POSTGRES_URL)")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write CPU profiles (this process and SpiceDB) of the top-concurrency runs to this directory")
 	spiceArgs := fs.String("spicedb-args", "", "extra space-separated flags for spicedb serve, to try its settings (e.g. \"--datastore-conn-pool-write-max-open 20\")")
@@ -157,7 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.DatastoreQS, "spicedb-datastore-params", defaultDatastoreQS, "query parameters for SpiceDB's datastore URI; the default is what docker-compose.yml and the embedded SpiceDB use (pass \"\" for SpiceDB's own default, exec mode)")
 	slots := fs.String("check-slots", "", "authzd's AUTHZ_SPICEDB_CHECK_SLOTS for this run (-1: no coalescing)")
 	memoWindow := fs.String("memo-window", "", "authzd's AUTHZ_CHECK_MEMO_WINDOW for this run (e.g. 500ms; 0: off)")
-	phases := fs.String("phases", "1,2,3,4,5,7", "phases to run, to iterate on one of them; the report covers them all only when all run (7: where a decision's time goes, beside the commit floor)")
+	phases := fs.String("phases", "1,2,3,4,5,7,8", "phases to run, to iterate on one of them; the report covers them all only when all run (7: where a decision's time goes, beside the commit floor; 8: the audit chain's ceiling)")
 	fs.StringVar(&c.AuthzdBinary, "authzd-binary", "", "run this authzd binary instead of building this tree's cmd/authzd (to compare two builds on the same machine)")
 	smoke := fs.Bool("smoke", false, "seconds-long run on tiny data, to check that everything works; its numbers mean nothing")
 	if err := fs.Parse(args); err != nil {
@@ -183,7 +193,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Phases = map[int]bool{}
 	for _, p := range ph {
-		if p > 7 || p == 6 {
+		if p > 8 || p == 6 {
 			return c, fmt.Errorf("-phases: there is no phase %d", p)
 		}
 		c.Phases[p] = true
@@ -205,6 +215,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-audit-rows must be at least 1")
 	case c.ProvisionC < 1:
 		return fmt.Errorf("-provision-concurrency must be at least 1")
+	case c.ChainCallers < 1:
+		return fmt.Errorf("-chain-callers must be at least 1")
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ type report struct {
 	audit, auditTenant         stats
 	splits                     []cpuSplit // profiled runs (-profile-dir): CPU of the load generator vs authzd
 	breakdown                  *breakdownResult
+	ceiling                    *ceilingResult
 	failure                    error
 }
 
@@ -140,6 +141,7 @@ func (r *report) write(w io.Writer, b *bench) {
 	r.writeResults(p)
 	r.writeComparisons(p)
 	r.writeBreakdown(p)
+	r.writeCeiling(p)
 	ratio := r.writeGoals(p, b)
 	if r.failure != nil {
 		p("**The run stopped early: %s**", strings.ReplaceAll(r.failure.Error(), "\n", " "))
