@@ -21,6 +21,7 @@ import (
 	"github.com/authzed/grpcutil"
 	"github.com/cenkalti/backoff/v5"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/scailabs/authzd/internal/authz"
@@ -151,7 +152,13 @@ func (g *Graph) connect(ctx context.Context, cfg *Config) error {
 		g.embedded, g.conn = e, e.conn
 		return nil
 	}
-	opts := append([]grpc.DialOption{}, interceptors...)
+	// Reconnect within about two seconds once SpiceDB is back: gRPC's default
+	// backoff grows to two minutes, so after an outage of tens of seconds the
+	// next attempt could come long after SpiceDB answers again.
+	opts := append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	})}, interceptors...)
 	if cfg.Insecure {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(cfg.Token))
 	} else if cfg.TLS != nil {
