@@ -258,7 +258,17 @@ func TestLoadFaults(t *testing.T) {
 	// Rows of requests wrk saw no answer to are those whose answer was lost
 	// (socket errors) or still on its way when wrk stopped at its duration: at most
 	// one per connection, neither answered nor counted as a socket error by wrk.
-	var unanswered, notOK int
+	var unanswered, notOK, inFlightAtCut int
+	// sentAtAuditCut: a row dated at the audit database's cut, before its
+	// timeout passed, whose batch may have been sent before the cut.
+	sentAtAuditCut := func(at time.Time) bool {
+		for _, win := range windows {
+			if win.audit && !at.Before(win.cut.Add(-time.Second)) && at.Before(win.cut.Add(grace)) {
+				return true
+			}
+		}
+		return false
+	}
 	rs, err := a.Audit.Query(context.Background(), `SELECT request_id, occurred_at, decision FROM audit_events WHERE seq > $1 AND request_id LIKE 'wrk-%'`, startSeq)
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +280,12 @@ func TestLoadFaults(t *testing.T) {
 		case !answered:
 			unanswered++
 			t.Logf("row of %s (%s, dated %s) has no answer in wrk's output", reqID, decision, at.Format("15:04:05.000"))
+		case r.status != 200 && sentAtAuditCut(at):
+			// The documented window (docs/audit.md): its batch was on its way when
+			// the audit database was cut off, so its caller was answered 503 while
+			// the commit's outcome was unknown, and the commit landed.
+			inFlightAtCut++
+			t.Logf("row of %s (%s, dated %s) was answered %d: its batch was in flight at the audit database's cut", reqID, decision, at.Format("15:04:05.000"), r.status)
 		case r.status != 200:
 			notOK++
 			t.Errorf("row of %s (%s, dated %s), which was answered %d", reqID, decision, at.Format("15:04:05.000"), r.status)
@@ -278,7 +294,10 @@ func TestLoadFaults(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if excess := rows - ok; excess > sum.socketErrors+connections || unanswered > sum.socketErrors+connections {
+	if inFlightAtCut > connections {
+		t.Errorf("%d rows of decisions answered 503 at the audit database's cut: more than the %d requests in flight", inFlightAtCut, connections)
+	}
+	if excess := rows - ok; excess > sum.socketErrors+connections+inFlightAtCut || unanswered > sum.socketErrors+connections {
 		t.Errorf("%d audit rows beyond the 200s, %d of requests without an answer: more than wrk's %d socket errors and %d connections in flight at its stop",
 			excess, unanswered, sum.socketErrors, connections)
 	} else {
