@@ -16,8 +16,8 @@ from .errors import (
 )
 from .keys import validate_key
 from .types import (
-    AuditEvent, AuditPage, CheckItem, Decision, EffectivePermissions, Explanation, KeyInfo, Resource, Role, Token,
-    Trace, WriteResult,
+    AuditEvent, AuditPage, CheckItem, Decision, EffectivePermissions, Explanation, KeyInfo, Member, MemberPage,
+    Resource, Role, RoleSummary, Tenant, TenantPage, Token, Trace, WhatIfFlip, WhatIfResult, WriteResult,
 )
 
 __all__ = [
@@ -37,15 +37,22 @@ __all__ = [
     "InvalidError",
     "KeyInfo",
     "MalformedAnswerError",
+    "Member",
+    "MemberPage",
     "NotFoundError",
     "Resource",
     "Role",
+    "RoleSummary",
+    "Tenant",
+    "TenantPage",
     "Token",
     "TooLargeError",
     "Trace",
     "UnauthorizedError",
     "UnavailableError",
     "UnreachableError",
+    "WhatIfFlip",
+    "WhatIfResult",
     "WriteResult",
     "validate_key",
 ]

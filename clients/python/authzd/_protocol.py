@@ -25,8 +25,8 @@ import httpx
 
 from .errors import AuthzdError, MalformedAnswerError, UnreachableError, error_class
 from .types import (
-    AuditPage, CheckItem, Decision, EffectivePermissions, Explanation, KeyInfo, Resource, ResourceLike, Role,
-    Token, WriteResult, _Reader,
+    AuditPage, CheckItem, Decision, EffectivePermissions, Explanation, KeyInfo, MemberPage, Resource, ResourceLike,
+    Role, RoleSummary, TenantPage, Token, WhatIfResult, WriteResult, _Reader,
 )
 
 T = TypeVar("T")
@@ -377,6 +377,63 @@ def keys(*, request_id: Optional[str] = None) -> Op[list[KeyInfo]]:
     return [KeyInfo._from_json(r.sub(k, "key")) for k in r.list("keys")]
 
 
+def list_tenants(*, cursor: Optional[str] = None, request_id: Optional[str] = None) -> Op[TenantPage]:
+    """One page of the tenants the token reaches, by tenant id; ``cursor`` is the previous page's
+    ``next_cursor``."""
+    query = (("cursor", cursor),) if cursor else ()
+    reply = yield Request("GET", "/v1/tenants", query=query, request_id=_rid(request_id))
+    return TenantPage._from_json(reply.json("tenants answer"))
+
+
+def list_roles(tenant_id: str, *, request_id: Optional[str] = None) -> Op[list[RoleSummary]]:
+    """Every role of the tenant with its keys and member count: the built-in roles first, then the
+    custom roles by id (``NotFoundError`` if there is no such tenant)."""
+    path = build_path("/v1/tenants/{tenant_id}/roles", tenant_id=tenant_id)
+    reply = yield Request("GET", path, request_id=_rid(request_id))
+    r = reply.json("roles answer")
+    return [RoleSummary._from_json(r.sub(x, "role")) for x in r.list("roles")]
+
+
+def list_members(tenant_id: str, *, cursor: Optional[str] = None,
+                 request_id: Optional[str] = None) -> Op[MemberPage]:
+    """One page of the users holding roles in the tenant, by user id, each with its role ids;
+    ``cursor`` is the previous page's ``next_cursor``."""
+    path = build_path("/v1/tenants/{tenant_id}/members", tenant_id=tenant_id)
+    query = (("cursor", cursor),) if cursor else ()
+    reply = yield Request("GET", path, query=query, request_id=_rid(request_id))
+    return MemberPage._from_json(reply.json("members answer"))
+
+
+def what_if(tenant_id: str, *, since: datetime, changes: Iterable[Mapping[str, Any]],
+            until: Optional[datetime] = None, consistency_token: Optional[str] = None,
+            request_id: Optional[str] = None) -> Op[WhatIfResult]:
+    """Which of the tenant's decisions in [``since``, ``until``) would ``changes`` turn around?
+    ``changes`` are records of the import format, each with ``op`` ("put" or "delete"), applied in
+    order to a private copy: nothing is written but one audit row. ``since`` and ``until`` are aware
+    datetimes (a naive one is a ValueError); a bad change is an ``InvalidError`` naming its index
+    (``changes[0]: ...``). Needs the scopes check and audit:read. A read, retried as ``check``."""
+    if not isinstance(tenant_id, str):
+        raise TypeError(f"tenant_id must be a str, not {type(tenant_id).__name__}")
+    if tenant_id == "":
+        raise ValueError("tenant_id is required")
+    if since is None:
+        raise ValueError("since is required")
+    if isinstance(changes, (str, bytes)) or isinstance(changes, Mapping):
+        raise TypeError("changes must be a list of change records, not one")
+    records = []
+    for i, c in enumerate(changes):
+        if not isinstance(c, Mapping):
+            raise TypeError(f"changes[{i}] must be a mapping, not {type(c).__name__}")
+        records.append(dict(c))
+    body: dict[str, Any] = {"tenant_id": tenant_id, "since": _time("since", since), "changes": records}
+    if until is not None:
+        body["until"] = _time("until", until)
+    if consistency_token:
+        body["consistency_token"] = consistency_token
+    reply = yield Request("POST", "/v1/whatif", body=body, request_id=_rid(request_id))
+    return WhatIfResult._from_json(reply.json("what-if answer"))
+
+
 def put_partner(partner_id: str, *, request_id: Optional[str] = None) -> Op[WriteResult]:
     """Creates a partner; creating one that exists is not an error."""
     return (yield from _write("PUT", "/v1/partners/{partner_id}", {}, request_id, partner_id=partner_id))
@@ -540,7 +597,7 @@ def next_cursor(page: AuditPage, cursor: Optional[str]) -> Optional[str]:
 
 # The public operations, in the order the clients list them; both classes take each from here.
 OPERATIONS = (
-    check, check_bulk, explain, effective_permissions, keys,
+    check, check_bulk, explain, effective_permissions, keys, list_tenants, list_roles, list_members, what_if,
     put_partner, delete_partner, put_tenant, delete_tenant, put_super_admin, delete_super_admin,
     put_partner_admin, delete_partner_admin, put_role, get_role, delete_role, add_role_member,
     remove_role_member, put_resource, delete_resource, create_token, list_tokens, revoke_token,

@@ -21,10 +21,17 @@ __all__ = [
     "EffectivePermissions",
     "Explanation",
     "KeyInfo",
+    "Member",
+    "MemberPage",
     "Resource",
     "Role",
+    "RoleSummary",
+    "Tenant",
+    "TenantPage",
     "Token",
     "Trace",
+    "WhatIfFlip",
+    "WhatIfResult",
     "WriteResult",
 ]
 
@@ -66,6 +73,9 @@ class _Reader:
 
     def str(self, name: str, default: Any = "") -> str:
         return self._get(name, (str,), "a string", default)
+
+    def int(self, name: str, default: Any = _REQUIRED) -> int:
+        return self._get(name, (int,), "an integer", default)
 
     def list(self, name: str, default: Any = _REQUIRED) -> list[Any]:
         return self._get(name, (list,), "an array", default)
@@ -341,3 +351,112 @@ class AuditPage:
     def _from_json(cls, r: _Reader) -> "AuditPage":
         events = tuple(AuditEvent._from_json(r.sub(e, "audit event")) for e in r.list("events"))
         return cls(events=events, next_cursor=r.str("next_cursor"))
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A tenant and the partner it belongs to."""
+
+    tenant_id: str
+    partner_id: str
+
+    @classmethod
+    def _from_json(cls, r: _Reader) -> "Tenant":
+        return cls(tenant_id=r.str("tenant_id", _REQUIRED), partner_id=r.str("partner_id", _REQUIRED))
+
+
+@dataclass(frozen=True)
+class TenantPage:
+    """One page of tenants, by tenant id; ``next_cursor`` is empty on the last page."""
+
+    tenants: tuple[Tenant, ...]
+    next_cursor: str
+
+    @classmethod
+    def _from_json(cls, r: _Reader) -> "TenantPage":
+        tenants = tuple(Tenant._from_json(r.sub(t, "tenant")) for t in r.list("tenants"))
+        return cls(tenants=tenants, next_cursor=r.str("next_cursor"))
+
+
+@dataclass(frozen=True)
+class RoleSummary:
+    """A role of a tenant as ``list_roles`` shows it: built-in or custom, its keys and how many
+    users hold it."""
+
+    role_id: str
+    name: str
+    builtin: bool
+    module_permissions: tuple[str, ...]
+    member_count: int
+
+    @classmethod
+    def _from_json(cls, r: _Reader) -> "RoleSummary":
+        return cls(role_id=r.str("role_id", _REQUIRED), name=r.str("name"), builtin=r.bool("builtin"),
+                   module_permissions=r.strs("module_permissions"), member_count=r.int("member_count"))
+
+
+@dataclass(frozen=True)
+class Member:
+    """A user holding roles in a tenant, and the ids of those roles."""
+
+    user_id: str
+    roles: tuple[str, ...]
+
+    @classmethod
+    def _from_json(cls, r: _Reader) -> "Member":
+        return cls(user_id=r.str("user_id", _REQUIRED), roles=r.strs("roles"))
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    """One page of a tenant's members, by user id; ``next_cursor`` is empty on the last page."""
+
+    members: tuple[Member, ...]
+    next_cursor: str
+
+    @classmethod
+    def _from_json(cls, r: _Reader) -> "MemberPage":
+        members = tuple(Member._from_json(r.sub(m, "member")) for m in r.list("members"))
+        return cls(members=members, next_cursor=r.str("next_cursor"))
+
+
+@dataclass(frozen=True)
+class WhatIfFlip:
+    """A past question whose answer the proposed changes would turn around (``from_`` and ``to``
+    are "allowed" or "denied"), with how often it was decided in the window."""
+
+    user_id: str
+    permission: str
+    resource: Optional[Resource]
+    from_: str
+    to: str
+    decisions: int
+    last_decided_at: datetime
+
+    @classmethod
+    def _from_json(cls, r: _Reader) -> "WhatIfFlip":
+        res = r.obj_or_none("resource")
+        resource = None
+        if res is not None:
+            rr = r.sub(res, f"{r.what} resource")
+            resource = Resource(rr.str("type", _REQUIRED), rr.str("id", _REQUIRED))
+        return cls(user_id=r.str("user_id", _REQUIRED), permission=r.str("permission", _REQUIRED),
+                   resource=resource, from_=r.str("from", _REQUIRED), to=r.str("to", _REQUIRED),
+                   decisions=r.int("decisions"), last_decided_at=r.time("last_decided_at"))
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    """A what-if prediction: ``questions`` answered before and after the changes, the ``flips``
+    (allowed-to-denied first), ``skipped`` questions and the revision (``zed_token``) it was made at."""
+
+    questions: int
+    flips: tuple[WhatIfFlip, ...]
+    skipped: int
+    zed_token: str
+
+    @classmethod
+    def _from_json(cls, r: _Reader) -> "WhatIfResult":
+        flips = tuple(WhatIfFlip._from_json(r.sub(f, "what-if flip")) for f in r.list("flips", []))
+        return cls(questions=r.int("questions"), flips=flips, skipped=r.int("skipped"),
+                   zed_token=r.str("zed_token", _REQUIRED))

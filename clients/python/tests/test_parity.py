@@ -25,6 +25,7 @@ METHODS = {
     "checkPermission": "check", "explainPermission": "explain", "checkPermissionsBulk": "check_bulk",
     "effectivePermissions": "effective_permissions", "listKeys": "keys", "listAuditEvents": "list_audit_events",
     "createToken": "create_token", "listTokens": "list_tokens", "revokeToken": "revoke_token",
+    "listTenants": "list_tenants", "listRoles": "list_roles", "listMembers": "list_members", "whatIf": "what_if",
 }
 EXCEPTIONS = {
     "readAuditChain": "the audit chain is read by `authzd audit verify` and docs/audit.md's verifier",
@@ -36,10 +37,6 @@ EXCEPTIONS = {
     "exportRecords": "`authzctl export` writes record documents (as above)",
     "shadowReport": "`authzctl shadow-report` reads it (as above)",
     "listAuditKeyRotations": "the audit chain (as above)",
-    "listTenants": "not in the Python client yet: `authzctl tenant list` and the console read it",
-    "listRoles": "not in the Python client yet: `authzctl role list` and the console read it",
-    "listMembers": "not in the Python client yet: `authzctl member list` and the console read it",
-    "whatIf": "not in the Python client yet: `authzctl whatif` and `client.WhatIf` (Go) call it",
 }
 
 
