@@ -149,7 +149,7 @@ var (
 func (w *world) pick(s []string) string { return s[w.r.IntN(len(s))] }
 
 func (w *world) someKeys() []string {
-	var out []string
+	out := []string{} // never null: a role's module_permissions is required, and may be empty
 	for _, k := range w.keys {
 		if w.r.IntN(3) == 0 {
 			out = append(out, k)
