@@ -125,7 +125,7 @@ func TestLoadFaults(t *testing.T) {
 		grace  = 3 * time.Second // the dependency's timeout, set above
 	)
 	cutFor := envDurationOr(envFaultCut, 10*time.Second) // `make faults` sets 20 s
-	const connections = 8 // wrk's
+	const connections = 8                                // wrk's
 	type window struct {
 		name          string
 		proxy         *tcpProxy

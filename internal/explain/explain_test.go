@@ -51,7 +51,7 @@ func TestReasons(t *testing.T) {
 			[]string{
 				"alice owns bunker b1; scaibunker:execute on a bunker needs ownership as well as the key.",
 				`alice is a member of the custom role "ops" of tenant t1, which grants scaibunker:execute.`,
-				}},
+			}},
 		// As SpiceDB v1.57 reports it: the grant relation answered from the cache, as a "permission".
 		{"CachedGrantStep", true, has("bunker:t1/b1", "scaibunker__execute", "permission",
 			has("bunker:t1/b1", "owner", "relation"),
@@ -61,7 +61,7 @@ func TestReasons(t *testing.T) {
 			[]string{
 				"alice owns bunker b1; scaibunker:execute on a bunker needs ownership as well as the key.",
 				`alice is a member of the custom role "ops" of tenant t1, which grants scaibunker:execute.`,
-				}},
+			}},
 		{"NoTrace", true, nil, []string{
 			`alice is a member of the custom role "ops" of tenant t1, which grants scaibunker:execute.`,
 			"alice owns bunker b1; scaibunker:execute on a bunker needs ownership as well as the key.",

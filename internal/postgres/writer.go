@@ -292,7 +292,7 @@ func (w *writer) read() {
 		case res.pgErr != nil:
 			w.broken, w.owned = true, false
 			if missingPartition(res.pgErr) {
-				unclaim(f.batch) // rolled back: claimed again, or dropped, by commitLocked
+				unclaim(f.batch)                          // rolled back: claimed again, or dropped, by commitLocked
 				w.retry, done = append(w.retry, f), false // commitLocked makes the partition
 			} else {
 				ferr = fmt.Errorf("write the audit rows after the known chain head and commit: %w", res.pgErr)
