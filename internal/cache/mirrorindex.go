@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/authzed/spicedb/pkg/datastore"
 	"github.com/authzed/spicedb/pkg/datastore/options"
-	core "github.com/authzed/spicedb/pkg/proto/core/v1"
 	"github.com/authzed/spicedb/pkg/tuple"
+	"github.com/scailabs/authzd/internal/schemakeep"
 )
 
 // The mirror's relationships live in this index only. SpiceDB's memory
@@ -81,82 +79,23 @@ func (x *relIndex) len() int {
 // measured). A mirror's schema never changes: a change loads a new mirror.
 type indexedStore struct {
 	datastore.Datastore
-	idx *relIndex
-
-	sealed     atomic.Bool // the schema is written; definitions read from now on can be kept
-	mu         sync.RWMutex
-	namespaces map[string]datastore.RevisionedNamespace
-	caveats    map[string]datastore.RevisionedCaveat
+	idx    *relIndex
+	schema schemakeep.Keeper
 }
 
 func (s *indexedStore) SnapshotReader(rev datastore.Revision) datastore.Reader {
-	return indexedReader{Reader: s.Datastore.SnapshotReader(rev), s: s}
+	return indexedReader{Reader: s.schema.Reader(s.Datastore.SnapshotReader(rev)), s: s}
 }
 
 // seal marks the schema as written.
-func (s *indexedStore) seal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.namespaces, s.caveats = map[string]datastore.RevisionedNamespace{}, map[string]datastore.RevisionedCaveat{}
-	s.sealed.Store(true)
-}
+func (s *indexedStore) seal() { s.schema.Seal() }
 
 // indexedReader answers from the index what the index can answer exactly.
 // The mirror's checks read only the head revision, and the index is the head
 // for as long as a check holds mirror.mu.
 type indexedReader struct {
-	datastore.Reader
+	schemakeep.Reader
 	s *indexedStore
-}
-
-func (r indexedReader) LegacyReadNamespaceByName(ctx context.Context, name string) (*core.NamespaceDefinition, datastore.Revision, error) {
-	return readKept(ctx, r, r.s.namespaces, name, r.Reader.LegacyReadNamespaceByName)
-}
-
-func (r indexedReader) LegacyReadCaveatByName(ctx context.Context, name string) (*core.CaveatDefinition, datastore.Revision, error) {
-	return readKept(ctx, r, r.s.caveats, name, r.Reader.LegacyReadCaveatByName)
-}
-
-// readKept reads a schema definition from kept (filled on first read once
-// the schema is sealed), or from the datastore before then.
-func readKept[T datastore.SchemaDefinition](ctx context.Context, r indexedReader, kept map[string]datastore.RevisionedDefinition[T], name string,
-	read func(context.Context, string) (T, datastore.Revision, error),
-) (T, datastore.Revision, error) {
-	if !r.s.sealed.Load() {
-		return read(ctx, name)
-	}
-	r.s.mu.RLock()
-	d, ok := kept[name]
-	r.s.mu.RUnlock()
-	if ok {
-		return d.Definition, d.LastWrittenRevision, nil
-	}
-	def, rev, err := read(ctx, name)
-	if err == nil {
-		r.s.mu.Lock()
-		kept[name] = datastore.RevisionedDefinition[T]{Definition: def, LastWrittenRevision: rev}
-		r.s.mu.Unlock()
-	}
-	return def, rev, err
-}
-
-func (r indexedReader) LegacyLookupNamespacesWithNames(ctx context.Context, names []string) ([]datastore.RevisionedNamespace, error) {
-	if !r.s.sealed.Load() {
-		return r.Reader.LegacyLookupNamespacesWithNames(ctx, names)
-	}
-	out := make([]datastore.RevisionedNamespace, 0, len(names))
-	for _, name := range names {
-		def, rev, err := r.LegacyReadNamespaceByName(ctx, name)
-		if err != nil {
-			var nf datastore.NamespaceNotFoundError
-			if errors.As(err, &nf) {
-				continue // a lookup leaves out names it does not find
-			}
-			return nil, err
-		}
-		out = append(out, datastore.RevisionedNamespace{Definition: def, LastWrittenRevision: rev})
-	}
-	return out, nil
 }
 
 func (r indexedReader) QueryRelationships(ctx context.Context, filter datastore.RelationshipsFilter, opts ...options.QueryOptionsOption) (datastore.RelationshipIterator, error) {

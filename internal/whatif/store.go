@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/authzed/spicedb/pkg/datastore"
 	"github.com/authzed/spicedb/pkg/datastore/options"
-	core "github.com/authzed/spicedb/pkg/proto/core/v1"
 	"github.com/authzed/spicedb/pkg/tuple"
+	"github.com/scailabs/authzd/internal/schemakeep"
 )
 
 // ErrIncomplete fails a what-if whose walk or write read an object the copy
@@ -180,80 +178,20 @@ func describe(f datastore.RelationshipsFilter) string {
 // relations, at every step of its walk (most of a what-if's CPU when measured).
 type storeDS struct {
 	datastore.Datastore
-	s *store
-
-	sealed     atomic.Bool
-	mu         sync.RWMutex
-	namespaces map[string]datastore.RevisionedNamespace
-	caveats    map[string]datastore.RevisionedCaveat
+	s      *store
+	schema schemakeep.Keeper
 }
 
 func (d *storeDS) SnapshotReader(rev datastore.Revision) datastore.Reader {
-	return storeReader{Reader: d.Datastore.SnapshotReader(rev), s: d.s, d: d}
+	return storeReader{Reader: d.schema.Reader(d.Datastore.SnapshotReader(rev)), s: d.s}
 }
 
 // seal marks the schema as written: definitions read from now on are kept.
-func (d *storeDS) seal() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.namespaces, d.caveats = map[string]datastore.RevisionedNamespace{}, map[string]datastore.RevisionedCaveat{}
-	d.sealed.Store(true)
-}
+func (d *storeDS) seal() { d.schema.Seal() }
 
 type storeReader struct {
-	datastore.Reader
+	schemakeep.Reader
 	s *store
-	d *storeDS
-}
-
-func (r storeReader) LegacyReadNamespaceByName(ctx context.Context, name string) (*core.NamespaceDefinition, datastore.Revision, error) {
-	return kept(ctx, r.d, r.d.namespaces, name, r.Reader.LegacyReadNamespaceByName)
-}
-
-func (r storeReader) LegacyReadCaveatByName(ctx context.Context, name string) (*core.CaveatDefinition, datastore.Revision, error) {
-	return kept(ctx, r.d, r.d.caveats, name, r.Reader.LegacyReadCaveatByName)
-}
-
-func (r storeReader) LegacyLookupNamespacesWithNames(ctx context.Context, names []string) ([]datastore.RevisionedNamespace, error) {
-	if !r.d.sealed.Load() {
-		return r.Reader.LegacyLookupNamespacesWithNames(ctx, names)
-	}
-	out := make([]datastore.RevisionedNamespace, 0, len(names))
-	for _, name := range names {
-		def, rev, err := r.LegacyReadNamespaceByName(ctx, name)
-		if err != nil {
-			var nf datastore.NamespaceNotFoundError
-			if errors.As(err, &nf) {
-				continue // a lookup leaves out the names it does not find
-			}
-			return nil, err
-		}
-		out = append(out, datastore.RevisionedNamespace{Definition: def, LastWrittenRevision: rev})
-	}
-	return out, nil
-}
-
-// kept reads a definition from kept (filled on first read once sealed), or
-// from the datastore before then.
-func kept[T datastore.SchemaDefinition](ctx context.Context, d *storeDS, kept map[string]datastore.RevisionedDefinition[T], name string,
-	read func(context.Context, string) (T, datastore.Revision, error),
-) (T, datastore.Revision, error) {
-	if !d.sealed.Load() {
-		return read(ctx, name)
-	}
-	d.mu.RLock()
-	def, ok := kept[name]
-	d.mu.RUnlock()
-	if ok {
-		return def.Definition, def.LastWrittenRevision, nil
-	}
-	v, rev, err := read(ctx, name)
-	if err == nil {
-		d.mu.Lock()
-		kept[name] = datastore.RevisionedDefinition[T]{Definition: v, LastWrittenRevision: rev}
-		d.mu.Unlock()
-	}
-	return v, rev, err
 }
 
 func (r storeReader) QueryRelationships(_ context.Context, f datastore.RelationshipsFilter, opts ...options.QueryOptionsOption) (datastore.RelationshipIterator, error) {
